@@ -1,0 +1,447 @@
+//! Operator configuration: built-in defaults, then a TOML file (`--config` or
+//! `RELCTL_CONFIG`), then `RELCTL_*` environment variables (`__` for nesting), layered
+//! with figment into typed structs and validated once at start-up.
+//!
+//! Which projects and environments exist is decided here, never by a record.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EnvKey, Refusal, validate_id};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to load configuration: {0}")]
+    Load(#[source] Box<figment::Error>),
+    #[error("invalid configuration: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub aws: Aws,
+    pub tables: Tables,
+    pub controller: Controller,
+    pub lease: Lease,
+    pub http: Http,
+    pub log: Log,
+    #[serde(default)]
+    pub projects: Vec<Project>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aws {
+    /// Falls back to the standard chain (AWS_REGION, profile) when unset.
+    pub region: Option<String>,
+    /// Deadline for one AWS API call, retries included.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tables {
+    pub releases: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controller {
+    /// How often each stream shard is polled; never below 250ms (DynamoDB Streams
+    /// allows about 5 reads a second per shard, shared by every reader).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Full resync period, jittered by up to a tenth either way.
+    #[serde(with = "humantime_serde")]
+    pub resync_interval: Duration,
+    /// Environments resynced per second: a resync must not eat the account's API quota.
+    pub resync_rate: f64,
+    pub concurrency: usize,
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Retry delays for a failing environment: exponential from min to max, jittered.
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// Entries kept in each environment's history in the state table.
+    pub history_limit: usize,
+    /// Failed attempts at one intent before it is marked `failed` for good.
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lease {
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    #[serde(with = "humantime_serde")]
+    pub renew_every: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    /// Per-project releases table (the older tooling's `wellcome-releases-{project}`).
+    #[serde(default)]
+    pub releases_table: Option<String>,
+    /// Turns `ref.<sha>` images into URIs: `{service}`, `{tag}`, `{project}`.
+    #[serde(default)]
+    pub image_uri_template: Option<String>,
+    #[serde(default)]
+    pub environments: Vec<Environment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub pin: PinConfig,
+    #[serde(default)]
+    pub actuator: ActuatorConfig,
+}
+
+/// Where the desired images are recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PinConfig {
+    /// RFC 013: `/{project}/images/{environment}/{service}`, one parameter per service.
+    SsmParameters,
+}
+
+impl Default for PinConfig {
+    fn default() -> Self {
+        Self::SsmParameters
+    }
+}
+
+/// What applies the pinned images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ActuatorConfig {
+    /// Pin only: something else (a scheduled Terraform run, a human) applies.
+    None,
+}
+
+impl Default for ActuatorConfig {
+    fn default() -> Self {
+        Self::None
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            aws: Aws {
+                region: None,
+                call_timeout: Duration::from_secs(30),
+            },
+            tables: Tables {
+                releases: "relctl-releases".into(),
+                state: "relctl-state".into(),
+            },
+            controller: Controller {
+                poll_interval: Duration::from_millis(250),
+                resync_interval: Duration::from_secs(300),
+                resync_rate: 10.0,
+                concurrency: 8,
+                drain_timeout: Duration::from_secs(25),
+                backoff_min: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(300),
+                history_limit: 20,
+                max_attempts: 10,
+            },
+            lease: Lease {
+                duration: Duration::from_secs(15),
+                renew_every: Duration::from_secs(5),
+            },
+            http: Http {
+                listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            },
+            log: Log {
+                format: LogFormat::Text,
+            },
+            projects: Vec::new(),
+        }
+    }
+}
+
+/// Environment variables that start with `RELCTL_` but are not configuration.
+const NOT_CONFIG: &[&str] = &["config", "release_id", "project", "environment", "images"];
+
+impl Config {
+    /// Defaults → `path` (if given) → `RELCTL_*` environment, then [`Config::validate`].
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = path {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("RELCTL_")
+            .ignore(NOT_CONFIG)
+            // RELCTL_LOG_FORMAT reads better than RELCTL_LOG__FORMAT; accept both.
+            .map(|key| {
+                if key == "log_format" {
+                    "log.format".into()
+                } else {
+                    key.as_str().replace("__", ".").into()
+                }
+            });
+        Self::from_figment(figment.merge(env))
+    }
+
+    /// Parses a TOML document over the defaults; for tests and `relctl validate`.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Every problem found, each naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let c = &self.controller;
+        if c.poll_interval < Duration::from_millis(250) {
+            problems.push("controller.poll_interval: must be at least 250ms".to_owned());
+        }
+        if c.max_attempts == 0 {
+            problems.push("controller.max_attempts: must be at least 1".to_owned());
+        }
+        if c.concurrency == 0 {
+            problems.push("controller.concurrency: must be at least 1".to_owned());
+        }
+        if !(c.resync_rate > 0.0 && c.resync_rate.is_finite()) {
+            problems.push("controller.resync_rate: must be a positive number".to_owned());
+        }
+        if c.resync_interval.is_zero() {
+            problems.push("controller.resync_interval: must be more than zero".to_owned());
+        }
+        if c.backoff_min > c.backoff_max || c.backoff_min.is_zero() {
+            problems.push(
+                "controller.backoff_min: must be more than zero and at most backoff_max".into(),
+            );
+        }
+        if self.lease.renew_every >= self.lease.duration {
+            problems.push("lease.renew_every: must be shorter than lease.duration".to_owned());
+        }
+        for (name, table) in [
+            ("tables.releases", &self.tables.releases),
+            ("tables.state", &self.tables.state),
+        ] {
+            if table.is_empty() {
+                problems.push(format!("{name}: must not be empty"));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, project) in self.projects.iter().enumerate() {
+            let at = format!("projects[{i}]");
+            if let Err(e) = validate_id("project", &project.id) {
+                problems.push(format!("{at}.id: {e}"));
+            }
+            if !seen.insert(&project.id) {
+                problems.push(format!("{at}.id: duplicate project id {:?}", project.id));
+            }
+            if let Some(template) = &project.image_uri_template
+                && !template.contains("{tag}")
+            {
+                problems.push(format!(
+                    "{at}.image_uri_template: must contain {{tag}} (and usually {{service}})"
+                ));
+            }
+            let mut envs = std::collections::HashSet::new();
+            for (j, env) in project.environments.iter().enumerate() {
+                let at = format!("{at}.environments[{j}]");
+                if let Err(e) = validate_id("environment", &env.id) {
+                    problems.push(format!("{at}.id: {e}"));
+                }
+                if !envs.insert(&env.id) {
+                    problems.push(format!("{at}.id: duplicate environment id {:?}", env.id));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    pub fn project(&self, id: &str) -> Option<&Project> {
+        self.projects.iter().find(|p| p.id == id)
+    }
+
+    /// The environment for `key`, or the refusal that says which ones exist.
+    pub fn environment(&self, key: &EnvKey) -> Result<(&Project, &Environment), Refusal> {
+        let project = self
+            .project(&key.project)
+            .ok_or_else(|| Refusal::UnknownProject {
+                project: key.project.clone(),
+                known: list(self.projects.iter().map(|p| p.id.as_str())),
+            })?;
+        let env = project
+            .environments
+            .iter()
+            .find(|e| e.id == key.environment)
+            .ok_or_else(|| Refusal::UnknownEnvironment {
+                project: key.project.clone(),
+                environment: key.environment.clone(),
+                known: list(project.environments.iter().map(|e| e.id.as_str())),
+            })?;
+        Ok((project, env))
+    }
+
+    /// Every configured (project, environment).
+    pub fn keys(&self) -> impl Iterator<Item = EnvKey> + '_ {
+        self.projects.iter().flat_map(|p| {
+            p.environments
+                .iter()
+                .map(move |e| EnvKey::new(&p.id, &e.id))
+        })
+    }
+
+    /// The releases table holding `project`'s records.
+    pub fn releases_table<'a>(&'a self, project: &'a Project) -> &'a str {
+        project
+            .releases_table
+            .as_deref()
+            .unwrap_or(&self.tables.releases)
+    }
+
+    /// Every distinct releases table, each with the projects it holds.
+    pub fn releases_tables(&self) -> Vec<String> {
+        let mut tables: Vec<String> = std::iter::once(self.tables.releases.clone())
+            .chain(
+                self.projects
+                    .iter()
+                    .map(|p| self.releases_table(p).to_owned()),
+            )
+            .collect();
+        tables.sort();
+        tables.dedup();
+        tables
+    }
+}
+
+fn list<'a>(ids: impl Iterator<Item = &'a str>) -> String {
+    let ids: Vec<&str> = ids.collect();
+    if ids.is_empty() {
+        "none".into()
+    } else {
+        ids.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        [aws]
+        region = "eu-west-1"
+        [tables]
+        releases = "relctl-releases"
+        state = "relctl-state"
+        [[projects]]
+        id = "bugfarm"
+        name = "Bug farm"
+        releases_table = "wellcome-releases-bugfarm"
+        environments = [ { id = "stage", name = "Staging" }, { id = "prod", name = "Production" } ]
+    "#;
+
+    #[test]
+    fn the_documented_example_loads_with_defaults_filled_in() {
+        let config = Config::from_toml(EXAMPLE).unwrap();
+        assert_eq!(config.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(config.controller.poll_interval, Duration::from_millis(250));
+        assert_eq!(
+            config.projects[0].environments[1].pin,
+            PinConfig::SsmParameters
+        );
+        assert_eq!(
+            config.releases_tables(),
+            vec!["relctl-releases", "wellcome-releases-bugfarm"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_environment_lists_the_configured_ones() {
+        let config = Config::from_toml(EXAMPLE).unwrap();
+        let refusal = config
+            .environment(&EnvKey::new("bugfarm", "qa"))
+            .unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "environment \"qa\" is not configured for project \"bugfarm\"; configured environments: stage, prod"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let bad = r#"
+            [controller]
+            poll_interval = "100ms"
+            [[projects]]
+            id = "a/b"
+            name = "x"
+            environments = [ { id = "stage", name = "S" }, { id = "stage", name = "T" } ]
+        "#;
+        let message = Config::from_toml(bad).unwrap_err().to_string();
+        assert!(message.contains("controller.poll_interval"), "{message}");
+        assert!(message.contains("projects[0].id"), "{message}");
+        assert!(
+            message.contains("projects[0].environments[1].id: duplicate"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_naming_it() {
+        let message = Config::from_toml("[controller]\npoll_intervall = \"1s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("poll_intervall"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_duration_is_an_error() {
+        assert!(Config::from_toml("[controller]\nresync_interval = \"soon\"").is_err());
+    }
+}

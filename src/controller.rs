@@ -1,0 +1,140 @@
+//! The daemon: a watcher per releases table, the resync loop, and the runner that hands
+//! queued environments to `reconcile` under bounded concurrency. One cancellation token
+//! stops it all: no new work is taken, in-flight reconciles finish (bounded by
+//! `controller.drain_timeout`), checkpoints are already saved after every batch.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{Instrument, error, field::Empty, info, info_span, warn};
+
+use crate::{
+    config::Config,
+    model::EnvKey,
+    pin::SsmParameters,
+    queue::Priority,
+    reconciler::{self, Action, Context, resync},
+    store::{ReleaseStore, StateStore, StoreError, setup},
+    watcher::{self, WatchError, Watcher},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("state table {0} does not exist; run `relctl setup` (or apply deploy/terraform)")]
+    NoStateTable(String),
+}
+
+/// Runs until `shutdown` is cancelled. Fails fast, before doing anything, when a table
+/// is missing or has no stream.
+pub async fn run(
+    config: Arc<Config>,
+    sdk: &SdkConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ControllerError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    if setup::describe(&dynamodb, &config.tables.state)
+        .await?
+        .is_none()
+    {
+        return Err(ControllerError::NoStateTable(config.tables.state.clone()));
+    }
+    let ctx = Arc::new(Context::new(
+        config.clone(),
+        ReleaseStore::new(dynamodb.clone()),
+        StateStore::new(dynamodb.clone(), config.tables.state.clone()),
+        Arc::new(SsmParameters::new(ssm)),
+    ));
+    let tracker = TaskTracker::new();
+    let background = shutdown.child_token();
+    for table in config.releases_tables() {
+        let arn = watcher::stream_arn(&dynamodb, &table).await?;
+        let watcher = Watcher::new(ctx.clone(), streams.clone(), table, arn).await?;
+        tracker.spawn(watcher.run(background.clone()));
+    }
+    tracker.spawn(resync::run(ctx.clone(), background.clone()));
+    info!(
+        environments = config.keys().count(),
+        concurrency = config.controller.concurrency,
+        "controller started"
+    );
+    dispatch(&ctx, &tracker, &shutdown).await;
+
+    info!("shutting down: finishing in-flight reconciles");
+    ctx.queue.close();
+    background.cancel();
+    tracker.close();
+    if tokio::time::timeout(config.controller.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            in_flight = ctx.queue.in_flight(),
+            "drain timeout passed; abandoning in-flight reconciles (they resume on restart)"
+        );
+    }
+    info!("controller stopped");
+    Ok(())
+}
+
+/// Hands due environments to reconciles, never more than `concurrency` at once.
+async fn dispatch(ctx: &Arc<Context>, tracker: &TaskTracker, shutdown: &CancellationToken) {
+    let slots = Arc::new(Semaphore::new(ctx.config.controller.concurrency));
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let key = tokio::select! {
+            key = ctx.queue.next() => match key {
+                Some(key) => key,
+                None => return,
+            },
+            _ = shutdown.cancelled() => return,
+        };
+        let ctx = ctx.clone();
+        tracker.spawn(async move {
+            run_one(&ctx, &key).await;
+            ctx.queue.done(&key);
+            drop(permit);
+        });
+    }
+}
+
+async fn run_one(ctx: &Context, key: &EnvKey) {
+    let span = info_span!(
+        "reconcile",
+        project = %key.project,
+        environment = %key.environment,
+        release_id = Empty,
+    );
+    let next = match reconciler::reconcile(ctx, key)
+        .instrument(span.clone())
+        .await
+    {
+        Ok(Action::Done) => {
+            ctx.backoffs.succeeded(key);
+            None
+        }
+        Ok(Action::RequeueAfter(delay)) => Some(delay),
+        Err(err) => {
+            error!(parent: &span, error = %err, "reconcile failed");
+            reconciler::error_policy(ctx, key, &err)
+                .instrument(span)
+                .await
+        }
+    };
+    if let Some(delay) = next {
+        ctx.queue.schedule(key.clone(), delay, Priority::Fresh);
+    }
+}

@@ -1,0 +1,37 @@
+//! # relctl
+//!
+//! A Kubernetes-style reconciling controller for releases on AWS. Teams record *what*
+//! should run *where* as deployment entries on release items in DynamoDB (Wellcome RFC
+//! 013's shape); relctl pins the release's images for that environment in SSM and writes
+//! the outcome back.
+//!
+//! # Layout
+//!
+//! ```text
+//!  DynamoDB stream ──▶ watcher ──┐                      ┌──▶ pin: SSM /{p}/images/{env}/{svc}
+//!  (hint, fast path)             ├─▶ queue ─▶ reconcile ┤
+//!  periodic resync ──────────────┘   (dedup by          └──▶ verify, write status
+//!  (truth: query the table)          project+env)
+//! ```
+//!
+//! - [`model`]: pure domain (ids, records, intents, `plan`); no I/O.
+//! - [`config`]: figment-layered operator configuration.
+//! - [`store`]: DynamoDB adapters (releases table, state table, set-up).
+//! - [`watcher`]: DynamoDB Streams → intents, with checkpoints.
+//! - [`queue`]: keyed delay queue with per-key backoff.
+//! - [`reconciler`]: intake, resync, reconcile and outcome writing.
+//! - [`pin`]: where desired images are recorded.
+//! - [`controller`]: wires the above into the daemon, with graceful shutdown.
+//! - [`cli`]: the `relctl` commands.
+
+pub mod aws;
+pub mod cli;
+pub mod config;
+pub mod controller;
+pub mod model;
+pub mod pin;
+pub mod queue;
+pub mod reconciler;
+pub mod store;
+pub mod telemetry;
+pub mod watcher;

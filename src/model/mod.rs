@@ -1,0 +1,17 @@
+//! The pure domain: ids, release records, deployment intents, and the plan that turns
+//! desired and observed images into changes. No AWS types, no I/O, no clock reads:
+//! callers pass `now` in, so everything here is unit-testable.
+
+pub mod ids;
+pub mod image;
+pub mod intent;
+pub mod plan;
+pub mod record;
+pub mod time;
+
+pub use ids::{EnvKey, IdError, validate_id};
+pub use image::ImageRef;
+pub use intent::{Intent, IntentRef, new_intents};
+pub use plan::{Change, Images, Plan, Refusal, plan, resolve_images};
+pub use record::{Deployment, Person, Release, Status};
+pub use time::Timestamp;

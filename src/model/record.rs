@@ -1,0 +1,213 @@
+//! The releases-table item, in the shape RFC 013 and weco-deploy wrote it.
+//!
+//! Attribute names are a wire format and are kept exactly. relctl only *adds* fields to
+//! deployment entries (`status`, `status_message`, `status_updated_at`); it never renames.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub release_id: String,
+    pub project_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
+    /// RFC 013's prose calls it `created_at`; its examples and weco-deploy write `date_created`.
+    #[serde(default, alias = "created_at", skip_serializing_if = "Option::is_none")]
+    pub date_created: Option<Timestamp>,
+    /// Absent on releases that were never deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_date_deployed: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<Person>,
+    /// service id → image URI, `ref.<sha>` tag, or NULL (weco-deploy wrote NULL for
+    /// services with no image under the label).
+    #[serde(default)]
+    pub images: BTreeMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_manifest: Option<serde_json::Value>,
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+    /// Set when the item did not decode as a whole but its id, project and deployment
+    /// entries did: its intents are then refused with this reason instead of vanishing.
+    #[serde(skip)]
+    pub malformed: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentRef {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// One entry of a release's `deployments` list: a statement of intent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub date_created: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub environment: EnvironmentRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<Person>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_updated_at: Option<Timestamp>,
+}
+
+impl Deployment {
+    /// The same intent, whatever relctl has written into its status fields since.
+    pub fn same_intent(&self, other: &Deployment) -> bool {
+        self.date_created == other.date_created && self.environment.id == other.environment.id
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    InProgress,
+    AwaitingApproval,
+    Blocked,
+    Frozen,
+    Succeeded,
+    Failed,
+    Superseded,
+    /// A value this version does not know; treated as not finished.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Status {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Superseded)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InProgress => "in_progress",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::Blocked => "blocked",
+            Self::Frozen => "frozen",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Superseded => "superseded",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is still readable of an item that failed to decode as a [`Release`].
+#[derive(Debug, Deserialize)]
+pub struct Skeleton {
+    pub release_id: String,
+    pub project_id: String,
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+}
+
+impl Skeleton {
+    pub fn into_malformed(self, why: String) -> Release {
+        Release {
+            release_id: self.release_id,
+            project_id: self.project_id,
+            project_name: None,
+            date_created: None,
+            last_date_deployed: None,
+            description: None,
+            requested_by: None,
+            images: BTreeMap::new(),
+            release_manifest: None,
+            deployments: self.deployments,
+            malformed: Some(why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The release item from RFC 013's "Requesting a deployment" example, verbatim.
+    const RFC_EXAMPLE: &str = r#"{
+      "date_created": "2019-07-10T10:44:02.272898",
+      "deployments": [
+        {
+          "date_created": "2019-07-10T10:44:12.983539",
+          "description": "new pipeline",
+          "environment": { "id": "stage", "name": "Staging" },
+          "requested_by": { "id": "unknown", "name": "unknown" }
+        }
+      ],
+      "description": "Some description",
+      "images": {
+        "hatching": "http://example.com/images/hatching/00001",
+        "feeding": "http://example.com/images/hatching/00001"
+      },
+      "last_date_deployed": "2019-07-10T10:44:12.983539",
+      "project_id": "example",
+      "project_name": "Example project",
+      "release_id": "0efcc940-e709-4a51-b264-809a670629b6",
+      "requested_by": { "id": "unknown", "name": "unknown" }
+    }"#;
+
+    #[test]
+    fn the_rfc_013_example_decodes() {
+        let release: Release = serde_json::from_str(RFC_EXAMPLE).unwrap();
+        assert_eq!(release.project_id, "example");
+        assert_eq!(release.deployments.len(), 1);
+        assert_eq!(release.deployments[0].environment.id, "stage");
+        assert_eq!(release.deployments[0].status, None);
+        assert_eq!(
+            release.last_date_deployed.map(|t| t.to_wire()).as_deref(),
+            Some("2019-07-10T10:44:12.983539")
+        );
+    }
+
+    #[test]
+    fn writing_back_keeps_the_wire_names() {
+        let release: Release = serde_json::from_str(RFC_EXAMPLE).unwrap();
+        let written = serde_json::to_value(&release).unwrap();
+        let original: serde_json::Value = serde_json::from_str(RFC_EXAMPLE).unwrap();
+        assert_eq!(written, original);
+    }
+
+    #[test]
+    fn status_fields_do_not_make_a_new_intent() {
+        let release: Release = serde_json::from_str(RFC_EXAMPLE).unwrap();
+        let mut updated = release.deployments[0].clone();
+        updated.status = Some(Status::Succeeded);
+        updated.status_message = Some("pinned 2 images".into());
+        assert!(updated.same_intent(&release.deployments[0]));
+    }
+
+    #[test]
+    fn unknown_status_values_are_kept_as_not_finished() {
+        let status: Status = serde_json::from_str("\"rolling_back\"").unwrap();
+        assert_eq!(status, Status::Unknown);
+        assert!(!status.is_terminal());
+    }
+}

@@ -1,0 +1,57 @@
+//! DynamoDB adapters: the releases table (RFC 013 names, read as the older tools wrote
+//! it), the controller's own state table, and table set-up.
+
+pub mod releases;
+pub mod setup;
+pub mod state;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::{error::DisplayErrorContext, types::AttributeValue};
+
+pub use releases::ReleaseStore;
+pub use state::StateStore;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to {op} on table {table}: {message}")]
+    Aws {
+        op: &'static str,
+        table: String,
+        message: String,
+    },
+    #[error("failed to encode {what}: {message}")]
+    Encode { what: &'static str, message: String },
+    #[error("failed to decode {what}: {message}")]
+    Decode { what: String, message: String },
+}
+
+impl StoreError {
+    pub(crate) fn aws<E>(op: &'static str, table: &str, error: E) -> Self
+    where
+        E: std::error::Error + 'static,
+    {
+        Self::Aws {
+            op,
+            table: table.to_owned(),
+            message: DisplayErrorContext(error).to_string(),
+        }
+    }
+}
+
+/// True when a DynamoDB call failed only because its condition did not hold.
+pub(crate) fn is_condition_failed<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}

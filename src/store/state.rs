@@ -1,0 +1,331 @@
+//! The controller-owned state table (hash key `pk`): one item per environment
+//! (`env#{project}#{environment}`) with the desired pointer, what was last applied, the
+//! phase, errors and history; and one item per stream (`checkpoints#{stream arn}`) with
+//! the last processed sequence number of each shard.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::{
+    Client,
+    types::{AttributeValue, ReturnValue},
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Item, StoreError, is_condition_failed, s};
+use crate::model::{EnvKey, Images, IntentRef, Status, Timestamp};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EnvState {
+    /// The newest intent seen for this environment; only ever moves forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<IntentRef>,
+    /// The intent the reconciler last started on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<IntentRef>,
+    /// The release last confirmed running, and its images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    /// Services whose pinned image differs from `observed`, found on resync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub release_id: String,
+    pub date_created: Timestamp,
+    pub images: Images,
+    pub since: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Pinning,
+    Applying,
+    Verifying,
+    Converged,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub release_id: String,
+    pub date_created: Timestamp,
+    pub status: Status,
+    pub message: String,
+    pub at: Timestamp,
+}
+
+/// Attributes the reconciler owns; `desired` is written only by [`StateStore::advance`].
+const PROGRESS: &[&str] = &[
+    "active",
+    "observed",
+    "phase",
+    "status",
+    "message",
+    "last_error",
+    "attempts",
+    "drift",
+    "history",
+    "since",
+    "updated_at",
+];
+
+/// The outcome of offering an intent as an environment's desired one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advance {
+    /// It is now desired; `previous` was, before.
+    Advanced { previous: Option<IntentRef> },
+    /// It already is.
+    Current,
+    /// A newer intent is desired.
+    Stale { desired: IntentRef },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub sequence: Option<String>,
+    /// The shard is closed and was read to its end.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    client: Client,
+    table: String,
+}
+
+pub fn env_pk(key: &EnvKey) -> String {
+    format!("env#{}#{}", key.project, key.environment)
+}
+
+/// Sorts as [`IntentRef::order_key`] does: fixed-width time, then release id (ids with
+/// characters below a space are refused on intake), then index.
+fn order(intent: &IntentRef) -> String {
+    format!(
+        "{} {} {:08}",
+        intent.date_created.to_wire(),
+        intent.release_id,
+        intent.index
+    )
+}
+
+impl StateStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub async fn get(&self, key: &EnvKey) -> Result<EnvState, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(env_pk(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        match output.item {
+            None => Ok(EnvState::default()),
+            Some(item) => serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+                what: format!("state of {key}"),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// Makes `intent` the desired one for `key` if it is newer than the current one.
+    pub async fn advance(&self, key: &EnvKey, intent: &IntentRef) -> Result<Advance, StoreError> {
+        let pointer: AttributeValue =
+            serde_dynamo::to_attribute_value(intent).map_err(|e| StoreError::Encode {
+                what: "intent pointer",
+                message: e.to_string(),
+            })?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(env_pk(key)))
+            .update_expression("SET desired = :pointer, desired_order = :order")
+            .condition_expression("attribute_not_exists(desired_order) OR desired_order < :order")
+            .expression_attribute_values(":pointer", pointer)
+            .expression_attribute_values(":order", s(order(intent)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let previous = output
+                    .attributes
+                    .and_then(|mut old| old.remove("desired"))
+                    .and_then(|value| serde_dynamo::from_attribute_value(value).ok());
+                Ok(Advance::Advanced { previous })
+            }
+            Err(e) if is_condition_failed(&e) => {
+                let desired = self
+                    .get(key)
+                    .await?
+                    .desired
+                    .ok_or_else(|| StoreError::Decode {
+                        what: format!("desired pointer of {key}"),
+                        message: "missing after a failed conditional write".into(),
+                    })?;
+                if desired.same_entry(intent) {
+                    Ok(Advance::Current)
+                } else {
+                    Ok(Advance::Stale { desired })
+                }
+            }
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
+        }
+    }
+
+    /// Writes the reconciler's attributes of `state`, leaving `desired` alone.
+    pub async fn save_progress(&self, key: &EnvKey, state: &EnvState) -> Result<(), StoreError> {
+        let mut item: Item = serde_dynamo::to_item(state).map_err(|e| StoreError::Encode {
+            what: "environment state",
+            message: e.to_string(),
+        })?;
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(env_pk(key)))
+            .expression_attribute_values(":project", s(&key.project))
+            .expression_attribute_values(":environment", s(&key.environment));
+        for (i, name) in PROGRESS.iter().enumerate() {
+            request = request.expression_attribute_names(format!("#a{i}"), *name);
+            match item.remove(*name) {
+                Some(value) => {
+                    sets.push(format!("#a{i} = :v{i}"));
+                    request = request.expression_attribute_values(format!(":v{i}"), value);
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        sets.push("project = :project".into());
+        sets.push("#env = :environment".into());
+        request = request.expression_attribute_names("#env", "environment");
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        request
+            .update_expression(expression)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("UpdateItem", &self.table, e))?;
+        Ok(())
+    }
+
+    /// Every environment item, for `relctl status`.
+    pub async fn list(&self) -> Result<Vec<(EnvKey, EnvState)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", s("env#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Scan", &self.table, e))?;
+            for item in page.items.unwrap_or_default() {
+                let key = match (item.get("project"), item.get("environment")) {
+                    (Some(AttributeValue::S(p)), Some(AttributeValue::S(e))) => EnvKey::new(p, e),
+                    _ => continue,
+                };
+                if let Ok(state) = serde_dynamo::from_item(item) {
+                    found.push((key, state));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found)
+    }
+
+    pub async fn checkpoints(
+        &self,
+        stream_arn: &str,
+    ) -> Result<BTreeMap<String, Checkpoint>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("checkpoints#{stream_arn}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        let Some(mut item) = output.item else {
+            return Ok(BTreeMap::new());
+        };
+        match item.remove("shards") {
+            None => Ok(BTreeMap::new()),
+            Some(shards) => {
+                serde_dynamo::from_attribute_value(shards).map_err(|e| StoreError::Decode {
+                    what: format!("checkpoints of {stream_arn}"),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Replaces the stream's checkpoints; the watcher is the only writer.
+    pub async fn save_checkpoints(
+        &self,
+        stream_arn: &str,
+        shards: &BTreeMap<String, Checkpoint>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let shards: AttributeValue =
+            serde_dynamo::to_attribute_value(shards).map_err(|e| StoreError::Encode {
+                what: "checkpoints",
+                message: e.to_string(),
+            })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("checkpoints#{stream_arn}")))
+            .item("shards", shards)
+            .item("updated_at", s(now.to_wire()))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem", &self.table, e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! DynamoDB Streams → intents. One watcher per releases table: it walks the stream's
+//! shards (closed parents before children), polls each open shard no faster than
+//! `controller.poll_interval`, hands every changed release to the intake, and
+//! checkpoints the last processed sequence number per shard in the state table, so a
+//! restart resumes after it. Expired iterators are re-opened from the checkpoint;
+//! trimmed data (an outage past the 24 h retention) triggers a full resync.
+
+pub mod shards;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
+
+use aws_sdk_dynamodbstreams::{
+    Client,
+    error::DisplayErrorContext,
+    types::{OperationType, Record, ShardIteratorType},
+};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::{
+    reconciler::{Context, intake},
+    store::{StoreError, releases::decode, state::Checkpoint},
+};
+use shards::{Shard, StartAt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(
+        "table {table} has no stream; run `relctl setup` to turn on its NEW_AND_OLD_IMAGES stream"
+    )]
+    NoStream { table: String },
+    #[error("failed to {op} for table {table}: {message}")]
+    Aws {
+        op: &'static str,
+        table: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How often the shard list is re-read to find children of closed shards.
+const SHARD_REFRESH: Duration = Duration::from_secs(10);
+
+pub struct Watcher {
+    ctx: Arc<Context>,
+    streams: Client,
+    table: String,
+    stream_arn: String,
+    checkpoints: BTreeMap<String, Checkpoint>,
+    iterators: HashMap<String, String>,
+    /// Where to re-open a shard whose batch failed part-way (AT that record).
+    retry_at: HashMap<String, String>,
+    first_start: bool,
+}
+
+/// The table's stream ARN, or why there is none.
+pub async fn stream_arn(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<String, WatchError> {
+    let described = crate::store::setup::describe(dynamodb, table).await?;
+    let enabled = described
+        .as_ref()
+        .and_then(|t| t.stream_specification())
+        .is_some_and(|s| s.stream_enabled());
+    described
+        .and_then(|t| t.latest_stream_arn)
+        .filter(|_| enabled)
+        .ok_or_else(|| WatchError::NoStream {
+            table: table.to_owned(),
+        })
+}
+
+impl Watcher {
+    pub async fn new(
+        ctx: Arc<Context>,
+        streams: Client,
+        table: String,
+        stream_arn: String,
+    ) -> Result<Self, WatchError> {
+        let checkpoints = ctx.state.checkpoints(&stream_arn).await?;
+        Ok(Self {
+            first_start: checkpoints.is_empty(),
+            ctx,
+            streams,
+            table,
+            stream_arn,
+            checkpoints,
+            iterators: HashMap::new(),
+            retry_at: HashMap::new(),
+        })
+    }
+
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let poll = self.ctx.config.controller.poll_interval;
+        let mut shards = Vec::new();
+        let mut refreshed: Option<Instant> = None;
+        info!(table = %self.table, stream = %self.stream_arn, "watching stream");
+        while !cancel.is_cancelled() {
+            let round = Instant::now();
+            if refreshed.is_none_or(|at| at.elapsed() >= SHARD_REFRESH) {
+                match self.describe().await {
+                    Ok(listed) => {
+                        shards = listed;
+                        shards::prune(&mut self.checkpoints, &shards);
+                        refreshed = Some(round);
+                    }
+                    Err(error) => warn!(%error, "failed to list stream shards"),
+                }
+            }
+            let before = self.checkpoints.clone();
+            let readable: Vec<Shard> = shards::readable(&shards, &self.checkpoints)
+                .into_iter()
+                .cloned()
+                .collect();
+            for shard in &readable {
+                if self.poll_shard(shard).await {
+                    refreshed = None; // a shard closed: look for its children now
+                }
+            }
+            self.first_start = false;
+            if self.checkpoints != before {
+                let now = self.ctx.now();
+                if let Err(error) = self
+                    .ctx
+                    .state
+                    .save_checkpoints(&self.stream_arn, &self.checkpoints, now)
+                    .await
+                {
+                    warn!(%error, "failed to save stream checkpoints");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(round + poll) => {}
+                _ = cancel.cancelled() => {}
+            }
+        }
+        debug!(table = %self.table, "watcher stopped");
+    }
+
+    async fn describe(&self) -> Result<Vec<Shard>, WatchError> {
+        let mut shards = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .streams
+                .describe_stream()
+                .stream_arn(&self.stream_arn)
+                .set_exclusive_start_shard_id(start)
+                .send()
+                .await
+                .map_err(|e| self.aws("DescribeStream", e))?;
+            let Some(description) = output.stream_description else {
+                return Ok(shards);
+            };
+            for shard in description.shards.unwrap_or_default() {
+                let Some(id) = shard.shard_id else { continue };
+                let closed = shard
+                    .sequence_number_range
+                    .is_some_and(|r| r.ending_sequence_number.is_some());
+                shards.push(Shard {
+                    id,
+                    parent: shard.parent_shard_id,
+                    closed,
+                });
+            }
+            match description.last_evaluated_shard_id {
+                Some(last) => start = Some(last),
+                None => return Ok(shards),
+            }
+        }
+    }
+
+    fn aws<E: std::error::Error + 'static>(&self, op: &'static str, error: E) -> WatchError {
+        WatchError::Aws {
+            op,
+            table: self.table.clone(),
+            message: DisplayErrorContext(error).to_string(),
+        }
+    }
+
+    async fn iterator(&mut self, shard: &Shard) -> Result<String, WatchError> {
+        if let Some(iterator) = self.iterators.remove(&shard.id) {
+            return Ok(iterator);
+        }
+        let request = self
+            .streams
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(&shard.id);
+        let request = match self.retry_at.remove(&shard.id) {
+            Some(at) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .sequence_number(at),
+            None => match shards::start_at(shard, &self.checkpoints, self.first_start) {
+                StartAt::After(sequence) => request
+                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                    .sequence_number(sequence),
+                StartAt::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                StartAt::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            },
+        };
+        let output = request
+            .send()
+            .await
+            .map_err(|e| self.aws("GetShardIterator", e))?;
+        output.shard_iterator.ok_or_else(|| WatchError::Aws {
+            op: "GetShardIterator",
+            table: self.table.clone(),
+            message: format!("no iterator returned for shard {}", shard.id),
+        })
+    }
+
+    /// Reads one batch from `shard`; returns true when the shard turned out closed.
+    async fn poll_shard(&mut self, shard: &Shard) -> bool {
+        let iterator = match self.iterator(shard).await {
+            Ok(iterator) => iterator,
+            Err(error) => {
+                warn!(shard = %shard.id, %error, "failed to open shard iterator");
+                return false;
+            }
+        };
+        let output = match self
+            .streams
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(1000)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) => {
+                let service = e.as_service_error();
+                if service.is_some_and(|s| s.is_trimmed_data_access_exception()) {
+                    warn!(shard = %shard.id, "stream records were trimmed before relctl read them; resyncing");
+                    if let Some(checkpoint) = self.checkpoints.get_mut(&shard.id) {
+                        checkpoint.sequence = None;
+                    }
+                    self.ctx.resync_now.notify_one();
+                } else if service.is_some_and(|s| s.is_expired_iterator_exception()) {
+                    debug!(shard = %shard.id, "shard iterator expired; reopening from checkpoint");
+                } else {
+                    warn!(shard = %shard.id, error = %DisplayErrorContext(e), "failed to read stream records");
+                }
+                return false;
+            }
+        };
+        let records = output.records.unwrap_or_default();
+        for record in &records {
+            let sequence = record
+                .dynamodb
+                .as_ref()
+                .and_then(|d| d.sequence_number.clone());
+            if let Err(error) = self.handle(record).await {
+                warn!(shard = %shard.id, %error, "failed to process a stream record; will retry it");
+                if let Some(sequence) = sequence {
+                    self.retry_at.insert(shard.id.clone(), sequence);
+                }
+                return false;
+            }
+            if let Some(sequence) = sequence {
+                self.checkpoints
+                    .entry(shard.id.clone())
+                    .or_default()
+                    .sequence = Some(sequence);
+            }
+        }
+        match output.next_shard_iterator {
+            Some(next) => {
+                self.iterators.insert(shard.id.clone(), next);
+                false
+            }
+            None => {
+                self.checkpoints
+                    .entry(shard.id.clone())
+                    .or_default()
+                    .finished = true;
+                true
+            }
+        }
+    }
+
+    /// One record. A record that does not decode is reported and skipped: it can never
+    /// succeed, and it must not hold up the shard. Errors writing are returned so the
+    /// record is retried.
+    async fn handle(&self, record: &Record) -> Result<(), StoreError> {
+        if record.event_name == Some(OperationType::Remove) {
+            return Ok(());
+        }
+        let Some(change) = &record.dynamodb else {
+            return Ok(());
+        };
+        let Some(new) = change.new_image.clone() else {
+            return Ok(());
+        };
+        let new = match decode(new) {
+            Ok(release) => release,
+            Err(error) => {
+                warn!(table = %self.table, %error, "skipped a release item that does not decode");
+                return Ok(());
+            }
+        };
+        let old = change.old_image.clone().and_then(|old| decode(old).ok());
+        intake::on_change(&self.ctx, &self.table, old.as_ref(), &new).await
+    }
+}

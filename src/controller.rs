@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, field::Empty, info, info_span, warn};
 
@@ -30,12 +30,35 @@ pub enum ControllerError {
     NoStateTable(String),
 }
 
+/// What `/healthz` and `/readyz` report, shared with whoever serves them.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: watch::Sender<bool>,
+}
+
+impl Health {
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once the controller has opened its streams and started its resync.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.send_replace(ready);
+    }
+}
+
 /// Runs until `shutdown` is cancelled. Fails fast, before doing anything, when a table
 /// is missing or has no stream.
 pub async fn run(
     config: Arc<Config>,
     sdk: &SdkConfig,
     shutdown: CancellationToken,
+    health: Arc<Health>,
 ) -> Result<(), ControllerError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
@@ -60,6 +83,7 @@ pub async fn run(
         tracker.spawn(watcher.run(background.clone()));
     }
     tracker.spawn(resync::run(ctx.clone(), background.clone()));
+    health.set_ready(true);
     info!(
         environments = config.keys().count(),
         concurrency = config.controller.concurrency,
@@ -67,6 +91,7 @@ pub async fn run(
     );
     dispatch(&ctx, &tracker, &shutdown).await;
 
+    health.set_ready(false);
     info!("shutting down: finishing in-flight reconciles");
     ctx.queue.close();
     background.cancel();

@@ -12,7 +12,7 @@ use crate::config::Config;
 pub async fn run(config: Arc<Config>, sdk: &SdkConfig) -> Result<(), Failure> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(shutdown.clone()));
-    crate::controller::run(config, sdk, shutdown).await?;
+    crate::controller::run(config, sdk, shutdown, Default::default()).await?;
     Ok(())
 }
 

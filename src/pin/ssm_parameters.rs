@@ -2,7 +2,7 @@
 //! `/{project_id}/images/{environment_id}/{service_id}`.
 
 use async_trait::async_trait;
-use aws_sdk_ssm::{Client, error::DisplayErrorContext, types::ParameterType};
+use aws_sdk_ssm::{Client, types::ParameterType};
 
 use super::{Pin, PinError, Target};
 use crate::model::{Change, EnvKey, Images};
@@ -40,7 +40,7 @@ pub async fn read_label(client: &Client, project: &str, label: &str) -> Result<I
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| PinError::Read {
             location: path.clone(),
-            message: DisplayErrorContext(e).to_string(),
+            message: crate::aws::error_message(&e),
         })?;
         for parameter in page.parameters.unwrap_or_default() {
             let (Some(name), Some(value)) = (parameter.name, parameter.value) else {
@@ -75,7 +75,7 @@ impl Pin for SsmParameters {
                 .map_err(|e| PinError::Write {
                     service: change.service.clone(),
                     location: name.clone(),
-                    message: DisplayErrorContext(e).to_string(),
+                    message: crate::aws::error_message(&e),
                 })?;
         }
         Ok(())

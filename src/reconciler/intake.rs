@@ -1,46 +1,50 @@
 //! Taking in intents, from the stream or from a resync: refuse what is not configured,
 //! keep `last_date_deployed` current, advance the environment's desired pointer (forward
-//! only), supersede what it replaced, and queue the environment.
+//! only), and supersede what it replaced. The caller queues the environments returned,
+//! after its whole batch: intents that arrive together are all seen before any reconcile.
 
 use tracing::{debug, info, warn};
 
 use super::{Context, outcome::superseded_message};
 use crate::{
     model::{EnvKey, Intent, IntentRef, Release, Status, new_intents},
-    queue::Priority,
     store::{StoreError, state::Advance},
 };
 
-/// A release item changed on the stream (`old` is `None` for an INSERT).
+/// A release item changed on the stream (`old` is `None` for an INSERT); returns the
+/// environments to reconcile.
 pub async fn on_change(
     ctx: &Context,
     table: &str,
     old: Option<&Release>,
     new: &Release,
-) -> Result<(), StoreError> {
+) -> Result<Vec<EnvKey>, StoreError> {
+    let mut keys = Vec::new();
     for intent in new_intents(old, new) {
         if intent.status.is_some_and(Status::is_terminal) {
             continue;
         }
-        take(ctx, table, new, &intent, Priority::Fresh).await?;
+        if take(ctx, table, new, &intent).await? {
+            keys.push(intent.key);
+        }
     }
-    Ok(())
+    Ok(keys)
 }
 
-/// One intent: refused with a status, or made desired (or superseded) and queued.
+/// One intent: refused with a status (false), or made desired or superseded (true: its
+/// environment needs a reconcile).
 pub async fn take(
     ctx: &Context,
     table: &str,
     release: &Release,
     intent: &Intent,
-    priority: Priority,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if let Err(why) = admissible(ctx, table, release, &intent.key) {
         warn!(key = %intent.key, release_id = %release.release_id, reason = %why, "deployment refused");
         ctx.releases
             .write_status(table, &intent.at, Status::Failed, &why, ctx.now())
             .await?;
-        return Ok(());
+        return Ok(false);
     }
     if release
         .last_date_deployed
@@ -51,9 +55,7 @@ pub async fn take(
             .await?;
     }
     advance(ctx, table, &intent.key, &intent.at).await?;
-    ctx.queue
-        .schedule(intent.key.clone(), std::time::Duration::ZERO, priority);
-    Ok(())
+    Ok(true)
 }
 
 /// Offers `at` as desired for `key`; whichever of it and the current one is older is

@@ -57,7 +57,7 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
         .filter_map(|r| r.as_ref().ok())
         .find(|r| r.release_id == best.at.release_id);
     if let Some(release) = release {
-        intake::take(ctx, &table, release, &best, Priority::Resync).await?;
+        intake::take(ctx, &table, release, &best).await?;
     }
     for older in unfinished
         .iter()

@@ -7,7 +7,7 @@ pub mod state;
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::{error::DisplayErrorContext, types::AttributeValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use releases::ReleaseStore;
 pub use state::StateStore;
@@ -29,14 +29,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn aws<E>(op: &'static str, table: &str, error: E) -> Self
+    pub(crate) fn aws<E, R>(
+        op: &'static str,
+        table: &str,
+        error: aws_sdk_dynamodb::error::SdkError<E, R>,
+    ) -> Self
     where
-        E: std::error::Error + 'static,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
     {
         Self::Aws {
             op,
             table: table.to_owned(),
-            message: DisplayErrorContext(error).to_string(),
+            message: crate::aws::error_message(&error),
         }
     }
 }

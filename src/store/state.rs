@@ -230,7 +230,8 @@ impl StateStore {
                 None => removes.push(format!("#a{i}")),
             }
         }
-        sets.push("project = :project".into());
+        sets.push("#project = :project".into());
+        request = request.expression_attribute_names("#project", "project");
         sets.push("#env = :environment".into());
         request = request.expression_attribute_names("#env", "environment");
         let mut expression = format!("SET {}", sets.join(", "));

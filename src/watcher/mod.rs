@@ -8,14 +8,13 @@
 pub mod shards;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     sync::Arc,
     time::Duration,
 };
 
 use aws_sdk_dynamodbstreams::{
     Client,
-    error::DisplayErrorContext,
     types::{OperationType, Record, ShardIteratorType},
 };
 use tokio::time::Instant;
@@ -23,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
+    model::EnvKey,
+    queue::Priority,
     reconciler::{Context, intake},
     store::{StoreError, releases::decode, state::Checkpoint},
 };
@@ -53,6 +54,7 @@ pub struct Watcher {
     table: String,
     stream_arn: String,
     checkpoints: BTreeMap<String, Checkpoint>,
+    shards: Vec<Shard>,
     iterators: HashMap<String, String>,
     /// Where to re-open a shard whose batch failed part-way (AT that record).
     retry_at: HashMap<String, String>,
@@ -85,22 +87,42 @@ impl Watcher {
         stream_arn: String,
     ) -> Result<Self, WatchError> {
         let checkpoints = ctx.state.checkpoints(&stream_arn).await?;
-        Ok(Self {
+        let mut watcher = Self {
             first_start: checkpoints.is_empty(),
             ctx,
             streams,
             table,
             stream_arn,
             checkpoints,
+            shards: Vec::new(),
             iterators: HashMap::new(),
             retry_at: HashMap::new(),
-        })
+        };
+        watcher.prime().await?;
+        Ok(watcher)
+    }
+
+    /// Opens an iterator on every readable shard before the start-up resync reads the
+    /// table: whatever is written after this is on the stream, whatever before is in
+    /// the table, so nothing falls between the two.
+    async fn prime(&mut self) -> Result<(), WatchError> {
+        self.shards = self.describe().await?;
+        let readable: Vec<Shard> = shards::readable(&self.shards, &self.checkpoints)
+            .into_iter()
+            .cloned()
+            .collect();
+        for shard in readable {
+            let iterator = self.iterator(&shard).await?;
+            self.iterators.insert(shard.id.clone(), iterator);
+        }
+        self.first_start = false;
+        Ok(())
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
         let poll = self.ctx.config.controller.poll_interval;
-        let mut shards = Vec::new();
-        let mut refreshed: Option<Instant> = None;
+        let mut shards = std::mem::take(&mut self.shards);
+        let mut refreshed: Option<Instant> = Some(Instant::now());
         info!(table = %self.table, stream = %self.stream_arn, "watching stream");
         while !cancel.is_cancelled() {
             let round = Instant::now();
@@ -124,7 +146,6 @@ impl Watcher {
                     refreshed = None; // a shard closed: look for its children now
                 }
             }
-            self.first_start = false;
             if self.checkpoints != before {
                 let now = self.ctx.now();
                 if let Err(error) = self
@@ -177,11 +198,19 @@ impl Watcher {
         }
     }
 
-    fn aws<E: std::error::Error + 'static>(&self, op: &'static str, error: E) -> WatchError {
+    fn aws<E, R>(
+        &self,
+        op: &'static str,
+        error: aws_sdk_dynamodbstreams::error::SdkError<E, R>,
+    ) -> WatchError
+    where
+        E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
         WatchError::Aws {
             op,
             table: self.table.clone(),
-            message: DisplayErrorContext(error).to_string(),
+            message: crate::aws::error_message(&error),
         }
     }
 
@@ -246,23 +275,28 @@ impl Watcher {
                 } else if service.is_some_and(|s| s.is_expired_iterator_exception()) {
                     debug!(shard = %shard.id, "shard iterator expired; reopening from checkpoint");
                 } else {
-                    warn!(shard = %shard.id, error = %DisplayErrorContext(e), "failed to read stream records");
+                    warn!(shard = %shard.id, error = %crate::aws::error_message(&e), "failed to read stream records");
                 }
                 return false;
             }
         };
         let records = output.records.unwrap_or_default();
+        let mut keys = BTreeSet::new();
         for record in &records {
             let sequence = record
                 .dynamodb
                 .as_ref()
                 .and_then(|d| d.sequence_number.clone());
-            if let Err(error) = self.handle(record).await {
-                warn!(shard = %shard.id, %error, "failed to process a stream record; will retry it");
-                if let Some(sequence) = sequence {
-                    self.retry_at.insert(shard.id.clone(), sequence);
+            match self.handle(record).await {
+                Ok(found) => keys.extend(found),
+                Err(error) => {
+                    warn!(shard = %shard.id, %error, "failed to process a stream record; will retry it");
+                    if let Some(sequence) = sequence {
+                        self.retry_at.insert(shard.id.clone(), sequence);
+                    }
+                    self.schedule(keys);
+                    return false;
                 }
-                return false;
             }
             if let Some(sequence) = sequence {
                 self.checkpoints
@@ -271,6 +305,7 @@ impl Watcher {
                     .sequence = Some(sequence);
             }
         }
+        self.schedule(keys);
         match output.next_shard_iterator {
             Some(next) => {
                 self.iterators.insert(shard.id.clone(), next);
@@ -286,27 +321,35 @@ impl Watcher {
         }
     }
 
+    fn schedule(&self, keys: BTreeSet<EnvKey>) {
+        for key in keys {
+            self.ctx
+                .queue
+                .schedule(key, Duration::ZERO, Priority::Fresh);
+        }
+    }
+
     /// One record. A record that does not decode is reported and skipped: it can never
     /// succeed, and it must not hold up the shard. Errors writing are returned so the
     /// record is retried.
-    async fn handle(&self, record: &Record) -> Result<(), StoreError> {
+    async fn handle(&self, record: &Record) -> Result<Vec<EnvKey>, StoreError> {
         if record.event_name == Some(OperationType::Remove) {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let Some(change) = &record.dynamodb else {
-            return Ok(());
-        };
-        let Some(new) = change.new_image.clone() else {
-            return Ok(());
+        let Some(new) = record.dynamodb.as_ref().and_then(|c| c.new_image.clone()) else {
+            return Ok(Vec::new());
         };
         let new = match decode(new) {
             Ok(release) => release,
             Err(error) => {
                 warn!(table = %self.table, %error, "skipped a release item that does not decode");
-                return Ok(());
+                return Ok(Vec::new());
             }
         };
-        let old = change.old_image.clone().and_then(|old| decode(old).ok());
+        let change = record.dynamodb.as_ref();
+        let old = change
+            .and_then(|c| c.old_image.clone())
+            .and_then(|old| decode(old).ok());
         intake::on_change(&self.ctx, &self.table, old.as_ref(), &new).await
     }
 }

@@ -1,0 +1,269 @@
+//! Test fixtures: a `moto_server` on a free loopback port per test, SDK clients pointed
+//! at it, a controller run in-process, and helpers that write records the way a user
+//! would (plain DynamoDB calls, not relctl's own code).
+
+#![allow(dead_code)] // each test binary uses a different part of the fixtures
+
+pub mod moto;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use relctl::{
+    config::Config,
+    controller::Health,
+    model::{EnvKey, Release, record::Deployment},
+    store::{StateStore, releases::decode, setup, state::EnvState},
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use moto::Moto;
+
+pub const BASE_CONFIG: &str = r#"
+[aws]
+region = "eu-west-1"
+call_timeout = "10s"
+[tables]
+releases = "relctl-releases"
+state = "relctl-state"
+[controller]
+poll_interval = "250ms"
+resync_interval = "1h"
+resync_rate = 50.0
+backoff_min = "100ms"
+backoff_max = "2s"
+drain_timeout = "5s"
+"#;
+
+pub const BUGFARM: &str = r#"
+[[projects]]
+id = "bugfarm"
+name = "Bug farm"
+environments = [ { id = "stage", name = "Staging" }, { id = "prod", name = "Production" } ]
+"#;
+
+pub struct Harness {
+    pub moto: Moto,
+    pub sdk: SdkConfig,
+    pub config: Arc<Config>,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub ssm: aws_sdk_ssm::Client,
+}
+
+pub struct Running {
+    shutdown: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Running {
+    /// Graceful stop, as SIGTERM does.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("controller drains within 30s")
+            .expect("controller task does not panic");
+    }
+}
+
+impl Harness {
+    /// Moto, the configuration (`BASE_CONFIG` + `projects`), and `relctl setup`'s tables.
+    pub async fn new(projects: &str) -> Self {
+        let harness = Self::without_tables(projects).await;
+        for table in harness.config.releases_tables() {
+            setup::ensure_releases_table(&harness.dynamodb, &table)
+                .await
+                .expect("releases table");
+        }
+        setup::ensure_state_table(&harness.dynamodb, &harness.config.tables.state)
+            .await
+            .expect("state table");
+        harness
+    }
+
+    pub async fn without_tables(projects: &str) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "relctl=debug".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let moto = Moto::start();
+        let config = Arc::new(
+            Config::from_toml(&format!("{BASE_CONFIG}\n{projects}")).expect("test config"),
+        );
+        let sdk = relctl::aws::loader(&config)
+            .endpoint_url(&moto.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "relctl-tests",
+            ))
+            .load()
+            .await;
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
+            moto,
+            sdk,
+            config,
+        }
+    }
+
+    /// Starts the controller in-process and waits until it is ready (streams open).
+    pub async fn start_controller(&self) -> Running {
+        let shutdown = CancellationToken::new();
+        let health = Arc::new(Health::default());
+        let (config, sdk, token) = (self.config.clone(), self.sdk.clone(), shutdown.clone());
+        let handle = {
+            let health = health.clone();
+            tokio::spawn(async move {
+                relctl::controller::run(config, &sdk, token, health)
+                    .await
+                    .expect("controller runs");
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(30), health.wait_ready())
+            .await
+            .expect("controller ready within 30s");
+        Running { shutdown, handle }
+    }
+
+    /// Writes a release item from JSON, as boto3 or the aws CLI would.
+    pub async fn put_release(&self, table: &str, release: serde_json::Value) {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(release).expect("json converts to an item");
+        self.dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put release");
+    }
+
+    /// Appends a deployment entry with a plain UpdateItem (no relctl code involved).
+    pub async fn request(&self, table: &str, release_id: &str, env: &str, date_created: &str) {
+        self.dynamodb
+            .update_item()
+            .table_name(table)
+            .key("release_id", AttributeValue::S(release_id.into()))
+            .update_expression("SET deployments = list_append(deployments, :entry)")
+            .expression_attribute_values(
+                ":entry",
+                AttributeValue::L(vec![entry(env, date_created)]),
+            )
+            .send()
+            .await
+            .expect("append deployment");
+    }
+
+    pub async fn release(&self, table: &str, release_id: &str) -> Release {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key("release_id", AttributeValue::S(release_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get release")
+            .item
+            .expect("release exists");
+        decode(item).expect("release decodes")
+    }
+
+    /// Polls until deployment `index` of the release has a finished status, or panics
+    /// after `timeout` with what it last saw.
+    pub async fn finished(&self, table: &str, release_id: &str, index: usize) -> Deployment {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let release = self.release(table, release_id).await;
+            let entry = release.deployments.get(index).cloned();
+            if let Some(entry) = &entry
+                && entry.status.is_some_and(|s| s.is_terminal())
+            {
+                return entry.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "deployment {release_id}[{index}] did not finish: {entry:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every parameter under `path` (recursive): name → (value, version).
+    pub async fn parameters(&self, path: &str) -> HashMap<String, (String, i64)> {
+        let mut found = HashMap::new();
+        let mut pages = self
+            .ssm
+            .get_parameters_by_path()
+            .path(path)
+            .recursive(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for p in page
+                .expect("list parameters")
+                .parameters
+                .unwrap_or_default()
+            {
+                found.insert(
+                    p.name.unwrap_or_default(),
+                    (p.value.unwrap_or_default(), p.version),
+                );
+            }
+        }
+        found
+    }
+
+    pub async fn put_parameter(&self, name: &str, value: &str) {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+
+    pub async fn env_state(&self, project: &str, env: &str) -> EnvState {
+        StateStore::new(self.dynamodb.clone(), &self.config.tables.state)
+            .get(&EnvKey::new(project, env))
+            .await
+            .expect("state readable")
+    }
+}
+
+/// A deployment entry exactly as RFC 013 shows it.
+pub fn entry(env: &str, date_created: &str) -> AttributeValue {
+    serde_dynamo::to_attribute_value(serde_json::json!({
+        "date_created": date_created,
+        "description": "requested by a test",
+        "environment": { "id": env, "name": env },
+        "requested_by": { "id": "tester", "name": "Tester" },
+    }))
+    .expect("entry converts")
+}
+
+/// A release item in the RFC 013 shape with no deployments yet.
+pub fn release(release_id: &str, project: &str, images: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "release_id": release_id,
+        "project_id": project,
+        "project_name": project,
+        "date_created": "2024-05-01T09:00:00.000000",
+        "description": "a test release",
+        "requested_by": { "id": "tester", "name": "Tester" },
+        "images": images,
+        "deployments": [],
+    })
+}

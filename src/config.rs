@@ -133,31 +133,21 @@ pub struct Environment {
 }
 
 /// Where the desired images are recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PinConfig {
     /// RFC 013: `/{project}/images/{environment}/{service}`, one parameter per service.
+    #[default]
     SsmParameters,
 }
 
-impl Default for PinConfig {
-    fn default() -> Self {
-        Self::SsmParameters
-    }
-}
-
 /// What applies the pinned images.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ActuatorConfig {
     /// Pin only: something else (a scheduled Terraform run, a human) applies.
+    #[default]
     None,
-}
-
-impl Default for ActuatorConfig {
-    fn default() -> Self {
-        Self::None
-    }
 }
 
 impl Default for Config {
@@ -345,15 +335,17 @@ impl Config {
             .unwrap_or(&self.tables.releases)
     }
 
-    /// Every distinct releases table, each with the projects it holds.
+    /// Every distinct releases table the configured projects use (the default table
+    /// alone when there are no projects yet).
     pub fn releases_tables(&self) -> Vec<String> {
-        let mut tables: Vec<String> = std::iter::once(self.tables.releases.clone())
-            .chain(
-                self.projects
-                    .iter()
-                    .map(|p| self.releases_table(p).to_owned()),
-            )
+        let mut tables: Vec<String> = self
+            .projects
+            .iter()
+            .map(|p| self.releases_table(p).to_owned())
             .collect();
+        if tables.is_empty() {
+            tables.push(self.tables.releases.clone());
+        }
         tables.sort();
         tables.dedup();
         tables
@@ -395,10 +387,7 @@ mod tests {
             config.projects[0].environments[1].pin,
             PinConfig::SsmParameters
         );
-        assert_eq!(
-            config.releases_tables(),
-            vec!["relctl-releases", "wellcome-releases-bugfarm"]
-        );
+        assert_eq!(config.releases_tables(), vec!["wellcome-releases-bugfarm"]);
     }
 
     #[test]

@@ -163,6 +163,27 @@ impl Harness {
             .expect("append deployment");
     }
 
+    /// Appends several entries in one transaction: they reach the stream together.
+    pub async fn request_together(&self, table: &str, requests: &[(&str, &str, &str)]) {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+        let mut transaction = self.dynamodb.transact_write_items();
+        for (release_id, env, date_created) in requests {
+            let update = Update::builder()
+                .table_name(table)
+                .key("release_id", AttributeValue::S((*release_id).into()))
+                .update_expression("SET deployments = list_append(deployments, :entry)")
+                .expression_attribute_values(
+                    ":entry",
+                    AttributeValue::L(vec![entry(env, date_created)]),
+                )
+                .build()
+                .expect("update is complete");
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        transaction.send().await.expect("transaction");
+    }
+
     pub async fn release(&self, table: &str, release_id: &str) -> Release {
         let item = self
             .dynamodb

@@ -1,0 +1,185 @@
+//! Adopting a table written by the older weco-deploy tooling: a per-project table made
+//! without a stream, naive timestamps, `ref.<sha>` images and NULLs.
+
+mod support;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use relctl::{
+    model::{Status, Timestamp},
+    store::{
+        ReleaseStore,
+        setup::{self, SetupAction},
+    },
+};
+use serde_json::json;
+use support::Harness;
+
+const TABLE: &str = "wellcome-releases-bugfarm";
+
+const LEGACY: &str = r#"
+[[projects]]
+id = "bugfarm"
+name = "Bug farm"
+releases_table = "wellcome-releases-bugfarm"
+image_uri_template = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/uk.ac.wellcome/{service}:{tag}"
+environments = [ { id = "stage", name = "Staging" }, { id = "prod", name = "Production" } ]
+"#;
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .unwrap()
+}
+
+/// The table as the older tool made it: same key and indexes, no stream.
+async fn create_legacy_table(h: &Harness) {
+    let mut create = h
+        .dynamodb
+        .create_table()
+        .table_name(TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("release_id", KeyType::Hash));
+    for name in [
+        "release_id",
+        "project_id",
+        "date_created",
+        "last_date_deployed",
+    ] {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        );
+    }
+    for (index, sort) in [
+        ("project_gsi", "date_created"),
+        ("deployment_gsi", "last_date_deployed"),
+    ] {
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index)
+                .key_schema(key("project_id", KeyType::Hash))
+                .key_schema(key(sort, KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        );
+    }
+    create.send().await.unwrap();
+}
+
+fn legacy_release(id: &str, images: serde_json::Value) -> serde_json::Value {
+    json!({
+        "release_id": id,
+        "project_id": "bugfarm",
+        "project_name": "Bug farm",
+        "date_created": "2019-07-10T10:44:02.272898",
+        "description": "Some description",
+        "requested_by": { "id": "arn:aws:iam::123:user/someone", "name": "someone" },
+        "images": images,
+        "release_manifest": "{\"hatching\": \"ref.0a1b2c3\"}",
+        "deployments": [],
+    })
+}
+
+#[tokio::test]
+async fn setup_turns_on_the_stream_of_an_adopted_table_and_nothing_else() {
+    let h = Harness::without_tables(LEGACY).await;
+    create_legacy_table(&h).await;
+    assert_eq!(
+        setup::ensure_releases_table(&h.dynamodb, TABLE)
+            .await
+            .unwrap(),
+        SetupAction::StreamEnabled(TABLE.into())
+    );
+    assert_eq!(
+        setup::ensure_releases_table(&h.dynamodb, TABLE)
+            .await
+            .unwrap(),
+        SetupAction::Unchanged(TABLE.into()),
+        "idempotent"
+    );
+    let described = setup::describe(&h.dynamodb, TABLE).await.unwrap().unwrap();
+    assert_eq!(
+        described.global_secondary_indexes().len(),
+        2,
+        "indexes untouched"
+    );
+    assert_eq!(
+        described
+            .stream_specification()
+            .unwrap()
+            .stream_view_type()
+            .map(|v| v.as_str()),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+}
+
+#[tokio::test]
+async fn legacy_items_decode_and_deploy_with_ref_images_resolved() {
+    let h = Harness::without_tables(LEGACY).await;
+    create_legacy_table(&h).await;
+    setup::ensure_releases_table(&h.dynamodb, TABLE)
+        .await
+        .unwrap();
+    setup::ensure_state_table(&h.dynamodb, "relctl-state")
+        .await
+        .unwrap();
+    h.put_release(
+        TABLE,
+        legacy_release(
+            "legacy-1",
+            json!({
+                "hatching": "ref.0a1b2c3",
+                "feeding": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/uk.ac.wellcome/feeding:ref.4d5e6f",
+            }),
+        ),
+    )
+    .await;
+    h.put_release(
+        TABLE,
+        legacy_release("legacy-null", json!({ "hatching": null })),
+    )
+    .await;
+
+    let store = ReleaseStore::new(h.dynamodb.clone());
+    let decoded = store.get(TABLE, "legacy-1").await.unwrap().unwrap();
+    assert_eq!(
+        decoded.date_created,
+        Some(Timestamp::parse("2019-07-10T10:44:02.272898").unwrap())
+    );
+    assert_eq!(decoded.last_date_deployed, None, "never deployed");
+    assert_eq!(decoded.images["hatching"].as_deref(), Some("ref.0a1b2c3"));
+    let null = store.get(TABLE, "legacy-null").await.unwrap().unwrap();
+    assert_eq!(null.images["hatching"], None);
+
+    let controller = h.start_controller().await;
+    h.request(TABLE, "legacy-1", "stage", "2019-07-10T10:44:12.983539")
+        .await;
+    let entry = h.finished(TABLE, "legacy-1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let pinned = h.parameters("/bugfarm/images/stage").await;
+    assert_eq!(
+        pinned["/bugfarm/images/stage/hatching"].0,
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/uk.ac.wellcome/hatching:ref.0a1b2c3"
+    );
+    assert_eq!(
+        h.release(TABLE, "legacy-1").await.deployments[0]
+            .date_created
+            .to_wire(),
+        "2019-07-10T10:44:12.983539",
+        "the entry's timestamp is kept as written"
+    );
+    controller.stop().await;
+}

@@ -1,6 +1,8 @@
 //! End to end against moto: a deployment entry written with plain DynamoDB calls becomes
 //! pinned SSM parameters and a written status, through the real stream.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod support;
 
 use relctl::model::Status;

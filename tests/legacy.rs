@@ -1,6 +1,8 @@
 //! Adopting a table written by the older weco-deploy tooling: a per-project table made
 //! without a stream, naive timestamps, `ref.<sha>` images and NULLs.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod support;
 
 use aws_sdk_dynamodb::types::{

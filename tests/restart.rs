@@ -1,6 +1,8 @@
 //! A controller stopped and started again resumes the stream from its checkpoint: what it
 //! did is not done again, and what was written while it was down is picked up.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 mod support;
 
 use aws_sdk_dynamodb::types::AttributeValue;

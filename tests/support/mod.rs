@@ -46,6 +46,8 @@ environments = [ { id = "stage", name = "Staging" }, { id = "prod", name = "Prod
 
 pub struct Harness {
     pub moto: Moto,
+    /// The configuration as a file, for runs of the `relctl` binary.
+    pub config_file: tempfile::NamedTempFile,
     pub sdk: SdkConfig,
     pub config: Arc<Config>,
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -92,9 +94,10 @@ impl Harness {
             .with_test_writer()
             .try_init();
         let moto = Moto::start();
-        let config = Arc::new(
-            Config::from_toml(&format!("{BASE_CONFIG}\n{projects}")).expect("test config"),
-        );
+        let toml = format!("{BASE_CONFIG}\n{projects}");
+        let config = Arc::new(Config::from_toml(&toml).expect("test config"));
+        let config_file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(config_file.path(), &toml).expect("config written");
         let sdk = relctl::aws::loader(&config)
             .endpoint_url(&moto.endpoint)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -110,9 +113,24 @@ impl Harness {
             dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
             ssm: aws_sdk_ssm::Client::new(&sdk),
             moto,
+            config_file,
             sdk,
             config,
         }
+    }
+
+    /// The `relctl` binary, pointed at this harness's moto and configuration.
+    pub fn relctl(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_relctl"));
+        command
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "eu-west-1")
+            .env("RELCTL_CONFIG", self.config_file.path())
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null());
+        command
     }
 
     /// Starts the controller in-process and waits until it is ready (streams open).

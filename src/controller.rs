@@ -13,7 +13,6 @@ use tracing::{Instrument, error, field::Empty, info, info_span, warn};
 use crate::{
     config::Config,
     model::EnvKey,
-    pin::SsmParameters,
     queue::Priority,
     reconciler::{self, Action, Context, resync},
     store::{ReleaseStore, StateStore, StoreError, setup},
@@ -62,7 +61,6 @@ pub async fn run(
 ) -> Result<(), ControllerError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
-    let ssm = aws_sdk_ssm::Client::new(sdk);
     if setup::describe(&dynamodb, &config.tables.state)
         .await?
         .is_none()
@@ -73,7 +71,7 @@ pub async fn run(
         config.clone(),
         ReleaseStore::new(dynamodb.clone()),
         StateStore::new(dynamodb.clone(), config.tables.state.clone()),
-        Arc::new(SsmParameters::new(ssm)),
+        crate::adapters::build(&config, sdk).await,
     ));
     let tracker = TaskTracker::new();
     let background = shutdown.child_token();

@@ -20,10 +20,15 @@
 //! - [`watcher`]: DynamoDB Streams → intents, with checkpoints.
 //! - [`queue`]: keyed delay queue with per-key backoff.
 //! - [`reconciler`]: intake, resync, reconcile and outcome writing.
-//! - [`pin`]: where desired images are recorded.
+//! - [`pin`]: where desired images are recorded (SSM parameters, an SSM JSON document,
+//!   an ECR tag).
+//! - [`actuator`]: what applies them (commands/Terraform, CodePipeline, ECS, Lambda).
+//! - [`adapters`]: builds each environment's pin and actuator for its account.
 //! - [`controller`]: wires the above into the daemon, with graceful shutdown.
 //! - [`cli`]: the `relctl` commands.
 
+pub mod actuator;
+pub mod adapters;
 pub mod aws;
 pub mod cli;
 pub mod config;

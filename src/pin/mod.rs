@@ -1,6 +1,8 @@
 //! Where desired images are recorded for an environment. The reconciler speaks to a
-//! [`Pin`] in domain terms; each kind of pin is one adapter file.
+//! [`Pin`] in domain terms (services and image URIs); each kind is one adapter file.
 
+pub mod ecr_tag;
+pub mod ssm_json_document;
 pub mod ssm_parameters;
 
 use async_trait::async_trait;
@@ -19,6 +21,9 @@ pub enum PinError {
         location: String,
         message: String,
     },
+    /// The release cannot be pinned this way at all; retrying will not help.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// One environment's pins for one release.
@@ -30,8 +35,14 @@ pub struct Target<'a> {
 
 #[async_trait]
 pub trait Pin: Send + Sync {
-    /// What is pinned now, for every service the environment has a pin for.
-    async fn read(&self, target: &Target<'_>) -> Result<Images, PinError>;
-    /// Writes each change; a change already in place is harmless to write again.
-    async fn write(&self, target: &Target<'_>, changes: &[Change]) -> Result<(), PinError>;
+    /// The changes that would make the pins hold `desired`: empty when they already do.
+    /// `from`/`to` are in the pin's own terms (a URI, a tag, a digest).
+    async fn diff(&self, target: &Target<'_>, desired: &Images) -> Result<Vec<Change>, PinError>;
+    /// Writes `changes` (from [`Pin::diff`]); writing one already in place is harmless.
+    async fn write(
+        &self,
+        target: &Target<'_>,
+        desired: &Images,
+        changes: &[Change],
+    ) -> Result<(), PinError>;
 }

@@ -1,20 +1,22 @@
 //! RFC 013 pins: one SSM String parameter per service at
-//! `/{project_id}/images/{environment_id}/{service_id}`.
+//! `/{project_id}/images/{environment_id}/{service_id}`, optionally labelled with the
+//! release (`release-{release_id}`) so SSM's own history says which release wrote it.
 
 use async_trait::async_trait;
 use aws_sdk_ssm::{Client, types::ParameterType};
 
 use super::{Pin, PinError, Target};
-use crate::model::{Change, EnvKey, Images};
+use crate::model::{Change, EnvKey, Images, plan};
 
 #[derive(Debug, Clone)]
 pub struct SsmParameters {
     client: Client,
+    label: bool,
 }
 
 impl SsmParameters {
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    pub fn new(client: Client, label: bool) -> Self {
+        Self { client, label }
     }
 }
 
@@ -25,6 +27,24 @@ pub fn label_path(project: &str, label: &str) -> String {
 
 pub fn parameter_name(key: &EnvKey, service: &str) -> String {
     format!("{}/{service}", label_path(&key.project, &key.environment))
+}
+
+/// An SSM parameter label for a release: letters, digits, `.`, `-`, `_`, at most 100
+/// characters, not starting with a digit (SSM's rules).
+pub fn release_label(release_id: &str) -> String {
+    let clean: String = release_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let mut label = format!("release-{clean}");
+    label.truncate(100);
+    label
 }
 
 /// Every `service → value` under `/{project}/images/{label}/`.
@@ -56,14 +76,26 @@ pub async fn read_label(client: &Client, project: &str, label: &str) -> Result<I
 
 #[async_trait]
 impl Pin for SsmParameters {
-    async fn read(&self, target: &Target<'_>) -> Result<Images, PinError> {
-        read_label(&self.client, &target.key.project, &target.key.environment).await
+    async fn diff(&self, target: &Target<'_>, desired: &Images) -> Result<Vec<Change>, PinError> {
+        let pinned = read_label(&self.client, &target.key.project, &target.key.environment).await?;
+        Ok(plan(desired, &pinned).changes)
     }
 
-    async fn write(&self, target: &Target<'_>, changes: &[Change]) -> Result<(), PinError> {
+    async fn write(
+        &self,
+        target: &Target<'_>,
+        _desired: &Images,
+        changes: &[Change],
+    ) -> Result<(), PinError> {
         for change in changes {
             let name = parameter_name(target.key, &change.service);
-            self.client
+            let failed = |e: String| PinError::Write {
+                service: change.service.clone(),
+                location: name.clone(),
+                message: e,
+            };
+            let written = self
+                .client
                 .put_parameter()
                 .name(&name)
                 .value(&change.to)
@@ -72,12 +104,30 @@ impl Pin for SsmParameters {
                 .description(format!("relctl: release {}", target.release_id))
                 .send()
                 .await
-                .map_err(|e| PinError::Write {
-                    service: change.service.clone(),
-                    location: name.clone(),
-                    message: crate::aws::error_message(&e),
-                })?;
+                .map_err(|e| failed(crate::aws::error_message(&e)))?;
+            if self.label {
+                self.client
+                    .label_parameter_version()
+                    .name(&name)
+                    .parameter_version(written.version)
+                    .labels(release_label(target.release_id))
+                    .send()
+                    .await
+                    .map_err(|e| failed(crate::aws::error_message(&e)))?;
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_labels_follow_ssm_rules() {
+        assert_eq!(release_label("0efcc940-e709"), "release-0efcc940-e709");
+        assert_eq!(release_label("a b/c"), "release-a-b-c");
+        assert_eq!(release_label(&"x".repeat(200)).len(), 100);
     }
 }

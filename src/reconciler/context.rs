@@ -1,13 +1,13 @@
 //! Everything a reconcile needs, built once and shared.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use tokio::sync::Notify;
 
 use crate::{
+    adapters::Adapters,
     config::Config,
     model::{EnvKey, Timestamp},
-    pin::Pin,
     queue::{Backoffs, Queue},
     store::{ReleaseStore, StateStore},
 };
@@ -16,7 +16,8 @@ pub struct Context {
     pub config: Arc<Config>,
     pub releases: ReleaseStore,
     pub state: StateStore,
-    pub pin: Arc<dyn Pin>,
+    /// Each configured environment's pin and actuator.
+    pub adapters: HashMap<EnvKey, Adapters>,
     pub queue: Arc<Queue<EnvKey>>,
     pub backoffs: Backoffs<EnvKey>,
     /// Wakes the resync loop early (trimmed stream data, an expired checkpoint).
@@ -28,23 +29,23 @@ impl Context {
         config: Arc<Config>,
         releases: ReleaseStore,
         state: StateStore,
-        pin: Arc<dyn Pin>,
+        adapters: HashMap<EnvKey, Adapters>,
     ) -> Self {
         let backoffs = Backoffs::new(config.controller.backoff_min, config.controller.backoff_max);
         Self {
             config,
             releases,
             state,
-            pin,
+            adapters,
             queue: Arc::new(Queue::new()),
             backoffs,
             resync_now: Notify::new(),
         }
     }
 
-    /// The pin adapter for `key`'s environment.
-    pub fn pin_for(&self, _key: &EnvKey) -> Arc<dyn Pin> {
-        self.pin.clone()
+    /// The pin and actuator of `key`'s environment (every configured one has them).
+    pub fn adapters(&self, key: &EnvKey) -> Option<&Adapters> {
+        self.adapters.get(key)
     }
 
     pub fn now(&self) -> Timestamp {

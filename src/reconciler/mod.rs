@@ -3,6 +3,7 @@
 //! and into the state table. Level-triggered and idempotent: running it twice changes
 //! nothing. `reconcile` says what to do next; `error_policy` picks the retry delay.
 
+mod apply;
 pub mod context;
 pub mod intake;
 pub mod outcome;
@@ -10,14 +11,14 @@ pub mod resync;
 
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::warn;
 
 pub use context::Context;
 
 use crate::{
-    model::{EnvKey, Images, IntentRef, Release, Status, plan, record::Deployment, resolve_images},
-    pin::{PinError, Target},
-    store::{StoreError, releases::StatusWrite, state::Phase},
+    model::{EnvKey, IntentRef, Release, Status, record::Deployment, resolve_images},
+    pin::PinError,
+    store::StoreError,
 };
 
 /// What to do with the key after a reconcile that did not fail.
@@ -35,7 +36,9 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pin(#[from] PinError),
-    #[error("failed to verify the pins: {service} reads {actual:?}, expected {expected:?}")]
+    #[error(transparent)]
+    Actuator(#[from] crate::actuator::ActuatorError),
+    #[error("failed to verify the pins: {service} holds {actual:?}, expected {expected:?}")]
     Verify {
         service: String,
         expected: String,
@@ -48,7 +51,8 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
     let Some(desired) = state.desired.clone() else {
         return Ok(Action::Done);
     };
-    let Ok((project, _)) = ctx.config.environment(key) else {
+    let (Ok((project, _)), Some(adapters)) = (ctx.config.environment(key), ctx.adapters(key))
+    else {
         return Ok(Action::Done);
     };
     let table = ctx.config.releases_table(project).to_owned();
@@ -72,11 +76,22 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
     };
     match entry.status {
         Some(Status::Succeeded) => {
-            outcome::observe(ctx, key, &mut state, &intent, &images).await?;
+            outcome::observe(ctx, key, &mut state, &intent, &images, adapters).await?;
             Ok(Action::Done)
         }
         Some(status) if status.is_terminal() => Ok(Action::Done),
-        _ => apply(ctx, key, &mut state, &table, &intent, &images).await,
+        _ => {
+            let mut job = apply::Job {
+                ctx,
+                key,
+                state: &mut state,
+                table: &table,
+                intent: &intent,
+                images: &images,
+                adapters,
+            };
+            job.run().await
+        }
     }
 }
 
@@ -103,56 +118,6 @@ fn locate(
         ..desired.clone()
     };
     Some((release, intent, entry))
-}
-
-async fn apply(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut crate::store::state::EnvState,
-    table: &str,
-    intent: &IntentRef,
-    images: &Images,
-) -> Result<Action, Error> {
-    let message = format!(
-        "pinning {} images of release {}",
-        images.len(),
-        intent.release_id
-    );
-    if outcome::start(ctx, key, state, table, intent, &message).await? == StatusWrite::Refused {
-        // Superseded (or rewritten) under us: whoever did it queued the key again.
-        return Ok(Action::Done);
-    }
-    let pin = ctx.pin_for(key);
-    let target = Target {
-        key,
-        release_id: &intent.release_id,
-    };
-    let before = pin.read(&target).await?;
-    let plan = plan(images, &before);
-    pin.write(&target, &plan.changes).await?;
-    outcome::progress(ctx, key, state, Phase::Verifying, "verifying pinned images").await?;
-    let after = pin.read(&target).await?;
-    if let Some((service, expected)) = images.iter().find(|(s, uri)| after.get(*s) != Some(*uri)) {
-        return Err(Error::Verify {
-            service: service.clone(),
-            expected: expected.clone(),
-            actual: after.get(service).cloned(),
-        });
-    }
-    let changed: Vec<&str> = plan.changes.iter().map(|c| c.service.as_str()).collect();
-    let message = if changed.is_empty() {
-        format!("all {} images were already pinned; verified", images.len())
-    } else {
-        format!(
-            "pinned {} of {} images ({}); verified",
-            changed.len(),
-            images.len(),
-            changed.join(", ")
-        )
-    };
-    info!(changed = changed.len(), "deployment succeeded");
-    outcome::succeed(ctx, key, state, table, intent, images, &message).await?;
-    Ok(Action::Done)
 }
 
 /// After a failed reconcile: record the error, and either retry with backoff or, once

@@ -66,6 +66,30 @@ pub fn superseded_message(by: &IntentRef) -> String {
     )
 }
 
+/// A run being followed: write the status only when it says something new.
+pub async fn waiting(
+    ctx: &Context,
+    key: &EnvKey,
+    state: &mut EnvState,
+    table: &str,
+    intent: &IntentRef,
+    status: Status,
+    message: &str,
+) -> Result<(), StoreError> {
+    if state.status == Some(status) && state.message.as_deref() == Some(message) {
+        return Ok(());
+    }
+    let now = ctx.now();
+    ctx.releases
+        .write_status(table, intent, status, message, now)
+        .await?;
+    state.phase = Some(Phase::Applying);
+    state.status = Some(status);
+    state.message = Some(message.to_owned());
+    state.updated_at = Some(now);
+    ctx.state.save_progress(key, state).await
+}
+
 /// Marks `intent` in progress (entry and state). `Refused` means the entry is no longer
 /// ours to write: another intent replaced it, or it finished meanwhile.
 pub async fn start(
@@ -178,18 +202,20 @@ pub async fn observe(
     state: &mut EnvState,
     intent: &IntentRef,
     images: &Images,
+    adapters: &crate::adapters::Adapters,
 ) -> Result<(), Error> {
-    let pin = ctx.pin_for(key);
     let target = crate::pin::Target {
         key,
         release_id: &intent.release_id,
     };
-    let pinned = pin.read(&target).await?;
-    let drift: Vec<String> = images
-        .iter()
-        .filter(|(service, uri)| pinned.get(*service) != Some(*uri))
-        .map(|(service, _)| service.clone())
-        .collect();
+    let drift: Vec<String> = match adapters.pin.diff(&target, images).await {
+        Ok(changes) => changes.into_iter().map(|c| c.service).collect(),
+        Err(crate::pin::PinError::Refused(why)) => {
+            warn!(reason = %why, "cannot check the pins of the deployed release");
+            return Ok(());
+        }
+        Err(other) => return Err(other.into()),
+    };
     let known = state.observed.as_ref().is_some_and(|o| {
         o.release_id == intent.release_id && o.date_created == intent.date_created
     });
@@ -207,7 +233,7 @@ pub async fn observe(
             images: images.clone(),
             since: now,
         });
-        state.phase = Some(super::Phase::Converged);
+        state.phase = Some(Phase::Converged);
         state.status = Some(Status::Succeeded);
     }
     state.drift = drift;

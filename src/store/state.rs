@@ -40,6 +40,9 @@ pub struct EnvState {
     pub drift: Vec<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// The actuator run started for `active`: followed, never started twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actuation: Option<Actuation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +55,17 @@ pub struct Observed {
     pub date_created: Timestamp,
     pub images: Images,
     pub since: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actuation {
+    pub intent: IntentRef,
+    pub kind: String,
+    /// What the actuator follows the run by (an execution id, say).
+    pub handle: String,
+    pub started_at: Timestamp,
+    /// What pinning did, for the final status message.
+    pub pinned: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +98,7 @@ const PROGRESS: &[&str] = &[
     "attempts",
     "drift",
     "history",
+    "actuation",
     "since",
     "updated_at",
 ];

@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{EnvKey, Refusal, validate_id};
 
+pub mod environment;
+
+pub use environment::{ActuatorConfig, Environment, JsonValue, PinConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to load configuration: {0}")]
@@ -119,35 +123,6 @@ pub struct Project {
     pub image_uri_template: Option<String>,
     #[serde(default)]
     pub environments: Vec<Environment>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Environment {
-    pub id: String,
-    pub name: String,
-    #[serde(default)]
-    pub pin: PinConfig,
-    #[serde(default)]
-    pub actuator: ActuatorConfig,
-}
-
-/// Where the desired images are recorded.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum PinConfig {
-    /// RFC 013: `/{project}/images/{environment}/{service}`, one parameter per service.
-    #[default]
-    SsmParameters,
-}
-
-/// What applies the pinned images.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ActuatorConfig {
-    /// Pin only: something else (a scheduled Terraform run, a human) applies.
-    #[default]
-    None,
 }
 
 impl Default for Config {
@@ -285,6 +260,7 @@ impl Config {
                 if !envs.insert(&env.id) {
                     problems.push(format!("{at}.id: duplicate environment id {:?}", env.id));
                 }
+                env.validate(&at, &mut problems);
             }
         }
         if problems.is_empty() {
@@ -385,7 +361,7 @@ mod tests {
         assert_eq!(config.controller.poll_interval, Duration::from_millis(250));
         assert_eq!(
             config.projects[0].environments[1].pin,
-            PinConfig::SsmParameters
+            PinConfig::SsmParameters { label: false }
         );
         assert_eq!(config.releases_tables(), vec!["wellcome-releases-bugfarm"]);
     }

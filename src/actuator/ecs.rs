@@ -1,0 +1,328 @@
+//! The ECS actuator. Services come from config (`services = { hatching = [...] }`) or
+//! from their tags (`deployment:service`, `deployment:env`). For each service, every
+//! container whose image is from the repository of a release image is pointed at that
+//! image: one image may feed several services and one service may run several images.
+//! A service already running the desired images is left alone; the others get a new
+//! task definition revision and a new deployment. Done when each service's primary
+//! deployment is COMPLETED on that revision; a failed or rolled-back deployment fails.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use async_trait::async_trait;
+use aws_sdk_ecs::{
+    Client,
+    types::{ContainerDefinition, DeploymentRolloutState, Service, ServiceField, TaskDefinition},
+};
+
+use super::{Actuator, ActuatorError, Progress, Run};
+use crate::model::ImageRef;
+
+#[derive(Debug, Clone)]
+pub struct Ecs {
+    pub client: Client,
+    pub cluster: String,
+    pub services: BTreeMap<String, Vec<String>>,
+    pub discover_by_tags: bool,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+}
+
+/// Registry and repository: what makes two image URIs "the same image, another version".
+fn repository_of(uri: &str) -> Option<String> {
+    match ImageRef::parse(uri).ok()? {
+        ImageRef::Container {
+            registry,
+            repository,
+            ..
+        } => Some(format!("{}/{repository}", registry.unwrap_or_default())),
+        ImageRef::Url(_) => None,
+    }
+}
+
+/// The containers of `definition` with each pointed at the desired image of its
+/// repository; None when nothing changes.
+fn retarget(definition: &TaskDefinition, desired: &[&str]) -> Option<Vec<ContainerDefinition>> {
+    let mut changed = false;
+    let containers = definition
+        .container_definitions()
+        .iter()
+        .map(|container| {
+            let mut container = container.clone();
+            let current = container.image.clone().unwrap_or_default();
+            let wanted = desired.iter().find(|uri| {
+                repository_of(uri).is_some() && repository_of(uri) == repository_of(&current)
+            });
+            if let Some(wanted) = wanted
+                && current != **wanted
+            {
+                container.image = Some((*wanted).to_owned());
+                changed = true;
+            }
+            container
+        })
+        .collect();
+    changed.then_some(containers)
+}
+
+impl Ecs {
+    /// ECS service name → the release images it should run.
+    async fn targets<'a>(
+        &self,
+        run: &'a Run<'_>,
+    ) -> Result<BTreeMap<String, Vec<&'a str>>, ActuatorError> {
+        let mut targets: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (service, names) in &self.services {
+            if let Some(uri) = run.images.get(service) {
+                for name in names {
+                    targets.entry(name.clone()).or_default().push(uri);
+                }
+            }
+        }
+        if self.discover_by_tags {
+            for service in self.tagged(&run.key.environment).await? {
+                let name = service.service_name.clone().unwrap_or_default();
+                let feeds = service
+                    .tags()
+                    .iter()
+                    .filter(|t| t.key.as_deref() == Some("deployment:service"))
+                    .filter_map(|t| t.value.as_deref())
+                    .flat_map(|v| v.split(','))
+                    .filter_map(|s| run.images.get(s.trim()));
+                for uri in feeds {
+                    targets.entry(name.clone()).or_default().push(uri);
+                }
+            }
+        }
+        Ok(targets)
+    }
+
+    /// The cluster's services tagged `deployment:env = {env}`.
+    async fn tagged(&self, env: &str) -> Result<Vec<Service>, ActuatorError> {
+        let mut arns = Vec::new();
+        let mut pages = self
+            .client
+            .list_services()
+            .cluster(&self.cluster)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ActuatorError::aws("list ECS services", e))?;
+            arns.extend(page.service_arns.unwrap_or_default());
+        }
+        let mut found = Vec::new();
+        for chunk in arns.chunks(10) {
+            let output = self
+                .client
+                .describe_services()
+                .cluster(&self.cluster)
+                .set_services(Some(chunk.to_vec()))
+                .include(ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| ActuatorError::aws("describe ECS services", e))?;
+            found.extend(output.services.unwrap_or_default().into_iter().filter(|s| {
+                s.tags().iter().any(|t| {
+                    t.key.as_deref() == Some("deployment:env") && t.value.as_deref() == Some(env)
+                })
+            }));
+        }
+        Ok(found)
+    }
+
+    async fn service(&self, name: &str) -> Result<Service, ActuatorError> {
+        let output = self
+            .client
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(name)
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws(format!("describe ECS service {name}"), e))?;
+        output
+            .services
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .ok_or_else(|| ActuatorError::Aws {
+                op: format!("describe ECS service {name}"),
+                message: format!("no service {name} in cluster {}", self.cluster),
+            })
+    }
+
+    async fn definition(&self, arn: &str) -> Result<TaskDefinition, ActuatorError> {
+        self.client
+            .describe_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws(format!("describe task definition {arn}"), e))?
+            .task_definition
+            .ok_or_else(|| ActuatorError::Aws {
+                op: format!("describe task definition {arn}"),
+                message: "no task definition returned".into(),
+            })
+    }
+
+    /// Registers `definition` again with `containers`; returns the new revision's ARN.
+    async fn register(
+        &self,
+        definition: TaskDefinition,
+        containers: Vec<ContainerDefinition>,
+    ) -> Result<String, ActuatorError> {
+        let output = self
+            .client
+            .register_task_definition()
+            .set_family(definition.family)
+            .set_container_definitions(Some(containers))
+            .set_task_role_arn(definition.task_role_arn)
+            .set_execution_role_arn(definition.execution_role_arn)
+            .set_network_mode(definition.network_mode)
+            .set_volumes(definition.volumes)
+            .set_requires_compatibilities(definition.requires_compatibilities)
+            .set_cpu(definition.cpu)
+            .set_memory(definition.memory)
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws("register task definition", e))?;
+        output
+            .task_definition
+            .and_then(|d| d.task_definition_arn)
+            .ok_or_else(|| ActuatorError::Aws {
+                op: "register task definition".into(),
+                message: "no ARN returned".into(),
+            })
+    }
+}
+
+#[async_trait]
+impl Actuator for Ecs {
+    fn kind(&self) -> &'static str {
+        "ecs"
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Handle: JSON `{ecs service: task definition ARN it should end on}`.
+    async fn start(&self, run: &Run<'_>) -> Result<String, ActuatorError> {
+        let mut expected = BTreeMap::new();
+        for (name, desired) in self.targets(run).await? {
+            let service = self.service(&name).await?;
+            let current = service.task_definition.clone().unwrap_or_default();
+            let definition = self.definition(&current).await?;
+            let arn = match retarget(&definition, &desired) {
+                None => current,
+                Some(containers) => {
+                    let arn = self.register(definition, containers).await?;
+                    self.client
+                        .update_service()
+                        .cluster(&self.cluster)
+                        .service(&name)
+                        .task_definition(&arn)
+                        .force_new_deployment(true)
+                        .send()
+                        .await
+                        .map_err(|e| ActuatorError::aws(format!("update ECS service {name}"), e))?;
+                    arn
+                }
+            };
+            expected.insert(name, arn);
+        }
+        serde_json::to_string(&expected).map_err(|e| ActuatorError::Spawn {
+            what: "ecs deployment".into(),
+            message: e.to_string(),
+        })
+    }
+
+    async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
+        let expected: BTreeMap<String, String> = serde_json::from_str(handle).unwrap_or_default();
+        let targets = self.targets(run).await?;
+        let mut waiting = Vec::new();
+        for (name, arn) in &expected {
+            let service = self.service(name).await?;
+            let primary = service
+                .deployments()
+                .iter()
+                .find(|d| d.status.as_deref() == Some("PRIMARY"));
+            let Some(primary) = primary else {
+                waiting.push(name.clone());
+                continue;
+            };
+            if primary.task_definition.as_deref() != Some(arn.as_str()) {
+                return Ok(Progress::Failed {
+                    message: format!(
+                        "ECS service {name} rolled back to {} (circuit breaker or another deployment)",
+                        primary.task_definition.as_deref().unwrap_or("?")
+                    ),
+                });
+            }
+            match primary.rollout_state {
+                Some(DeploymentRolloutState::Failed) => {
+                    return Ok(Progress::Failed {
+                        message: format!(
+                            "ECS service {name} deployment failed: {}",
+                            primary
+                                .rollout_state_reason
+                                .as_deref()
+                                .unwrap_or("no reason given")
+                        ),
+                    });
+                }
+                Some(DeploymentRolloutState::Completed) => {
+                    let definition = self.definition(arn).await?;
+                    let desired = targets.get(name).cloned().unwrap_or_default();
+                    if retarget(&definition, &desired).is_some() {
+                        return Ok(Progress::Failed {
+                            message: format!(
+                                "ECS service {name} completed but does not run the release's images"
+                            ),
+                        });
+                    }
+                }
+                _ => waiting.push(name.clone()),
+            }
+        }
+        Ok(if waiting.is_empty() {
+            Progress::Done {
+                message: format!("{} ECS services run the release", expected.len()),
+            }
+        } else {
+            Progress::Waiting {
+                after: self.poll_interval,
+                message: format!("waiting for ECS deployments: {}", waiting.join(", ")),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_follow_the_image_of_their_repository_only() {
+        let definition = TaskDefinition::builder()
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image("r.example/app:1")
+                    .build(),
+            )
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("proxy")
+                    .image("r.example/nginx:1")
+                    .build(),
+            )
+            .build();
+        let containers = retarget(&definition, &["r.example/app:2"]).unwrap();
+        assert_eq!(containers[0].image.as_deref(), Some("r.example/app:2"));
+        assert_eq!(containers[1].image.as_deref(), Some("r.example/nginx:1"));
+        assert!(retarget(&definition, &["r.example/other:2"]).is_none());
+        assert!(
+            retarget(&definition, &["r.example/app:1"]).is_none(),
+            "already there"
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! What applies the pinned images: none, a command (Terraform), CodePipeline, ECS or
+//! Lambda. An actuator is *started* once per intent and then *checked* by requeue,
+//! never by holding a worker: its handle (an execution id, say) lives in the state
+//! table, so a restarted controller follows the same run instead of starting another.
+
+pub mod codepipeline;
+pub mod command;
+pub mod ecs;
+pub mod lambda;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{EnvKey, Images, IntentRef};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActuatorError {
+    #[error("failed to {op}: {message}")]
+    Aws { op: String, message: String },
+    #[error("failed to start {what}: {message}")]
+    Spawn { what: String, message: String },
+}
+
+impl ActuatorError {
+    pub(crate) fn aws<E, R>(
+        op: impl Into<String>,
+        error: aws_sdk_dynamodb::error::SdkError<E, R>,
+    ) -> Self
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        Self::Aws {
+            op: op.into(),
+            message: crate::aws::error_message(&error),
+        }
+    }
+}
+
+/// Where a started run is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Done {
+        message: String,
+    },
+    Waiting {
+        after: Duration,
+        message: String,
+    },
+    AwaitingApproval {
+        after: Duration,
+        message: String,
+    },
+    /// Finished and failed: no retry until a new intent.
+    Failed {
+        message: String,
+    },
+}
+
+/// One intent being applied to one environment.
+#[derive(Debug, Clone)]
+pub struct Run<'a> {
+    pub key: &'a EnvKey,
+    pub intent: &'a IntentRef,
+    /// service → desired image URI.
+    pub images: &'a Images,
+}
+
+impl Run<'_> {
+    /// A token unique to the intent, for APIs that deduplicate retried starts.
+    pub fn token(&self) -> String {
+        let date: String = self
+            .intent
+            .date_created
+            .to_wire()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let release: String = self
+            .intent
+            .release_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let mut token = format!("relctl-{date}-{release}");
+        token.truncate(128);
+        token
+    }
+
+    /// Fills `{release_id}`, `{project}`, `{environment}` in a configured string.
+    pub fn fill(&self, template: &str) -> String {
+        template
+            .replace("{release_id}", &self.intent.release_id)
+            .replace("{project}", &self.key.project)
+            .replace("{environment}", &self.key.environment)
+    }
+}
+
+#[async_trait]
+pub trait Actuator: Send + Sync {
+    fn kind(&self) -> &'static str;
+    /// How long a run may take from its start before it is `failed`.
+    fn timeout(&self) -> Duration;
+    /// Starts applying `run`; the handle it returns is what [`Actuator::check`] follows.
+    async fn start(&self, run: &Run<'_>) -> Result<String, ActuatorError>;
+    async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError>;
+}

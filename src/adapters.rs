@@ -1,0 +1,152 @@
+//! Builds each environment's pin and actuator once, at start-up, with clients for the
+//! environment's account: the controller's own credentials, or a role assumed through
+//! STS where the environment names `role_arn` (credentials refreshed as they expire).
+
+use std::{collections::HashMap, sync::Arc};
+
+use aws_config::{SdkConfig, sts::AssumeRoleProvider};
+use aws_sdk_dynamodb::config::SharedCredentialsProvider;
+
+use crate::{
+    actuator::{
+        Actuator, codepipeline::CodePipeline, command::CommandActuator, ecs::Ecs, lambda::Lambda,
+    },
+    config::{ActuatorConfig, Config, Environment, PinConfig, environment::Discover},
+    model::EnvKey,
+    pin::{Pin, SsmParameters, ecr_tag::EcrTag, ssm_json_document::SsmJsonDocument},
+};
+
+/// What one environment is pinned and applied with.
+#[derive(Clone)]
+pub struct Adapters {
+    pub pin: Arc<dyn Pin>,
+    /// None for `actuator = { kind = "none" }`: pinning is the whole deployment.
+    pub actuator: Option<Arc<dyn Actuator>>,
+}
+
+/// SDK configuration for an environment's account.
+pub async fn account(base: &SdkConfig, role_arn: Option<&str>) -> SdkConfig {
+    match role_arn {
+        None => base.clone(),
+        Some(arn) => {
+            let provider = AssumeRoleProvider::builder(arn)
+                .session_name("relctl")
+                .configure(base)
+                .build()
+                .await;
+            base.to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build()
+        }
+    }
+}
+
+pub async fn build(config: &Config, base: &SdkConfig) -> HashMap<EnvKey, Adapters> {
+    let mut accounts: HashMap<Option<String>, SdkConfig> = HashMap::new();
+    let mut built = HashMap::new();
+    for project in &config.projects {
+        for env in &project.environments {
+            let sdk = match accounts.get(&env.role_arn) {
+                Some(sdk) => sdk.clone(),
+                None => {
+                    let sdk = account(base, env.role_arn.as_deref()).await;
+                    accounts.insert(env.role_arn.clone(), sdk.clone());
+                    sdk
+                }
+            };
+            built.insert(
+                EnvKey::new(&project.id, &env.id),
+                for_environment(env, &sdk),
+            );
+        }
+    }
+    built
+}
+
+pub fn for_environment(env: &Environment, sdk: &SdkConfig) -> Adapters {
+    Adapters {
+        pin: pin(&env.pin, sdk),
+        actuator: actuator(&env.actuator, sdk),
+    }
+}
+
+fn pin(config: &PinConfig, sdk: &SdkConfig) -> Arc<dyn Pin> {
+    match config.clone() {
+        PinConfig::SsmParameters { label } => {
+            Arc::new(SsmParameters::new(aws_sdk_ssm::Client::new(sdk), label))
+        }
+        PinConfig::SsmJsonDocument {
+            parameter,
+            key_path,
+            value,
+            version_key,
+            refuse_downgrade,
+        } => Arc::new(SsmJsonDocument {
+            client: aws_sdk_ssm::Client::new(sdk),
+            parameter,
+            key_path,
+            value,
+            version_key,
+            refuse_downgrade,
+        }),
+        PinConfig::EcrTag { tag } => Arc::new(EcrTag {
+            client: aws_sdk_ecr::Client::new(sdk),
+            tag,
+        }),
+    }
+}
+
+fn actuator(config: &ActuatorConfig, sdk: &SdkConfig) -> Option<Arc<dyn Actuator>> {
+    Some(match config.clone() {
+        ActuatorConfig::None => return None,
+        ActuatorConfig::Terraform {
+            dir,
+            commands,
+            env,
+            timeout,
+            verify_plan,
+        } => Arc::new(CommandActuator::new(
+            dir,
+            commands,
+            env.into_iter().collect(),
+            timeout,
+            verify_plan,
+        )),
+        ActuatorConfig::Codepipeline {
+            pipeline,
+            variables,
+            poll_interval,
+            timeout,
+        } => Arc::new(CodePipeline {
+            client: aws_sdk_codepipeline::Client::new(sdk),
+            pipeline,
+            variables,
+            poll_interval,
+            timeout,
+        }),
+        ActuatorConfig::Ecs {
+            cluster,
+            services,
+            discover,
+            poll_interval,
+            timeout,
+        } => Arc::new(Ecs {
+            client: aws_sdk_ecs::Client::new(sdk),
+            cluster,
+            services,
+            discover_by_tags: discover == Some(Discover::Tags),
+            poll_interval,
+            timeout,
+        }),
+        ActuatorConfig::Lambda {
+            functions,
+            poll_interval,
+            timeout,
+        } => Arc::new(Lambda {
+            client: aws_sdk_lambda::Client::new(sdk),
+            functions,
+            poll_interval,
+            timeout,
+        }),
+    })
+}

@@ -1,0 +1,228 @@
+//! Per-environment configuration: where the desired images are pinned, what applies
+//! them, and in which account.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub pin: PinConfig,
+    #[serde(default)]
+    pub actuator: ActuatorConfig,
+    /// Role to assume for this environment's account (cross-account set-ups).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+/// Where the desired images are recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PinConfig {
+    /// RFC 013: `/{project}/images/{environment}/{service}`, one parameter per service.
+    /// With `label`, each written version gets the SSM parameter label `release-{id}`.
+    SsmParameters {
+        #[serde(default)]
+        label: bool,
+    },
+    /// One JSON document in one parameter (Terraform tfvars kept in SSM), patched at
+    /// `key_path` (with `{service}`), every other key kept as it was.
+    SsmJsonDocument {
+        /// Parameter name; `{project}` and `{environment}` are filled in.
+        parameter: String,
+        /// Dotted path to each service's value, e.g. `image_versions.{service}`.
+        key_path: String,
+        #[serde(default)]
+        value: JsonValue,
+        /// Key bumped (numbers +1, otherwise set to the release id) when anything changes.
+        #[serde(default)]
+        version_key: Option<String>,
+        /// Refuse a release whose tag is a lower version than the one pinned.
+        #[serde(default)]
+        refuse_downgrade: bool,
+    },
+    /// Moves a floating ECR tag (default `env.{environment}`) to the release image's
+    /// manifest, as weco-deploy did.
+    EcrTag {
+        #[serde(default = "default_ecr_tag")]
+        tag: String,
+    },
+}
+
+impl Default for PinConfig {
+    fn default() -> Self {
+        Self::SsmParameters { label: false }
+    }
+}
+
+fn default_ecr_tag() -> String {
+    "env.{environment}".into()
+}
+
+/// What a JSON document pin writes for each service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonValue {
+    #[default]
+    Uri,
+    Tag,
+}
+
+/// What applies the pinned images.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ActuatorConfig {
+    /// Pin only: something else (a scheduled Terraform run, a human) applies.
+    #[default]
+    None,
+    /// Runs commands (by default `terraform init` then `terraform apply`) in `dir`.
+    Terraform {
+        dir: PathBuf,
+        #[serde(default = "default_terraform_commands")]
+        commands: Vec<Vec<String>>,
+        /// Extra environment for the commands (beside RELCTL_PROJECT, …).
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default = "thirty_minutes", with = "humantime_serde")]
+        timeout: Duration,
+        /// After apply, `terraform plan -detailed-exitcode` must find nothing to change.
+        #[serde(default)]
+        verify_plan: bool,
+    },
+    /// Starts a CodePipeline execution and follows it.
+    Codepipeline {
+        pipeline: String,
+        /// V2 pipeline variables; `{release_id}`, `{project}`, `{environment}` are filled in.
+        #[serde(default)]
+        variables: BTreeMap<String, String>,
+        #[serde(default = "fifteen_seconds", with = "humantime_serde")]
+        poll_interval: Duration,
+        #[serde(default = "two_hours", with = "humantime_serde")]
+        timeout: Duration,
+    },
+    /// Forces new deployments of the ECS services whose image changed.
+    Ecs {
+        cluster: String,
+        /// release service id → ECS service names.
+        #[serde(default)]
+        services: BTreeMap<String, Vec<String>>,
+        /// `tags`: find services by their `deployment:service` and `deployment:env` tags.
+        #[serde(default)]
+        discover: Option<Discover>,
+        #[serde(default = "fifteen_seconds", with = "humantime_serde")]
+        poll_interval: Duration,
+        #[serde(default = "thirty_minutes", with = "humantime_serde")]
+        timeout: Duration,
+    },
+    /// Updates Lambda functions' code to the image.
+    Lambda {
+        /// release service id → function name.
+        functions: BTreeMap<String, String>,
+        #[serde(default = "five_seconds", with = "humantime_serde")]
+        poll_interval: Duration,
+        #[serde(default = "ten_minutes", with = "humantime_serde")]
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discover {
+    Tags,
+}
+
+fn default_terraform_commands() -> Vec<Vec<String>> {
+    [
+        vec!["terraform", "init", "-input=false"],
+        vec!["terraform", "apply", "-auto-approve", "-input=false"],
+    ]
+    .into_iter()
+    .map(|c| c.into_iter().map(String::from).collect())
+    .collect()
+}
+
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+fn fifteen_seconds() -> Duration {
+    Duration::from_secs(15)
+}
+fn ten_minutes() -> Duration {
+    Duration::from_secs(600)
+}
+fn thirty_minutes() -> Duration {
+    Duration::from_secs(1800)
+}
+fn two_hours() -> Duration {
+    Duration::from_secs(7200)
+}
+
+impl ActuatorConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Terraform { .. } => "terraform",
+            Self::Codepipeline { .. } => "codepipeline",
+            Self::Ecs { .. } => "ecs",
+            Self::Lambda { .. } => "lambda",
+        }
+    }
+}
+
+impl Environment {
+    /// Adds every problem with this environment's pin and actuator to `problems`.
+    pub(super) fn validate(&self, at: &str, problems: &mut Vec<String>) {
+        match &self.pin {
+            PinConfig::SsmJsonDocument {
+                parameter,
+                key_path,
+                ..
+            } => {
+                if !parameter.starts_with('/') && parameter.contains('/') {
+                    problems.push(format!(
+                        "{at}.pin.parameter: a hierarchical name must start with '/'"
+                    ));
+                }
+                if !key_path.contains("{service}") {
+                    problems.push(format!("{at}.pin.key_path: must contain {{service}}"));
+                }
+                if key_path.split('.').any(str::is_empty) {
+                    problems.push(format!("{at}.pin.key_path: has an empty segment"));
+                }
+            }
+            PinConfig::EcrTag { tag } if tag.is_empty() => {
+                problems.push(format!("{at}.pin.tag: must not be empty"));
+            }
+            _ => {}
+        }
+        match &self.actuator {
+            ActuatorConfig::Terraform { commands, .. }
+                if commands.is_empty() || commands.iter().any(Vec::is_empty) =>
+            {
+                problems.push(format!(
+                    "{at}.actuator.commands: each command needs a program"
+                ));
+            }
+            ActuatorConfig::Ecs {
+                services, discover, ..
+            } if services.is_empty() && discover.is_none() => {
+                problems.push(format!(
+                    "{at}.actuator: ecs needs `services` or `discover = \"tags\"`"
+                ));
+            }
+            ActuatorConfig::Lambda { functions, .. } if functions.is_empty() => {
+                problems.push(format!("{at}.actuator.functions: must name at least one"));
+            }
+            _ => {}
+        }
+        if let Some(arn) = &self.role_arn
+            && !arn.starts_with("arn:")
+        {
+            problems.push(format!("{at}.role_arn: {arn:?} is not an ARN"));
+        }
+    }
+}

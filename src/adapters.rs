@@ -2,7 +2,10 @@
 //! environment's account: the controller's own credentials, or a role assumed through
 //! STS where the environment names `role_arn` (credentials refreshed as they expire).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use aws_config::{SdkConfig, sts::AssumeRoleProvider};
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
@@ -41,6 +44,32 @@ pub async fn account(base: &SdkConfig, role_arn: Option<&str>) -> SdkConfig {
     }
 }
 
+/// Clients for one account, with the configured per-service endpoints.
+pub struct Clients<'a> {
+    sdk: &'a SdkConfig,
+    endpoints: &'a BTreeMap<String, String>,
+}
+
+macro_rules! client {
+    ($name:ident, $krate:ident, $service:literal) => {
+        pub fn $name(&self) -> $krate::Client {
+            let mut config = $krate::config::Builder::from(self.sdk);
+            if let Some(url) = self.endpoints.get($service) {
+                config = config.endpoint_url(url);
+            }
+            $krate::Client::from_conf(config.build())
+        }
+    };
+}
+
+impl Clients<'_> {
+    client!(ssm, aws_sdk_ssm, "ssm");
+    client!(ecr, aws_sdk_ecr, "ecr");
+    client!(ecs, aws_sdk_ecs, "ecs");
+    client!(lambda, aws_sdk_lambda, "lambda");
+    client!(codepipeline, aws_sdk_codepipeline, "codepipeline");
+}
+
 pub async fn build(config: &Config, base: &SdkConfig) -> HashMap<EnvKey, Adapters> {
     let mut accounts: HashMap<Option<String>, SdkConfig> = HashMap::new();
     let mut built = HashMap::new();
@@ -54,27 +83,29 @@ pub async fn build(config: &Config, base: &SdkConfig) -> HashMap<EnvKey, Adapter
                     sdk
                 }
             };
+            let clients = Clients {
+                sdk: &sdk,
+                endpoints: &config.aws.endpoints,
+            };
             built.insert(
                 EnvKey::new(&project.id, &env.id),
-                for_environment(env, &sdk),
+                for_environment(env, &clients),
             );
         }
     }
     built
 }
 
-pub fn for_environment(env: &Environment, sdk: &SdkConfig) -> Adapters {
+pub fn for_environment(env: &Environment, clients: &Clients<'_>) -> Adapters {
     Adapters {
-        pin: pin(&env.pin, sdk),
-        actuator: actuator(&env.actuator, sdk),
+        pin: pin(&env.pin, clients),
+        actuator: actuator(&env.actuator, clients),
     }
 }
 
-fn pin(config: &PinConfig, sdk: &SdkConfig) -> Arc<dyn Pin> {
+fn pin(config: &PinConfig, clients: &Clients<'_>) -> Arc<dyn Pin> {
     match config.clone() {
-        PinConfig::SsmParameters { label } => {
-            Arc::new(SsmParameters::new(aws_sdk_ssm::Client::new(sdk), label))
-        }
+        PinConfig::SsmParameters { label } => Arc::new(SsmParameters::new(clients.ssm(), label)),
         PinConfig::SsmJsonDocument {
             parameter,
             key_path,
@@ -82,7 +113,7 @@ fn pin(config: &PinConfig, sdk: &SdkConfig) -> Arc<dyn Pin> {
             version_key,
             refuse_downgrade,
         } => Arc::new(SsmJsonDocument {
-            client: aws_sdk_ssm::Client::new(sdk),
+            client: clients.ssm(),
             parameter,
             key_path,
             value,
@@ -90,13 +121,13 @@ fn pin(config: &PinConfig, sdk: &SdkConfig) -> Arc<dyn Pin> {
             refuse_downgrade,
         }),
         PinConfig::EcrTag { tag } => Arc::new(EcrTag {
-            client: aws_sdk_ecr::Client::new(sdk),
+            client: clients.ecr(),
             tag,
         }),
     }
 }
 
-fn actuator(config: &ActuatorConfig, sdk: &SdkConfig) -> Option<Arc<dyn Actuator>> {
+fn actuator(config: &ActuatorConfig, clients: &Clients<'_>) -> Option<Arc<dyn Actuator>> {
     Some(match config.clone() {
         ActuatorConfig::None => return None,
         ActuatorConfig::Terraform {
@@ -118,7 +149,7 @@ fn actuator(config: &ActuatorConfig, sdk: &SdkConfig) -> Option<Arc<dyn Actuator
             poll_interval,
             timeout,
         } => Arc::new(CodePipeline {
-            client: aws_sdk_codepipeline::Client::new(sdk),
+            client: clients.codepipeline(),
             pipeline,
             variables,
             poll_interval,
@@ -131,7 +162,7 @@ fn actuator(config: &ActuatorConfig, sdk: &SdkConfig) -> Option<Arc<dyn Actuator
             poll_interval,
             timeout,
         } => Arc::new(Ecs {
-            client: aws_sdk_ecs::Client::new(sdk),
+            client: clients.ecs(),
             cluster,
             services,
             discover_by_tags: discover == Some(Discover::Tags),
@@ -143,7 +174,7 @@ fn actuator(config: &ActuatorConfig, sdk: &SdkConfig) -> Option<Arc<dyn Actuator
             poll_interval,
             timeout,
         } => Arc::new(Lambda {
-            client: aws_sdk_lambda::Client::new(sdk),
+            client: clients.lambda(),
             functions,
             poll_interval,
             timeout,

@@ -47,6 +47,10 @@ pub struct Aws {
     /// Deadline for one AWS API call, retries included.
     #[serde(with = "humantime_serde")]
     pub call_timeout: Duration,
+    /// Per-service endpoint overrides (`codepipeline`, `ecs`, `lambda`, `ecr`, `ssm`):
+    /// VPC endpoints, or emulators. AWS_ENDPOINT_URL covers every service at once.
+    #[serde(default)]
+    pub endpoints: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +135,7 @@ impl Default for Config {
             aws: Aws {
                 region: None,
                 call_timeout: Duration::from_secs(30),
+                endpoints: Default::default(),
             },
             tables: Tables {
                 releases: "relctl-releases".into(),
@@ -233,6 +238,13 @@ impl Config {
         ] {
             if table.is_empty() {
                 problems.push(format!("{name}: must not be empty"));
+            }
+        }
+        for service in self.aws.endpoints.keys() {
+            if !["codepipeline", "ecs", "lambda", "ecr", "ssm"].contains(&service.as_str()) {
+                problems.push(format!(
+                    "aws.endpoints.{service}: unknown service (codepipeline, ecs, lambda, ecr, ssm)"
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();

@@ -1,0 +1,289 @@
+//! The CodePipeline actuator against a wire-level stub of the CodePipeline JSON API
+//! (moto does not run pipeline executions), with scripted executions: success, a
+//! manual approval waiting, failure, stop, supersession, and a controller restart while
+//! an execution is being followed.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod support;
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use relctl::model::Status;
+use serde_json::{Value, json};
+use support::{Harness, release, stub::Stub};
+
+const TABLE: &str = "relctl-releases";
+
+#[derive(Default)]
+struct Pipeline {
+    /// Scripts for the executions to come, one per StartPipelineExecution.
+    scripts: VecDeque<Vec<&'static str>>,
+    /// (id, token, remaining script, variables) per execution.
+    executions: Vec<(String, String, VecDeque<&'static str>, Value)>,
+    /// Ends every waiting approval (and `Hold` step) when set.
+    release: bool,
+}
+
+impl Pipeline {
+    fn current(
+        &mut self,
+        id: &str,
+    ) -> Option<&mut (String, String, VecDeque<&'static str>, Value)> {
+        self.executions.iter_mut().find(|e| e.0 == id)
+    }
+}
+
+/// Steps: `InProgress` (one poll), `Hold` / `Approval` (in progress, plus an approval
+/// waiting for `Approval`, until `release`), then a final status.
+fn handle(state: &Mutex<Pipeline>, op: &str, body: Value) -> Result<Value, support::stub::Fault> {
+    let mut p = state.lock().unwrap();
+    match op {
+        "StartPipelineExecution" => {
+            let token = body["clientRequestToken"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(existing) = p.executions.iter().find(|e| e.1 == token) {
+                return Ok(json!({ "pipelineExecutionId": existing.0 }));
+            }
+            let id = format!("exec-{}", p.executions.len() + 1);
+            let script = p.scripts.pop_front().unwrap_or_else(|| vec!["Succeeded"]);
+            p.executions
+                .push((id.clone(), token, script.into(), body["variables"].clone()));
+            Ok(json!({ "pipelineExecutionId": id }))
+        }
+        "GetPipelineExecution" => {
+            let release = p.release;
+            let id = body["pipelineExecutionId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let Some(exec) = p.current(&id) else {
+                return Err((
+                    400,
+                    "PipelineExecutionNotFoundException",
+                    format!("no {id}"),
+                ));
+            };
+            let step = *exec.2.front().unwrap_or(&"Succeeded");
+            let status = match step {
+                "Hold" | "Approval" if !release => "InProgress",
+                "Hold" | "Approval" | "InProgress" => {
+                    exec.2.pop_front();
+                    "InProgress"
+                }
+                done => done,
+            };
+            Ok(json!({ "pipelineExecution": {
+                "pipelineName": body["pipelineName"], "pipelineExecutionId": id,
+                "status": status, "statusSummary": format!("the pipeline says {status}"),
+            }}))
+        }
+        "GetPipelineState" => {
+            let release = p.release;
+            let waiting = p
+                .executions
+                .last()
+                .filter(|e| e.2.front() == Some(&"Approval") && !release)
+                .map(|e| e.0.clone());
+            let action = match &waiting {
+                Some(_) => json!({ "actionName": "ManualApproval",
+                    "latestExecution": { "status": "InProgress", "token": "approval-token" } }),
+                None => json!({ "actionName": "ManualApproval" }),
+            };
+            Ok(json!({ "pipelineName": body["name"], "stageStates": [
+                { "stageName": "Source", "latestExecution": { "pipelineExecutionId": "old", "status": "Succeeded" } },
+                { "stageName": "Approve", "actionStates": [action],
+                  "latestExecution": { "pipelineExecutionId": waiting.unwrap_or_default(), "status": "InProgress" } },
+            ]}))
+        }
+        other => Err((400, "UnknownOperationException", other.to_owned())),
+    }
+}
+
+async fn setup(scripts: Vec<Vec<&'static str>>) -> (Harness, Stub, Arc<Mutex<Pipeline>>) {
+    let state = Arc::new(Mutex::new(Pipeline {
+        scripts: scripts.into(),
+        ..Default::default()
+    }));
+    let stub = {
+        let state = state.clone();
+        Stub::start(Arc::new(move |op, body| handle(&state, op, body))).await
+    };
+    let h = Harness::new(&format!(
+        r#"
+[aws.endpoints]
+codepipeline = "{}"
+[[projects]]
+id = "tre"
+name = "TRE"
+environments = [
+  {{ id = "stage", name = "Staging", actuator = {{ kind = "codepipeline", pipeline = "terraform-stage", variables = {{ release_id = "{{release_id}}", env = "{{environment}}" }}, poll_interval = "100ms" }} }},
+]
+"#,
+        stub.endpoint
+    ))
+    .await;
+    for id in ["r1", "r2", "r3"] {
+        h.put_release(
+            TABLE,
+            release(
+                id,
+                "tre",
+                json!({ "parser": format!("registry.example/parser:{id}") }),
+            ),
+        )
+        .await;
+    }
+    (h, stub, state)
+}
+
+/// Polls until the entry's status is `status`; returns its message.
+async fn until_status(h: &Harness, release_id: &str, status: Status) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let entry = h.release(TABLE, release_id).await.deployments[0].clone();
+        if entry.status == Some(status) {
+            return entry.status_message.unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {status}: {entry:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pipeline_is_started_once_with_its_variables_and_followed_to_success() {
+    let (h, stub, state) = setup(vec![vec!["InProgress", "InProgress", "Succeeded"]]).await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    assert!(
+        entry
+            .status_message
+            .as_deref()
+            .unwrap()
+            .ends_with("pipeline terraform-stage execution exec-1 succeeded"),
+        "{entry:?}"
+    );
+    assert_eq!(stub.count("StartPipelineExecution"), 1);
+    let variables = state.lock().unwrap().executions[0].3.clone();
+    assert!(
+        variables
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "name": "release_id", "value": "r1" }))
+    );
+    assert!(
+        variables
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "name": "env", "value": "stage" }))
+    );
+    assert_eq!(
+        h.parameters("/tre/images/stage").await["/tre/images/stage/parser"].0,
+        "registry.example/parser:r1",
+        "pinned before the pipeline ran"
+    );
+    assert!(h.env_state("tre", "stage").await.actuation.is_none());
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_waiting_manual_approval_is_its_own_state_not_a_timeout() {
+    let (h, _stub, state) = setup(vec![vec!["InProgress", "Approval", "Succeeded"]]).await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    let message = until_status(&h, "r1", Status::AwaitingApproval).await;
+    assert_eq!(
+        message,
+        "pipeline terraform-stage: awaiting approval in stage Approve (action ManualApproval)"
+    );
+    assert_eq!(
+        h.env_state("tre", "stage").await.status,
+        Some(Status::AwaitingApproval)
+    );
+
+    state.lock().unwrap().release = true;
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn failed_stopped_and_superseded_executions_fail_the_deployment_with_the_reason() {
+    let (h, stub, _) = setup(vec![
+        vec!["InProgress", "Failed"],
+        vec!["Stopped"],
+        vec!["InProgress", "Superseded"],
+    ])
+    .await;
+    let controller = h.start_controller().await;
+    let expected = [
+        ("r1", "execution exec-1 failed: the pipeline says Failed"),
+        ("r2", "execution exec-2 stopped: the pipeline says Stopped"),
+        (
+            "r3",
+            "execution exec-3 superseded: the pipeline says Superseded",
+        ),
+    ];
+    for (i, (id, message)) in expected.into_iter().enumerate() {
+        h.request(TABLE, id, "stage", &format!("2024-05-01T10:00:0{i}.000000"))
+            .await;
+        let entry = h.finished(TABLE, id, 0).await;
+        assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+        assert!(
+            entry.status_message.as_deref().unwrap().contains(message),
+            "{entry:?}"
+        );
+    }
+    assert_eq!(
+        stub.count("StartPipelineExecution"),
+        3,
+        "one start per intent, no retry loop"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_controller_follows_the_recorded_execution_instead_of_starting_another() {
+    let (h, stub, state) = setup(vec![vec!["Hold", "Succeeded"]]).await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    let message = until_status(&h, "r1", Status::InProgress).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.env_state("tre", "stage").await.actuation.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "execution never recorded: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    controller.stop().await;
+    let recorded = h.env_state("tre", "stage").await.actuation.unwrap();
+    assert_eq!(recorded.handle, "exec-1");
+
+    state.lock().unwrap().release = true;
+    let controller = h.start_controller().await;
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    assert_eq!(
+        stub.count("StartPipelineExecution"),
+        1,
+        "followed, not started again"
+    );
+    controller.stop().await;
+}

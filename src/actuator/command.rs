@@ -1,6 +1,7 @@
 //! The Terraform actuator, or any list of commands: run one after another in a
 //! directory, with `RELCTL_PROJECT`, `RELCTL_ENVIRONMENT`, `RELCTL_RELEASE_ID` and
-//! `RELCTL_IMAGES` (JSON service → URI) in their environment, every output line logged,
+//! `RELCTL_IMAGES` (JSON service → URI) in their environment, and the same as
+//! `TF_VAR_relctl_project` … `TF_VAR_relctl_images`, every output line logged,
 //! a timeout, and the exit status deciding. The run happens in a background task; the
 //! reconcile only checks on it. A run lost to a restart is started again: `terraform
 //! apply` converges, so running it twice is safe where starting a pipeline twice is not.
@@ -151,6 +152,7 @@ async fn run_one(
     }
     drop(tx);
     while let Some(line) = rx.recv().await {
+        let line = strip_ansi(&line);
         info!(target: "relctl::actuator::output", "{line}");
         if tail.len() == TAIL {
             tail.pop_front();
@@ -174,6 +176,26 @@ async fn run_one(
         warn!(command = %shown, %status, "command failed");
         Err(format!("`{shown}` exited with {status}"))
     }
+}
+
+/// Drops terminal colour codes (`ESC [ … letter`): they mean nothing in a status message.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 async fn forward<R: tokio::io::AsyncBufRead + Unpin>(
@@ -202,15 +224,20 @@ impl Actuator for CommandActuator {
             message: e.to_string(),
         })?;
         let mut env = self.env.clone();
-        env.extend([
-            ("RELCTL_PROJECT".to_owned(), run.key.project.clone()),
-            ("RELCTL_ENVIRONMENT".to_owned(), run.key.environment.clone()),
-            (
-                "RELCTL_RELEASE_ID".to_owned(),
-                run.intent.release_id.clone(),
-            ),
-            ("RELCTL_IMAGES".to_owned(), images),
-        ]);
+        // The same values as Terraform input variables: a module declares
+        // `variable "relctl_images" {}` and needs no wrapper script.
+        for (name, value) in [
+            ("PROJECT", run.key.project.clone()),
+            ("ENVIRONMENT", run.key.environment.clone()),
+            ("RELEASE_ID", run.intent.release_id.clone()),
+            ("IMAGES", images),
+        ] {
+            env.push((
+                format!("TF_VAR_relctl_{}", name.to_lowercase()),
+                value.clone(),
+            ));
+            env.push((format!("RELCTL_{name}"), value));
+        }
         Self::set(&self.runs, &handle, State::Running { last_line: None });
         tokio::spawn(
             run_all(
@@ -269,5 +296,18 @@ impl Actuator for CommandActuator {
                 Progress::Failed { message }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_codes_are_stripped_from_output_lines() {
+        assert_eq!(
+            strip_ansi("\u{1b}[31m│\u{1b}[0m \u{1b}[1mError: \u{1b}[0mNo value"),
+            "│ Error: No value"
+        );
     }
 }

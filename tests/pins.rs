@@ -44,7 +44,10 @@ async fn a_json_document_is_patched_at_its_key_path_keeping_every_other_key() {
     let entry = h.finished(TABLE, "r1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     let per_service = h.parameters("/tre").await;
-    assert!(per_service.is_empty(), "no per-service parameters: {per_service:?}");
+    assert!(
+        per_service.is_empty(),
+        "no per-service parameters: {per_service:?}"
+    );
     let doc_text = h
         .ssm
         .get_parameter()

@@ -42,8 +42,11 @@ fn arn(family: &str, revision: u32) -> String {
     format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:{revision}")
 }
 
+/// (service name, container images, tags)
+type ServiceSpec<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+
 impl Cluster {
-    fn new(outcome: Outcome, services: &[(&str, &[&str], &[(&str, &str)])]) -> Self {
+    fn new(outcome: Outcome, services: &[ServiceSpec<'_>]) -> Self {
         let mut cluster = Cluster {
             services: BTreeMap::new(),
             definitions: BTreeMap::new(),
@@ -274,8 +277,8 @@ async fn only_services_whose_images_change_are_redeployed_and_done_means_complet
         [V2, FEED2],
         "one service, two images"
     );
+    }
     assert_eq!(stub.count("UpdateService"), 2);
-    drop(cluster);
     controller.stop().await;
 }
 

@@ -261,22 +261,23 @@ async fn only_services_whose_images_change_are_redeployed_and_done_means_complet
             .unwrap()
             .ends_with("3 ECS services run the release")
     );
-    let cluster = cluster.lock().unwrap();
-    assert_eq!(
-        cluster.updates,
-        ["hatching-stage", "multi-stage"],
-        "feeding-stage already ran v2"
-    );
-    assert_eq!(
-        images_of(&cluster, "hatching-stage"),
-        [V2, PROXY],
-        "the proxy is not the release's"
-    );
-    assert_eq!(
-        images_of(&cluster, "multi-stage"),
-        [V2, FEED2],
-        "one service, two images"
-    );
+    {
+        let cluster = cluster.lock().unwrap();
+        assert_eq!(
+            cluster.updates,
+            ["hatching-stage", "multi-stage"],
+            "feeding-stage already ran v2"
+        );
+        assert_eq!(
+            images_of(&cluster, "hatching-stage"),
+            [V2, PROXY],
+            "the proxy is not the release's"
+        );
+        assert_eq!(
+            images_of(&cluster, "multi-stage"),
+            [V2, FEED2],
+            "one service, two images"
+        );
     }
     assert_eq!(stub.count("UpdateService"), 2);
     controller.stop().await;

@@ -287,3 +287,33 @@ async fn a_restarted_controller_follows_the_recorded_execution_instead_of_starti
     );
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_newer_intent_supersedes_one_whose_pipeline_is_still_running() {
+    let (h, stub, state) = setup(vec![
+        vec!["Hold", "Succeeded"],
+        vec!["InProgress", "Succeeded"],
+    ])
+    .await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    until_status(&h, "r1", Status::InProgress).await;
+    while stub.count("StartPipelineExecution") == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.request(TABLE, "r2", "stage", "2024-05-01T11:00:00.000000")
+        .await;
+
+    let older = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(older.status, Some(Status::Superseded), "{older:?}");
+    let newer = h.finished(TABLE, "r2", 0).await;
+    assert_eq!(newer.status, Some(Status::Succeeded), "{newer:?}");
+    assert_eq!(
+        stub.count("StartPipelineExecution"),
+        2,
+        "one execution per intent"
+    );
+    assert_eq!(state.lock().unwrap().executions[1].0, "exec-2");
+    controller.stop().await;
+}

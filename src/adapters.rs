@@ -14,7 +14,9 @@ use crate::{
     actuator::{
         Actuator, codepipeline::CodePipeline, command::CommandActuator, ecs::Ecs, lambda::Lambda,
     },
+    aws_metrics::CountCalls,
     config::{ActuatorConfig, Config, Environment, PinConfig, environment::Discover},
+    metrics::Metrics,
     model::EnvKey,
     pin::{Pin, SsmParameters, ecr_tag::EcrTag, ssm_json_document::SsmJsonDocument},
 };
@@ -46,14 +48,16 @@ pub async fn account(base: &SdkConfig, role_arn: Option<&str>) -> SdkConfig {
 
 /// Clients for one account, with the configured per-service endpoints.
 pub struct Clients<'a> {
-    sdk: &'a SdkConfig,
-    endpoints: &'a BTreeMap<String, String>,
+    pub sdk: &'a SdkConfig,
+    pub endpoints: &'a BTreeMap<String, String>,
+    pub metrics: &'a Arc<Metrics>,
 }
 
 macro_rules! client {
     ($name:ident, $krate:ident, $service:literal) => {
         pub fn $name(&self) -> $krate::Client {
-            let mut config = $krate::config::Builder::from(self.sdk);
+            let mut config = $krate::config::Builder::from(self.sdk)
+                .interceptor(CountCalls(self.metrics.clone()));
             if let Some(url) = self.endpoints.get($service) {
                 config = config.endpoint_url(url);
             }
@@ -63,6 +67,8 @@ macro_rules! client {
 }
 
 impl Clients<'_> {
+    client!(dynamodb, aws_sdk_dynamodb, "dynamodb");
+    client!(dynamodbstreams, aws_sdk_dynamodbstreams, "dynamodbstreams");
     client!(ssm, aws_sdk_ssm, "ssm");
     client!(ecr, aws_sdk_ecr, "ecr");
     client!(ecs, aws_sdk_ecs, "ecs");
@@ -70,7 +76,11 @@ impl Clients<'_> {
     client!(codepipeline, aws_sdk_codepipeline, "codepipeline");
 }
 
-pub async fn build(config: &Config, base: &SdkConfig) -> HashMap<EnvKey, Adapters> {
+pub async fn build(
+    config: &Config,
+    base: &SdkConfig,
+    metrics: &Arc<Metrics>,
+) -> HashMap<EnvKey, Adapters> {
     let mut accounts: HashMap<Option<String>, SdkConfig> = HashMap::new();
     let mut built = HashMap::new();
     for project in &config.projects {
@@ -86,6 +96,7 @@ pub async fn build(config: &Config, base: &SdkConfig) -> HashMap<EnvKey, Adapter
             let clients = Clients {
                 sdk: &sdk,
                 endpoints: &config.aws.endpoints,
+                metrics,
             };
             built.insert(
                 EnvKey::new(&project.id, &env.id),

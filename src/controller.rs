@@ -11,7 +11,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, field::Empty, info, info_span, warn};
 
 use crate::{
+    adapters::Clients,
     config::Config,
+    metrics::{Metrics, ReconcileLabels},
     model::EnvKey,
     queue::Priority,
     reconciler::{self, Action, Context, resync},
@@ -27,15 +29,27 @@ pub enum ControllerError {
     Store(#[from] StoreError),
     #[error("state table {0} does not exist; run `relctl setup` (or apply deploy/terraform)")]
     NoStateTable(String),
+    #[error("failed to listen on {addr} (http.listen): {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What `/healthz` and `/readyz` report, shared with whoever serves them.
 #[derive(Debug, Default)]
 pub struct Health {
     ready: watch::Sender<bool>,
+    addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Health {
+    /// Where `/metrics`, `/healthz`, `/readyz` and the status page are served.
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.addr.get().copied()
+    }
+
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
     }
@@ -59,8 +73,14 @@ pub async fn run(
     shutdown: CancellationToken,
     health: Arc<Health>,
 ) -> Result<(), ControllerError> {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    let streams = aws_sdk_dynamodbstreams::Client::new(sdk);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let clients = Clients {
+        sdk,
+        endpoints: &config.aws.endpoints,
+        metrics: &metrics,
+    };
+    let (dynamodb, streams) = (clients.dynamodb(), clients.dynamodbstreams());
     if setup::describe(&dynamodb, &config.tables.state)
         .await?
         .is_none()
@@ -71,8 +91,15 @@ pub async fn run(
         config.clone(),
         ReleaseStore::new(dynamodb.clone()),
         StateStore::new(dynamodb.clone(), config.tables.state.clone()),
-        crate::adapters::build(&config, sdk).await,
+        crate::adapters::build(&config, sdk, &metrics).await,
+        metrics.clone(),
     ));
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ControllerError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
     let tracker = TaskTracker::new();
     let background = shutdown.child_token();
     for table in config.releases_tables() {
@@ -81,6 +108,17 @@ pub async fn run(
         tracker.spawn(watcher.run(background.clone()));
     }
     tracker.spawn(resync::run(ctx.clone(), background.clone()));
+    if let Ok(addr) = listener.local_addr() {
+        let _ = health.addr.set(addr);
+        info!(%addr, "serving /metrics, /healthz, /readyz and the status page");
+    }
+    let site = crate::http::Site {
+        ctx: ctx.clone(),
+        registry: Arc::new(registry),
+        health: health.clone(),
+    };
+    tracker.spawn(crate::http::serve(listener, site, background.clone()));
+    metrics.leader.set(1);
     health.set_ready(true);
     info!(
         environments = config.keys().count(),
@@ -141,10 +179,25 @@ async fn run_one(ctx: &Context, key: &EnvKey) {
         environment = %key.environment,
         release_id = Empty,
     );
-    let next = match reconciler::reconcile(ctx, key)
+    let started = tokio::time::Instant::now();
+    let result = reconciler::reconcile(ctx, key)
         .instrument(span.clone())
-        .await
-    {
+        .await;
+    let labels = ReconcileLabels {
+        project: key.project.clone(),
+        environment: key.environment.clone(),
+        result: match &result {
+            Ok(Action::Done) => "done",
+            Ok(Action::RequeueAfter(_)) => "requeue",
+            Err(_) => "error",
+        },
+    };
+    ctx.metrics.reconciles.get_or_create(&labels).inc();
+    ctx.metrics
+        .reconcile_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    let next = match result {
         Ok(Action::Done) => {
             ctx.backoffs.succeeded(key);
             None

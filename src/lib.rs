@@ -25,14 +25,18 @@
 //! - [`actuator`]: what applies them (commands/Terraform, CodePipeline, ECS, Lambda).
 //! - [`adapters`]: builds each environment's pin and actuator for its account.
 //! - [`controller`]: wires the above into the daemon, with graceful shutdown.
+//! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz` and the status page.
 //! - [`cli`]: the `relctl` commands.
 
 pub mod actuator;
 pub mod adapters;
 pub mod aws;
+pub mod aws_metrics;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod pin;
 pub mod queue;

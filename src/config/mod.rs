@@ -241,9 +241,19 @@ impl Config {
             }
         }
         for service in self.aws.endpoints.keys() {
-            if !["codepipeline", "ecs", "lambda", "ecr", "ssm"].contains(&service.as_str()) {
+            let known = [
+                "codepipeline",
+                "ecs",
+                "lambda",
+                "ecr",
+                "ssm",
+                "dynamodb",
+                "dynamodbstreams",
+            ];
+            if !known.contains(&service.as_str()) {
                 problems.push(format!(
-                    "aws.endpoints.{service}: unknown service (codepipeline, ecs, lambda, ecr, ssm)"
+                    "aws.endpoints.{service}: unknown service ({})",
+                    known.join(", ")
                 ));
             }
         }

@@ -101,6 +101,10 @@ impl EcrTag {
 
 #[async_trait]
 impl Pin for EcrTag {
+    fn kind(&self) -> &'static str {
+        "ecr_tag"
+    }
+
     async fn diff(&self, target: &Target<'_>, desired: &Images) -> Result<Vec<Change>, PinError> {
         let tag = self.tag(target);
         let mut changes = Vec::new();

@@ -35,6 +35,8 @@ pub struct Target<'a> {
 
 #[async_trait]
 pub trait Pin: Send + Sync {
+    /// The pin kind, as configured (`ssm_parameters`, …), for metrics.
+    fn kind(&self) -> &'static str;
     /// The changes that would make the pins hold `desired`: empty when they already do.
     /// `from`/`to` are in the pin's own terms (a URI, a tag, a digest).
     async fn diff(&self, target: &Target<'_>, desired: &Images) -> Result<Vec<Change>, PinError>;

@@ -130,6 +130,10 @@ fn bump(current: Option<&Value>, release_id: &str) -> Value {
 
 #[async_trait]
 impl Pin for SsmJsonDocument {
+    fn kind(&self) -> &'static str {
+        "ssm_json_document"
+    }
+
     async fn diff(&self, target: &Target<'_>, desired: &Images) -> Result<Vec<Change>, PinError> {
         let (doc, _) = self.read(&self.name(target)).await?;
         let mut changes = Vec::new();

@@ -76,6 +76,10 @@ pub async fn read_label(client: &Client, project: &str, label: &str) -> Result<I
 
 #[async_trait]
 impl Pin for SsmParameters {
+    fn kind(&self) -> &'static str {
+        "ssm_parameters"
+    }
+
     async fn diff(&self, target: &Target<'_>, desired: &Images) -> Result<Vec<Change>, PinError> {
         let pinned = read_label(&self.client, &target.key.project, &target.key.environment).await?;
         Ok(plan(desired, &pinned).changes)

@@ -9,6 +9,7 @@ use super::{Action, Context, Error, outcome};
 use crate::{
     actuator::{Actuator, Progress, Run},
     adapters::Adapters,
+    metrics::{ActuatorLabels, KindLabels},
     model::{EnvKey, Images, IntentRef, Status},
     pin::{PinError, Target},
     store::{
@@ -66,6 +67,7 @@ impl Job<'_> {
         let starting = format!("{pinned}; starting {kind}");
         outcome::progress(ctx, key, self.state, Phase::Applying, &starting).await?;
         let handle = actuator.start(&self.as_run()).await?;
+        self.count(kind, "started");
         info!(kind, handle, "actuator started");
         let actuation = Actuation {
             intent: intent.clone(),
@@ -77,6 +79,14 @@ impl Job<'_> {
         self.state.actuation = Some(actuation.clone());
         ctx.state.save_progress(key, self.state).await?;
         self.follow(actuator.as_ref(), &actuation).await
+    }
+
+    fn count(&self, kind: &'static str, outcome: &'static str) {
+        self.ctx
+            .metrics
+            .actuator_runs
+            .get_or_create(&ActuatorLabels { kind, outcome })
+            .inc();
     }
 
     fn as_run(&self) -> Run<'_> {
@@ -96,6 +106,11 @@ impl Job<'_> {
         };
         let changes = pin.diff(&target, self.images).await?;
         pin.write(&target, self.images, &changes).await?;
+        self.ctx
+            .metrics
+            .pins_written
+            .get_or_create(&KindLabels { kind: pin.kind() })
+            .inc_by(changes.len() as u64);
         let (ctx, key) = (self.ctx, self.key);
         outcome::progress(ctx, key, self.state, Phase::Verifying, "verifying pins").await?;
         if let Some(left) = pin.diff(&target, self.images).await?.into_iter().next() {
@@ -138,12 +153,14 @@ impl Job<'_> {
                 actuation.handle
             );
             self.state.actuation = None;
+            self.count(actuator.kind(), "timed_out");
             outcome::fail(ctx, key, self.state, table, intent, &why).await?;
             return Ok(Action::Done);
         }
         match actuator.check(&self.as_run(), &actuation.handle).await? {
             Progress::Done { message } => {
                 info!(kind = actuation.kind, "deployment succeeded");
+                self.count(actuator.kind(), "succeeded");
                 self.state.actuation = None;
                 let message = format!("{}; {message}", actuation.pinned);
                 outcome::succeed(ctx, key, self.state, table, intent, self.images, &message)
@@ -170,6 +187,7 @@ impl Job<'_> {
             }
             Progress::Failed { message } => {
                 self.state.actuation = None;
+                self.count(actuator.kind(), "failed");
                 outcome::fail(ctx, key, self.state, table, intent, &message).await?;
                 Ok(Action::Done)
             }

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use crate::{
     adapters::Adapters,
     config::Config,
+    metrics::Metrics,
     model::{EnvKey, Timestamp},
     queue::{Backoffs, Queue},
     store::{ReleaseStore, StateStore},
@@ -20,6 +21,9 @@ pub struct Context {
     pub adapters: HashMap<EnvKey, Adapters>,
     pub queue: Arc<Queue<EnvKey>>,
     pub backoffs: Backoffs<EnvKey>,
+    pub metrics: Arc<Metrics>,
+    /// Environments whose pins drifted from the deployed release.
+    pub drifted: std::sync::Mutex<std::collections::HashSet<EnvKey>>,
     /// Wakes the resync loop early (trimmed stream data, an expired checkpoint).
     pub resync_now: Notify,
 }
@@ -30,6 +34,7 @@ impl Context {
         releases: ReleaseStore,
         state: StateStore,
         adapters: HashMap<EnvKey, Adapters>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let backoffs = Backoffs::new(config.controller.backoff_min, config.controller.backoff_max);
         Self {
@@ -40,6 +45,8 @@ impl Context {
             queue: Arc::new(Queue::new()),
             backoffs,
             resync_now: Notify::new(),
+            metrics,
+            drifted: Default::default(),
         }
     }
 

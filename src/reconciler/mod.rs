@@ -64,6 +64,10 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
         return Ok(Action::Done);
     };
     tracing::Span::current().record("release_id", intent.release_id.as_str());
+    state.requested_by = entry
+        .requested_by
+        .as_ref()
+        .and_then(|p| p.name.clone().or_else(|| p.id.clone()));
     let images = match resolve_images(&release, project.image_uri_template.as_deref()) {
         Ok(images) => images,
         Err(refusal) => {

@@ -25,6 +25,7 @@ fn push_history(
         0,
         HistoryEntry {
             release_id: intent.release_id.clone(),
+            requested_by: state.requested_by.clone(),
             date_created: intent.date_created,
             status,
             message: message.to_owned(),
@@ -163,6 +164,9 @@ pub async fn succeed(
     state.last_error = None;
     state.attempts = 0;
     state.drift.clear();
+    if let Ok(mut drifted) = ctx.drifted.lock() {
+        drifted.remove(key);
+    }
     state.since = Some(now);
     state.updated_at = Some(now);
     push_history(ctx, state, intent, Status::Succeeded, message);
@@ -224,6 +228,13 @@ pub async fn observe(
     }
     if !drift.is_empty() {
         warn!(services = ?drift, "pinned images drifted from the deployed release");
+    }
+    if let Ok(mut drifted) = ctx.drifted.lock() {
+        if drift.is_empty() {
+            drifted.remove(key);
+        } else {
+            drifted.insert(key.clone());
+        }
     }
     if !known {
         let now = ctx.now();

@@ -40,6 +40,9 @@ pub struct EnvState {
     pub drift: Vec<String>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Who requested `active`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     /// The actuator run started for `active`: followed, never started twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actuation: Option<Actuation>,
@@ -81,6 +84,9 @@ pub enum Phase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub release_id: String,
+    /// Who requested the deployment (their name, else their id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
     pub date_created: Timestamp,
     pub status: Status,
     pub message: String,
@@ -99,6 +105,7 @@ const PROGRESS: &[&str] = &[
     "drift",
     "history",
     "actuation",
+    "requested_by",
     "since",
     "updated_at",
 ];

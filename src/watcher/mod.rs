@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
+    metrics::TableLabels,
     model::EnvKey,
     queue::Priority,
     reconciler::{Context, intake},
@@ -281,6 +282,7 @@ impl Watcher {
             }
         };
         let records = output.records.unwrap_or_default();
+        self.observe_lag(&records);
         let mut keys = BTreeSet::new();
         for record in &records {
             let sequence = record
@@ -321,6 +323,27 @@ impl Watcher {
         }
     }
 
+    /// Stream lag: the age of the newest record read; 0 when a poll finds nothing new.
+    fn observe_lag(&self, records: &[Record]) {
+        let labels = TableLabels {
+            table: self.table.clone(),
+        };
+        let newest = records
+            .iter()
+            .filter_map(|r| r.dynamodb.as_ref()?.approximate_creation_date_time)
+            .map(|t| t.secs())
+            .max();
+        let lag = newest.map_or(0.0, |secs| {
+            (chrono::Utc::now().timestamp() - secs).max(0) as f64
+        });
+        self.ctx.metrics.stream_lag.get_or_create(&labels).set(lag);
+        self.ctx
+            .metrics
+            .stream_records
+            .get_or_create(&labels)
+            .inc_by(records.len() as u64);
+    }
+
     fn schedule(&self, keys: BTreeSet<EnvKey>) {
         for key in keys {
             self.ctx
@@ -342,6 +365,13 @@ impl Watcher {
         let new = match decode(new) {
             Ok(release) => release,
             Err(error) => {
+                self.ctx
+                    .metrics
+                    .poison_records
+                    .get_or_create(&TableLabels {
+                        table: self.table.clone(),
+                    })
+                    .inc();
                 warn!(table = %self.table, %error, "skipped a release item that does not decode");
                 return Ok(Vec::new());
             }

@@ -36,6 +36,8 @@ resync_rate = 50.0
 backoff_min = "100ms"
 backoff_max = "2s"
 drain_timeout = "5s"
+[http]
+listen = "127.0.0.1:0"
 "#;
 
 pub const BUGFARM: &str = r#"
@@ -58,6 +60,8 @@ pub struct Harness {
 pub struct Running {
     shutdown: CancellationToken,
     handle: JoinHandle<()>,
+    /// Where the controller serves /metrics, /healthz, /readyz and the status page.
+    pub addr: std::net::SocketAddr,
 }
 
 impl Running {
@@ -150,7 +154,12 @@ impl Harness {
         tokio::time::timeout(Duration::from_secs(30), health.wait_ready())
             .await
             .expect("controller ready within 30s");
-        Running { shutdown, handle }
+        let addr = health.addr().expect("serving HTTP once ready");
+        Running {
+            shutdown,
+            handle,
+            addr,
+        }
     }
 
     /// Writes a release item from JSON, as boto3 or the aws CLI would.
@@ -281,6 +290,28 @@ impl Harness {
             .await
             .expect("state readable")
     }
+}
+
+/// A plain HTTP/1.0 GET: (status code, body).
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("send request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
 }
 
 /// A deployment entry exactly as RFC 013 shows it.

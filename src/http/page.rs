@@ -1,0 +1,140 @@
+//! The status page: plain server-rendered HTML, no script, refreshing itself. Every
+//! value that came from a record is escaped.
+
+use std::fmt::Write;
+
+use crate::{
+    config::Config,
+    model::{EnvKey, Timestamp},
+    store::state::EnvState,
+};
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn or_dash(value: Option<String>) -> String {
+    value.map(|v| escape(&v)).unwrap_or_else(|| "–".into())
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}\
+table{border-collapse:collapse;margin-bottom:2rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}\
+th{background:#f3f3f3}.succeeded{color:#176117}.failed{color:#a11}.in_progress,.awaiting_approval{color:#8a5a00}\
+.drift{color:#a11;font-weight:bold}small{color:#666}";
+
+/// The page for every configured environment, with what the state table says of it.
+pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"5\"><title>relctl status</title>\
+         <style>{STYLE}</style></head><body><h1>relctl</h1><p><small>as of {now} UTC; refreshes every 5 s</small></p>\
+         <table id=\"environments\"><tr><th>project</th><th>environment</th><th>running release</th>\
+         <th>desired release</th><th>phase</th><th>status</th><th>since</th><th>message</th></tr>"
+    );
+    let empty = EnvState::default();
+    for key in config.keys() {
+        let state = states
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(&empty, |(_, s)| s);
+        let status = state.status.map(|s| s.as_str()).unwrap_or("none");
+        let drift = if state.drift.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " <span class=\"drift\">drift: {}</span>",
+                escape(&state.drift.join(", "))
+            )
+        };
+        let _ = write!(
+            html,
+            "<tr data-env=\"{}/{}\"><td>{}</td><td>{}</td><td class=\"running\">{}{drift}</td><td>{}</td>\
+             <td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td>{}</td></tr>",
+            escape(&key.project),
+            escape(&key.environment),
+            escape(&key.project),
+            escape(&key.environment),
+            or_dash(state.observed.as_ref().map(|o| o.release_id.clone())),
+            or_dash(state.desired.as_ref().map(|d| d.release_id.clone())),
+            or_dash(state.phase.map(|p| format!("{p:?}").to_lowercase())),
+            or_dash(state.since.map(|s| s.to_wire())),
+            or_dash(state.message.clone()),
+        );
+    }
+    html.push_str("</table><h2>Recent deployments</h2><table id=\"history\"><tr><th>project</th>\
+        <th>environment</th><th>release</th><th>who</th><th>when</th><th>outcome</th><th>message</th></tr>");
+    for (key, state) in states {
+        for entry in state.history.iter().take(5) {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
+                escape(&key.project),
+                escape(&key.environment),
+                escape(&entry.release_id),
+                or_dash(entry.requested_by.clone()),
+                entry.at,
+                entry.status,
+                entry.status,
+                escape(&entry.message),
+            );
+        }
+    }
+    html.push_str("</table></body></html>\n");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        model::{IntentRef, Status},
+        store::state::{HistoryEntry, Observed},
+    };
+
+    #[test]
+    fn the_page_shows_each_environment_and_escapes_record_values() {
+        let config = Config::from_toml(
+            "[[projects]]\nid = \"bugfarm\"\nname = \"B\"\nenvironments = [ { id = \"stage\", name = \"S\" }, { id = \"prod\", name = \"P\" } ]",
+        )
+        .unwrap();
+        let at = Timestamp::parse("2024-05-01T10:00:00").unwrap();
+        let state = EnvState {
+            desired: Some(IntentRef {
+                date_created: at,
+                release_id: "r1".into(),
+                index: 0,
+            }),
+            observed: Some(Observed {
+                release_id: "r1".into(),
+                date_created: at,
+                images: Default::default(),
+                since: at,
+            }),
+            status: Some(Status::Succeeded),
+            history: vec![HistoryEntry {
+                release_id: "r1".into(),
+                requested_by: Some("<script>alert(1)</script>".into()),
+                date_created: at,
+                status: Status::Succeeded,
+                message: "pinned".into(),
+                at,
+            }],
+            ..Default::default()
+        };
+        let html = render(&config, &[(EnvKey::new("bugfarm", "stage"), state)], at);
+        assert!(html.contains("data-env=\"bugfarm/stage\""));
+        assert!(
+            html.contains("data-env=\"bugfarm/prod\""),
+            "configured but never deployed"
+        );
+        assert!(html.contains("<td class=\"running\">r1</td>"));
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+}

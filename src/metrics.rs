@@ -1,0 +1,210 @@
+//! Prometheus metrics: one registry, built once and passed down (controller-rs's
+//! `metrics.rs`). Labels are bounded: projects and environments come from the
+//! configuration, never from records; no ARNs, ids or messages.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub project: String,
+    pub environment: String,
+    /// `done`, `requeue` or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    pub table: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsLabels {
+    pub service: String,
+    pub operation: String,
+    /// `ok`, `throttled`, `error` or `timeout`.
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActuatorLabels {
+    pub kind: &'static str,
+    /// `started`, `succeeded`, `failed` or `timed_out`.
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    pub reconcile_duration: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
+    pub queue_depth: Gauge,
+    pub in_flight: Gauge,
+    pub stream_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
+    pub stream_records: Family<TableLabels, Counter>,
+    pub poison_records: Family<TableLabels, Counter>,
+    pub aws_calls: Family<AwsLabels, Counter>,
+    pub pins_written: Family<KindLabels, Counter>,
+    pub actuator_runs: Family<ActuatorLabels, Counter>,
+    pub drifted: Gauge,
+    pub leader: Gauge,
+    pub build_info: Family<BuildLabels, Gauge>,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            reconciles: Family::default(),
+            reconcile_duration: Family::new_with_constructor(duration_histogram),
+            queue_depth: Gauge::default(),
+            in_flight: Gauge::default(),
+            stream_lag: Family::default(),
+            stream_records: Family::default(),
+            poison_records: Family::default(),
+            aws_calls: Family::default(),
+            pins_written: Family::default(),
+            actuator_runs: Family::default(),
+            drifted: Gauge::default(),
+            leader: Gauge::default(),
+            build_info: Family::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them, names prefixed `relctl_`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        let r = registry.sub_registry_with_prefix("relctl");
+        r.register(
+            "reconciles",
+            "Reconciles by result",
+            metrics.reconciles.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            metrics.reconcile_duration.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Environments waiting in the queue",
+            metrics.queue_depth.clone(),
+        );
+        r.register(
+            "reconciles_in_flight",
+            "Reconciles running now",
+            metrics.in_flight.clone(),
+        );
+        r.register(
+            "stream_lag_seconds",
+            "Age of the newest stream record processed (0 when caught up)",
+            metrics.stream_lag.clone(),
+        );
+        r.register(
+            "stream_records",
+            "Stream records processed",
+            metrics.stream_records.clone(),
+        );
+        r.register(
+            "poison_records",
+            "Stream records that did not decode and were skipped",
+            metrics.poison_records.clone(),
+        );
+        r.register(
+            "aws_calls",
+            "AWS API calls by outcome",
+            metrics.aws_calls.clone(),
+        );
+        r.register(
+            "pins_written",
+            "Pins written, by pin kind",
+            metrics.pins_written.clone(),
+        );
+        r.register(
+            "actuator_runs",
+            "Actuator runs by kind and outcome",
+            metrics.actuator_runs.clone(),
+        );
+        r.register(
+            "drifted_environments",
+            "Environments whose pins differ from the deployed release",
+            metrics.drifted.clone(),
+        );
+        r.register(
+            "leader",
+            "1 when this replica holds the lease",
+            metrics.leader.clone(),
+        );
+        r.register(
+            "build_info",
+            "Build information",
+            metrics.build_info.clone(),
+        );
+        metrics
+            .build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        metrics
+    }
+
+    pub fn encode(registry: &Registry) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_start_with_relctl_and_counters_show_their_labels() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        metrics
+            .reconciles
+            .get_or_create(&ReconcileLabels {
+                project: "bugfarm".into(),
+                environment: "stage".into(),
+                result: "done",
+            })
+            .inc();
+        let text = Metrics::encode(&registry);
+        assert!(
+            text.contains(
+                r#"relctl_reconciles_total{project="bugfarm",environment="stage",result="done"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("relctl_build_info{version="), "{text}");
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            assert!(line.starts_with("relctl_"), "{line}");
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! Watching relctl: metrics that move during a deployment, health and readiness, drift
+//! reported after someone changes a pin by hand, and the status page in a real
+//! headless Chromium (Debian's package; scripts/test installs it).
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod support;
+
+use std::time::Duration;
+
+use relctl::model::Status;
+use serde_json::json;
+use support::{BUGFARM, Harness, get, release};
+
+const TABLE: &str = "relctl-releases";
+
+/// The value of the sample whose line starts with `prefix` (name and labels).
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_move_during_a_deployment_and_health_endpoints_answer() {
+    let h = Harness::new(BUGFARM).await;
+    h.put_release(
+        TABLE,
+        release(
+            "r1",
+            "bugfarm",
+            json!({ "a": "r.example/a:1", "b": "r.example/b:1" }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    assert_eq!(get(controller.addr, "/healthz").await, (200, "ok\n".into()));
+    let (status, body) = get(controller.addr, "/readyz").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["ready"],
+        true
+    );
+
+    let (_, before) = get(controller.addr, "/metrics").await;
+    let done = r#"relctl_reconciles_total{project="bugfarm",environment="stage",result="done"}"#;
+    let pins = r#"relctl_pins_written_total{kind="ssm_parameters"}"#;
+    assert_eq!(sample(&before, pins), None);
+
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    let (status, after) = get(controller.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(sample(&after, pins), Some(2.0), "{after}");
+    assert!(sample(&after, done).unwrap() >= 1.0, "{after}");
+    assert!(
+        sample(
+            &after,
+            r#"relctl_stream_records_total{table="relctl-releases"}"#
+        )
+        .unwrap()
+            >= 2.0,
+        "{after}"
+    );
+    assert!(
+        after.lines().any(|l| l.starts_with(
+            "relctl_aws_calls_total{service=\"SSM\",operation=\"PutParameter\",outcome=\"ok\"} 2"
+        )),
+        "{after}"
+    );
+    assert!(sample(&after, "relctl_reconcile_duration_seconds_count").is_some());
+    assert_eq!(sample(&after, "relctl_leader"), Some(1.0));
+    assert_eq!(sample(&after, "relctl_queue_depth"), Some(0.0));
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_pin_changed_by_hand_is_reported_as_drift() {
+    let h = Harness::new(BUGFARM).await;
+    h.put_release(
+        TABLE,
+        release(
+            "r1",
+            "bugfarm",
+            json!({ "hatching": "r.example/hatching:1" }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    controller.stop().await;
+
+    h.put_parameter(
+        "/bugfarm/images/stage/hatching",
+        "r.example/hatching:hotfix",
+    )
+    .await;
+    let controller = h.start_controller().await; // the start-up resync looks again
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.env_state("bugfarm", "stage").await.drift.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drift never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        h.env_state("bugfarm", "stage").await.drift,
+        vec!["hatching".to_owned()]
+    );
+    let (_, metrics) = get(controller.addr, "/metrics").await;
+    assert_eq!(
+        sample(&metrics, "relctl_drifted_environments"),
+        Some(1.0),
+        "{metrics}"
+    );
+    let (_, page) = get(controller.addr, "/").await;
+    assert!(page.contains("drift: hatching"), "{page}");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn the_status_page_shows_the_running_release_in_a_real_browser() {
+    let h = Harness::new(BUGFARM).await;
+    h.put_release(
+        TABLE,
+        release(
+            "release-for-the-browser",
+            "bugfarm",
+            json!({ "a": "r.example/a:1" }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    h.request(
+        TABLE,
+        "release-for-the-browser",
+        "stage",
+        "2024-05-01T10:00:00.000000",
+    )
+    .await;
+    assert_eq!(
+        h.finished(TABLE, "release-for-the-browser", 0).await.status,
+        Some(Status::Succeeded)
+    );
+
+    let profile = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.path().display()),
+            "--dump-dom",
+            &format!("http://{}/", controller.addr),
+        ])
+        .output()
+        .await
+        .expect("chromium runs (scripts/test installs Debian's chromium)");
+    let dom = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let row = dom
+        .split("<tr")
+        .find(|row| row.contains("data-env=\"bugfarm/stage\""))
+        .unwrap_or_else(|| panic!("no row for bugfarm/stage in {dom}"));
+    assert!(
+        row.contains("<td class=\"running\">release-for-the-browser</td>"),
+        "{row}"
+    );
+    assert!(row.contains("succeeded"), "{row}");
+    assert!(dom.contains("<title>relctl status</title>"));
+    controller.stop().await;
+}

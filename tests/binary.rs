@@ -92,7 +92,14 @@ async fn the_controller_logs_json_with_its_span_and_drains_on_sigterm() {
                 .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         }
     };
+    let serving = wait_for("serving /metrics");
+    let addr = serving["addr"].as_str().unwrap().to_owned();
     wait_for("controller started");
+    let probe = Command::new(env!("CARGO_BIN_EXE_relctl"))
+        .args(["health", "--addr", &addr])
+        .output()
+        .unwrap();
+    assert!(probe.status.success(), "{probe:?}");
 
     h.request(
         "relctl-releases",
@@ -132,4 +139,29 @@ async fn the_controller_logs_json_with_its_span_and_drains_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "SIGTERM drains and exits 0: {status:?}");
+    let probe = Command::new(env!("CARGO_BIN_EXE_relctl"))
+        .args(["health", "--addr", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "nothing serves after shutdown"
+    );
+}
+
+#[test]
+fn configuration_can_come_whole_from_relctl_config_toml() {
+    let output = Command::new(env!("CARGO_BIN_EXE_relctl"))
+        .arg("status")
+        .env_remove("RELCTL_CONFIG")
+        .env("RELCTL_CONFIG_TOML", "[controller]\nconcurrency = 0\n")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("controller.concurrency: must be at least 1"),
+        "{stderr}"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod controller;
 mod deploy;
+mod health;
 mod release;
 mod setup;
 mod status;
@@ -41,6 +42,8 @@ pub enum Command {
     Deploy(deploy::DeployArgs),
     /// Show every environment: desired and running release, phase, since when.
     Status(status::StatusArgs),
+    /// Container health check: exit 0 when the controller's /healthz answers 200.
+    Health(health::HealthArgs),
 }
 
 /// A failure to report to the person at the terminal, with the exit code it deserves.
@@ -66,6 +69,10 @@ impl<E: std::error::Error> From<E> for Failure {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    let cli = match cli.command {
+        Command::Health(args) => return exit(health::run(args).await),
+        _ => cli,
+    };
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => Arc::new(config),
         Err(error) => {
@@ -81,7 +88,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Release(command) => release::run(&config, &sdk, command).await,
         Command::Deploy(args) => deploy::run(&config, &sdk, args).await,
         Command::Status(args) => status::run(&config, &sdk, args).await,
+        Command::Health(_) => Ok(()),
     };
+    exit(result)
+}
+
+fn exit(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

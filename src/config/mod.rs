@@ -168,14 +168,25 @@ impl Default for Config {
 }
 
 /// Environment variables that start with `RELCTL_` but are not configuration.
-const NOT_CONFIG: &[&str] = &["config", "release_id", "project", "environment", "images"];
+const NOT_CONFIG: &[&str] = &[
+    "config",
+    "config_toml",
+    "release_id",
+    "project",
+    "environment",
+    "images",
+];
 
 impl Config {
-    /// Defaults → `path` (if given) → `RELCTL_*` environment, then [`Config::validate`].
+    /// Defaults → `path` (if given) → the TOML in `RELCTL_CONFIG_TOML` (for containers,
+    /// where a file is awkward) → `RELCTL_*` environment, then [`Config::validate`].
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = path {
             figment = figment.merge(Toml::file_exact(path));
+        }
+        if let Ok(text) = std::env::var("RELCTL_CONFIG_TOML") {
+            figment = figment.merge(Toml::string(&text));
         }
         let env = Env::prefixed("RELCTL_")
             .ignore(NOT_CONFIG)

@@ -1,0 +1,74 @@
+# relctl as an ECS service: one task (a second runs briefly during a rolling
+# deployment; the leader lease keeps only one acting), logs to CloudWatch as JSON,
+# `relctl health` as the container health check, and a stop timeout longer than the
+# controller's drain timeout so in-flight reconciles finish on SIGTERM.
+
+resource "aws_cloudwatch_log_group" "relctl" {
+  name              = "/ecs/${var.name}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_ecs_task_definition" "relctl" {
+  family                   = var.name
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  container_definitions = jsonencode([{
+    name         = "relctl"
+    image        = var.image
+    essential    = true
+    command      = ["controller"]
+    stopTimeout  = 60
+    portMappings = [{ containerPort = 9090, protocol = "tcp" }]
+    environment = [
+      { name = "RELCTL_CONFIG_TOML", value = var.config_toml },
+      { name = "RELCTL_TABLES__RELEASES", value = aws_dynamodb_table.releases.name },
+      { name = "RELCTL_TABLES__STATE", value = aws_dynamodb_table.state.name },
+      { name = "RELCTL_CONTROLLER__DRAIN_TIMEOUT", value = "45s" },
+      { name = "RELCTL_HTTP__LISTEN", value = "0.0.0.0:9090" },
+      { name = "RELCTL_LOG_FORMAT", value = "json" },
+    ]
+    healthCheck = {
+      command     = ["CMD", "/usr/local/bin/relctl", "health", "--addr", "127.0.0.1:9090"]
+      interval    = 15
+      timeout     = 5
+      retries     = 3
+      startPeriod = 30
+    }
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.relctl.name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "relctl"
+      }
+    }
+    readonlyRootFilesystem = true
+  }])
+}
+
+resource "aws_ecs_service" "relctl" {
+  name            = var.name
+  cluster         = var.cluster_arn
+  task_definition = aws_ecs_task_definition.relctl.arn
+  desired_count   = 1
+  launch_type     = "FARGATE"
+
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = var.security_group_ids
+    assign_public_ip = false
+  }
+}

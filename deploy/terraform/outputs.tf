@@ -1,0 +1,16 @@
+output "releases_table" {
+  value = aws_dynamodb_table.releases.name
+}
+
+output "releases_stream_arn" {
+  value = aws_dynamodb_table.releases.stream_arn
+}
+
+output "state_table" {
+  value = aws_dynamodb_table.state.name
+}
+
+output "task_role_arn" {
+  description = "Trust this role from the role_arn roles in other accounts."
+  value       = aws_iam_role.task.arn
+}

@@ -1,0 +1,63 @@
+# The releases table (RFC 013 shape, stream on, the older tool's two indexes) and
+# relctl's own state table. Both with point-in-time recovery.
+
+resource "aws_dynamodb_table" "releases" {
+  name             = "${var.name}-releases"
+  billing_mode     = "PAY_PER_REQUEST"
+  hash_key         = "release_id"
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
+
+  attribute {
+    name = "release_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "project_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "date_created"
+    type = "S"
+  }
+
+  attribute {
+    name = "last_date_deployed"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "project_gsi"
+    hash_key        = "project_id"
+    range_key       = "date_created"
+    projection_type = "ALL"
+  }
+
+  global_secondary_index {
+    name            = "deployment_gsi"
+    hash_key        = "project_id"
+    range_key       = "last_date_deployed"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+}
+
+resource "aws_dynamodb_table" "state" {
+  name         = "${var.name}-state"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+}

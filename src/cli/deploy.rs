@@ -10,10 +10,10 @@ use super::{Failure, release};
 use crate::{
     config::Config,
     model::{
-        EnvKey, Status, Timestamp,
+        EnvKey, Release, Status, Timestamp,
         record::{Deployment, EnvironmentRef},
     },
-    store::ReleaseStore,
+    store::{ReleaseStore, StateStore},
 };
 
 #[derive(Debug, Args)]
@@ -33,12 +33,53 @@ pub struct DeployArgs {
 pub async fn run(config: &Config, sdk: &SdkConfig, args: DeployArgs) -> Result<(), Failure> {
     let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
     let (table, release) = release::find(config, &store, &args.release_id).await?;
+    let (entry, index) = request(
+        config,
+        sdk,
+        &store,
+        &table,
+        &release,
+        &args.environment,
+        &args.description,
+    )
+    .await?;
+    if !args.wait {
+        return Ok(());
+    }
     let key = EnvKey::new(&release.project_id, &args.environment);
+    let state = StateStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.tables.state);
+    follow(
+        &store,
+        &state,
+        &key,
+        &table,
+        &release.release_id,
+        &entry,
+        index,
+        args.timeout,
+    )
+    .await
+}
+
+/// Validates a deployment of `release` to `environment` and appends its entry (an
+/// atomic list append: two people deploying at once both land). Returns the entry and
+/// its index.
+pub(super) async fn request(
+    config: &Config,
+    sdk: &SdkConfig,
+    store: &ReleaseStore,
+    table: &str,
+    release: &Release,
+    environment: &str,
+    description: &str,
+) -> Result<(Deployment, usize), Failure> {
+    let key = EnvKey::new(&release.project_id, environment);
     let (project, environment) = config.environment(&key)?;
-    crate::model::resolve_images(&release, project.image_uri_template.as_deref())?;
+    crate::model::resolve_images(release, project.image_uri_template.as_deref())?;
+    crate::model::gate(release, &environment.id, &environment.requires)?;
     let entry = Deployment {
         date_created: Timestamp::from_utc(chrono::Utc::now()),
-        description: Some(args.description.clone()),
+        description: Some(description.to_owned()),
         environment: EnvironmentRef {
             id: environment.id.clone(),
             name: Some(environment.name.clone()),
@@ -49,28 +90,21 @@ pub async fn run(config: &Config, sdk: &SdkConfig, args: DeployArgs) -> Result<(
         status_updated_at: None,
     };
     let index = store
-        .append_deployment(&table, &release.release_id, &entry)
+        .append_deployment(table, &release.release_id, &entry)
         .await?;
     eprintln!(
         "requested deployment of release {} to {} ({})",
         release.release_id, environment.id, environment.name
     );
-    if !args.wait {
-        return Ok(());
-    }
-    follow(
-        &store,
-        &table,
-        &release.release_id,
-        &entry,
-        index,
-        args.timeout,
-    )
-    .await
+    Ok((entry, index))
 }
 
+/// Prints each change of status, phase or message until the deployment finishes.
+#[allow(clippy::too_many_arguments)]
 async fn follow(
     store: &ReleaseStore,
+    state: &StateStore,
+    key: &EnvKey,
     table: &str,
     release_id: &str,
     entry: &Deployment,
@@ -78,7 +112,7 @@ async fn follow(
     timeout: Duration,
 ) -> Result<(), Failure> {
     let started = Instant::now();
-    let mut last: Option<(Option<Status>, Option<String>)> = None;
+    let mut last: Option<(Option<Status>, Option<String>, String)> = None;
     loop {
         let current = store
             .get(table, release_id)
@@ -91,12 +125,26 @@ async fn follow(
                     .or_else(|| r.deployments.into_iter().find(|d| d.same_intent(entry)))
             })
             .ok_or_else(|| Failure::refused("the deployment entry disappeared from the release"))?;
-        let seen = (current.status, current.status_message.clone());
+        // The environment's phase, while this deployment is the one being applied.
+        let phase = match state.get(key).await {
+            Ok(env)
+                if env.active.as_ref().is_some_and(|a| {
+                    a.release_id == release_id && a.date_created == entry.date_created
+                }) =>
+            {
+                env.phase
+                    .map(|p| format!(" [{}]", format!("{p:?}").to_lowercase()))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let seen = (current.status, current.status_message.clone(), phase);
         if last.as_ref() != Some(&seen) {
             eprintln!(
-                "[{:>5.1}s] {}: {}",
+                "[{:>5.1}s] {}{}: {}",
                 started.elapsed().as_secs_f64(),
                 current.status.map_or("pending", Status::as_str),
+                seen.2,
                 current
                     .status_message
                     .as_deref()

@@ -2,11 +2,16 @@
 //! 0 success, 1 the operation failed or was refused, 2 usage error.
 
 mod controller;
+mod create;
 mod deploy;
+mod diff;
 mod health;
+mod history;
 mod release;
+mod rollback;
 mod setup;
 mod status;
+mod validate;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -25,6 +30,9 @@ pub struct Cli {
     /// Configuration file (TOML). RELCTL_* environment variables override it.
     #[arg(long, global = true, env = "RELCTL_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How read commands print: a table for people, JSON (stable, documented) for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,10 +48,35 @@ pub enum Command {
     Release(release::ReleaseCommand),
     /// Request a deployment of a release to an environment.
     Deploy(deploy::DeployArgs),
+    /// Past deployments to an environment: who, when, outcome.
+    History(history::HistoryArgs),
+    /// Deploy the release that last succeeded before the current one (or --to RELEASE).
+    Rollback(rollback::RollbackArgs),
+    /// What deploying a release to an environment would change, without writing anything.
+    Diff(diff::DiffArgs),
+    /// Check the configuration and project manifests, listing every problem found.
+    Validate(validate::ValidateArgs),
     /// Show every environment: desired and running release, phase, since when.
     Status(status::StatusArgs),
     /// Container health check: exit 0 when the controller's /healthz answers 200.
     Health(health::HealthArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+impl Output {
+    /// Prints `value` as pretty JSON on stdout when JSON was asked for; true if it did.
+    pub fn json<T: serde::Serialize>(self, value: &T) -> Result<bool, Failure> {
+        if self == Output::Json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 /// A failure to report to the person at the terminal, with the exit code it deserves.
@@ -71,8 +104,10 @@ impl<E: std::error::Error> From<E> for Failure {
 pub async fn run(cli: Cli) -> ExitCode {
     let cli = match cli.command {
         Command::Health(args) => return exit(health::run(args).await),
+        Command::Validate(args) => return exit(validate::run(cli.config.as_deref(), args)),
         _ => cli,
     };
+    let output = cli.output;
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => Arc::new(config),
         Err(error) => {
@@ -85,10 +120,13 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Controller => controller::run(config, &sdk).await,
         Command::Setup => setup::run(&config, &sdk).await,
-        Command::Release(command) => release::run(&config, &sdk, command).await,
+        Command::Release(command) => release::run(&config, &sdk, command, output).await,
         Command::Deploy(args) => deploy::run(&config, &sdk, args).await,
-        Command::Status(args) => status::run(&config, &sdk, args).await,
-        Command::Health(_) => Ok(()),
+        Command::History(args) => history::run(&config, &sdk, args, output).await,
+        Command::Rollback(args) => rollback::run(&config, &sdk, args).await,
+        Command::Diff(args) => diff::run(&config, &sdk, args, output).await,
+        Command::Status(args) => status::run(&config, &sdk, args, output).await,
+        Command::Health(_) | Command::Validate(_) => Ok(()),
     };
     exit(result)
 }

@@ -1,23 +1,25 @@
-//! `relctl release create|list|show`.
+//! `relctl release create|update|list|show`, and the look-ups other commands share.
 
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
+use serde::Serialize;
 
-use super::Failure;
+use super::{Failure, Output};
 use crate::{
     config::{Config, Project},
-    model::{Person, Release, Timestamp, resolve_images, validate_id},
-    pin::ssm_parameters::read_label,
+    model::{Person, Release, Status},
     store::ReleaseStore,
 };
 
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
     /// Write a new release from a label's images in SSM and/or explicit --service pairs.
-    Create(CreateArgs),
-    /// The releases of a project, newest first.
+    Create(super::create::CreateArgs),
+    /// A new release from an existing one with some services' images swapped.
+    Update(super::create::UpdateArgs),
+    /// The releases of a project, newest first, with where each is deployed.
     List {
         #[arg(long)]
         project: String,
@@ -28,48 +30,125 @@ pub enum ReleaseCommand {
     Show { release_id: String },
 }
 
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    #[arg(long)]
-    pub project: String,
-    /// Read images from /{project}/images/{label}/* (default `latest` unless --service is given).
-    #[arg(long)]
-    pub from_label: Option<String>,
-    /// SERVICE=URI, repeatable; overrides the label's image for that service.
-    #[arg(long = "service", value_name = "SERVICE=URI")]
-    pub services: Vec<String>,
-    #[arg(long, default_value = "")]
-    pub description: String,
-    /// Create even if the images equal the project's newest release.
-    #[arg(long)]
-    pub force: bool,
-}
-
-pub async fn run(config: &Config, sdk: &SdkConfig, command: ReleaseCommand) -> Result<(), Failure> {
+pub async fn run(
+    config: &Config,
+    sdk: &SdkConfig,
+    command: ReleaseCommand,
+    output: Output,
+) -> Result<(), Failure> {
     let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
     match command {
-        ReleaseCommand::Create(args) => create(config, sdk, &store, args).await,
+        ReleaseCommand::Create(args) => super::create::create(config, sdk, &store, args).await,
+        ReleaseCommand::Update(args) => super::create::update(config, sdk, &store, args).await,
         ReleaseCommand::List { project, limit } => {
-            let project = project_of(config, &project)?;
-            let table = config.releases_table(project);
-            for release in store.list_project(table, &project.id, limit).await? {
-                match release {
-                    Ok(r) => println!(
-                        "{}  {}  {}",
-                        r.release_id,
-                        r.date_created.map(|d| d.to_wire()).unwrap_or_default(),
-                        r.description.unwrap_or_default()
-                    ),
-                    Err(error) => eprintln!("warning: {error}"),
-                }
-            }
-            Ok(())
+            list(config, &store, &project, limit, output).await
         }
         ReleaseCommand::Show { release_id } => {
             let (_, release) = find(config, &store, &release_id).await?;
-            println!("{}", serde_json::to_string_pretty(&release)?);
+            if !output.json(&release)? {
+                print_release(&release);
+            }
             Ok(())
         }
+    }
+}
+
+/// One line of `release list --output json`.
+#[derive(Debug, Serialize)]
+struct Listed {
+    release_id: String,
+    project_id: String,
+    date_created: Option<String>,
+    description: Option<String>,
+    images: BTreeMap<String, Option<String>>,
+    /// environment → status of its newest deployment of this release.
+    deployed_to: BTreeMap<String, String>,
+}
+
+fn deployed_to(release: &Release) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    for entry in &release.deployments {
+        found.insert(
+            entry.environment.id.clone(),
+            entry.status.map_or("pending", Status::as_str).to_owned(),
+        );
+    }
+    found
+}
+
+async fn list(
+    config: &Config,
+    store: &ReleaseStore,
+    project: &str,
+    limit: usize,
+    output: Output,
+) -> Result<(), Failure> {
+    let project = project_of(config, project)?;
+    let table = config.releases_table(project);
+    let mut listed = Vec::new();
+    for release in store.list_project(table, &project.id, limit).await? {
+        match release {
+            Ok(r) => listed.push(Listed {
+                deployed_to: deployed_to(&r),
+                release_id: r.release_id,
+                project_id: r.project_id,
+                date_created: r.date_created.map(|d| d.to_wire()),
+                description: r.description,
+                images: r.images,
+            }),
+            Err(error) => eprintln!("warning: skipped an item: {error}"),
+        }
+    }
+    if output.json(&listed)? {
+        return Ok(());
+    }
+    println!(
+        "{:<38} {:<28} {:<30} DESCRIPTION",
+        "RELEASE", "CREATED", "DEPLOYED"
+    );
+    for r in listed {
+        let deployed: Vec<String> = r
+            .deployed_to
+            .iter()
+            .map(|(e, s)| format!("{e}:{s}"))
+            .collect();
+        println!(
+            "{:<38} {:<28} {:<30} {}",
+            r.release_id,
+            r.date_created.unwrap_or_default(),
+            if deployed.is_empty() {
+                "-".into()
+            } else {
+                deployed.join(" ")
+            },
+            r.description.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn print_release(release: &Release) {
+    println!("release   {}", release.release_id);
+    println!("project   {}", release.project_id);
+    if let Some(created) = release.date_created {
+        println!("created   {created}");
+    }
+    if let Some(description) = release.description.as_deref().filter(|d| !d.is_empty()) {
+        println!("about     {description}");
+    }
+    println!("images");
+    for (service, uri) in &release.images {
+        println!("  {service:<20} {}", uri.as_deref().unwrap_or("(none)"));
+    }
+    println!("deployments");
+    for entry in &release.deployments {
+        println!(
+            "  {} {:<12} {:<18} {}",
+            entry.date_created,
+            entry.environment.id,
+            entry.status.map_or("pending", Status::as_str),
+            entry.status_message.as_deref().unwrap_or_default()
+        );
     }
 }
 
@@ -123,77 +202,4 @@ pub(super) async fn caller(sdk: &SdkConfig) -> Person {
             name: Some("unknown".into()),
         },
     }
-}
-
-async fn create(
-    config: &Config,
-    sdk: &SdkConfig,
-    store: &ReleaseStore,
-    args: CreateArgs,
-) -> Result<(), Failure> {
-    let project = project_of(config, &args.project)?;
-    let mut images: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let label = args
-        .from_label
-        .clone()
-        .or_else(|| args.services.is_empty().then(|| "latest".to_owned()));
-    if let Some(label) = &label {
-        validate_id("label", label)?;
-        let ssm = aws_sdk_ssm::Client::new(sdk);
-        let found = read_label(&ssm, &project.id, label).await?;
-        if found.is_empty() {
-            return Err(Failure::refused(format!(
-                "no images under /{}/images/{label}/; publish some or pass --service SERVICE=URI",
-                project.id
-            )));
-        }
-        images.extend(found.into_iter().map(|(s, uri)| (s, Some(uri))));
-    }
-    for pair in &args.services {
-        let (service, uri) = pair.split_once('=').ok_or_else(|| Failure {
-            message: format!("--service {pair:?} is not SERVICE=URI"),
-            code: 2,
-        })?;
-        images.insert(service.to_owned(), Some(uri.to_owned()));
-    }
-    let now = Timestamp::from_utc(chrono::Utc::now());
-    let manifest =
-        serde_json::json!({ "project_id": project.id, "label": label, "images": images });
-    let release = Release {
-        release_id: uuid::Uuid::new_v4().to_string(),
-        project_id: project.id.clone(),
-        project_name: Some(project.name.clone()),
-        date_created: Some(now),
-        last_date_deployed: None,
-        description: Some(args.description.clone()),
-        requested_by: Some(caller(sdk).await),
-        images,
-        release_manifest: Some(serde_json::Value::String(manifest.to_string())),
-        deployments: Vec::new(),
-        malformed: None,
-    };
-    resolve_images(&release, project.image_uri_template.as_deref())?;
-    let table = config.releases_table(project);
-    if !args.force
-        && let Some(Ok(newest)) = store
-            .list_project(table, &project.id, 1)
-            .await?
-            .into_iter()
-            .next()
-        && newest.images == release.images
-    {
-        eprintln!(
-            "release {} already has exactly these images; not creating a duplicate (use --force)",
-            newest.release_id
-        );
-        println!("{}", newest.release_id);
-        return Ok(());
-    }
-    store.create(table, &release).await?;
-    eprintln!("created release {} of {}", release.release_id, project.id);
-    for (service, uri) in &release.images {
-        eprintln!("  {service}: {}", uri.as_deref().unwrap_or("(none)"));
-    }
-    println!("{}", release.release_id);
-    Ok(())
 }

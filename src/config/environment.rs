@@ -17,6 +17,9 @@ pub struct Environment {
     /// Role to assume for this environment's account (cross-account set-ups).
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// Environments a release must have succeeded in first (promotion gate).
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 /// Where the desired images are recorded.

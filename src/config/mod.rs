@@ -294,6 +294,16 @@ impl Config {
                     problems.push(format!("{at}.id: duplicate environment id {:?}", env.id));
                 }
                 env.validate(&at, &mut problems);
+                for required in &env.requires {
+                    if required == &env.id
+                        || !project.environments.iter().any(|e| &e.id == required)
+                    {
+                        problems.push(format!(
+                            "{at}.requires: {required:?} is not another environment of project {:?}",
+                            project.id
+                        ));
+                    }
+                }
             }
         }
         if problems.is_empty() {

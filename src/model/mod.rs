@@ -5,6 +5,7 @@
 pub mod ids;
 pub mod image;
 pub mod intent;
+pub mod manifest;
 pub mod plan;
 pub mod record;
 pub mod time;
@@ -12,6 +13,6 @@ pub mod time;
 pub use ids::{EnvKey, IdError, validate_id};
 pub use image::ImageRef;
 pub use intent::{Intent, IntentRef, new_intents};
-pub use plan::{Change, Images, Plan, Refusal, plan, resolve_images};
+pub use plan::{Change, Images, Plan, Refusal, gate, plan, resolve_images};
 pub use record::{Deployment, Person, Release, Status};
 pub use time::Timestamp;

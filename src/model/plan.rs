@@ -45,6 +45,14 @@ pub enum Refusal {
         service: String,
         why: String,
     },
+    #[error(
+        "release {release_id} has not succeeded in {missing} yet, which {environment} requires first (promotion gate); deploy it there first"
+    )]
+    Gate {
+        release_id: String,
+        environment: String,
+        missing: String,
+    },
     #[error("release {release_id} is malformed and cannot be deployed: {why}")]
     Malformed { release_id: String, why: String },
 }
@@ -93,6 +101,29 @@ pub fn resolve_images(release: &Release, template: Option<&str>) -> Result<Image
         images.insert(service.clone(), parsed.to_string());
     }
     Ok(images)
+}
+
+/// The promotion gate: `release` must have succeeded in each of `requires` before it
+/// may be deployed to `environment`.
+pub fn gate(release: &Release, environment: &str, requires: &[String]) -> Result<(), Refusal> {
+    let missing: Vec<&str> = requires
+        .iter()
+        .filter(|required| {
+            !release.deployments.iter().any(|d| {
+                &d.environment.id == *required && d.status == Some(super::Status::Succeeded)
+            })
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::Gate {
+            release_id: release.release_id.clone(),
+            environment: environment.to_owned(),
+            missing: missing.join(", "),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +253,40 @@ mod tests {
     fn an_unparseable_uri_is_refused() {
         let refusal = resolve_images(&release(&[("a", Some("not an image"))]), None).unwrap_err();
         assert!(matches!(refusal, Refusal::BadImage { .. }));
+    }
+
+    #[test]
+    fn the_promotion_gate_needs_a_success_in_every_required_environment() {
+        use crate::model::{
+            Status, Timestamp,
+            record::{Deployment, EnvironmentRef},
+        };
+        let mut release = release(&[("a", Some("repo/a:1"))]);
+        let required = vec!["stage".to_owned()];
+        let refusal = gate(&release, "prod", &required).unwrap_err();
+        assert!(
+            refusal
+                .to_string()
+                .contains("has not succeeded in stage yet, which prod requires")
+        );
+        release.deployments.push(Deployment {
+            date_created: Timestamp::parse("2024-01-01T00:00:00").unwrap(),
+            description: None,
+            environment: EnvironmentRef {
+                id: "stage".into(),
+                name: None,
+            },
+            requested_by: None,
+            status: Some(Status::Failed),
+            status_message: None,
+            status_updated_at: None,
+        });
+        assert!(
+            gate(&release, "prod", &required).is_err(),
+            "a failure does not count"
+        );
+        release.deployments[0].status = Some(Status::Succeeded);
+        assert_eq!(gate(&release, "prod", &required), Ok(()));
     }
 
     #[test]

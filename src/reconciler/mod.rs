@@ -16,7 +16,7 @@ use tracing::warn;
 pub use context::Context;
 
 use crate::{
-    model::{EnvKey, IntentRef, Release, Status, record::Deployment, resolve_images},
+    model::{EnvKey, IntentRef, Release, Status, gate, record::Deployment, resolve_images},
     pin::PinError,
     store::StoreError,
 };
@@ -68,7 +68,14 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
         .requested_by
         .as_ref()
         .and_then(|p| p.name.clone().or_else(|| p.id.clone()));
-    let images = match resolve_images(&release, project.image_uri_template.as_deref()) {
+    let requires = ctx
+        .config
+        .environment(key)
+        .map(|(_, env)| env.requires.clone())
+        .unwrap_or_default();
+    let images = match resolve_images(&release, project.image_uri_template.as_deref())
+        .and_then(|images| gate(&release, &key.environment, &requires).map(|()| images))
+    {
         Ok(images) => images,
         Err(refusal) => {
             if !entry.status.is_some_and(Status::is_terminal) {

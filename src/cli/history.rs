@@ -1,0 +1,111 @@
+//! `relctl history --project P --env E`: past deployments to an environment, newest
+//! first, read from the releases themselves (newest deployed first on `deployment_gsi`).
+
+use aws_config::SdkConfig;
+use clap::Args;
+use serde::Serialize;
+
+use super::{Failure, Output, release::project_of};
+use crate::{
+    config::Config,
+    model::{EnvKey, Release, Status},
+    store::ReleaseStore,
+};
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[arg(long)]
+    pub project: String,
+    #[arg(long = "env")]
+    pub environment: String,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// One line of `history --output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Past {
+    pub release_id: String,
+    pub environment: String,
+    pub date_created: String,
+    pub requested_by: Option<String>,
+    pub description: Option<String>,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub status_updated_at: Option<String>,
+}
+
+/// Every deployment to `key`, newest first, at most `limit`.
+pub(super) async fn deployments(
+    config: &Config,
+    store: &ReleaseStore,
+    key: &EnvKey,
+    limit: usize,
+) -> Result<Vec<(Past, Release)>, Failure> {
+    let (project, _) = config.environment(key)?;
+    let table = config.releases_table(project);
+    let mut found: Vec<(Past, Release)> = Vec::new();
+    for release in store
+        .recently_deployed(table, &project.id, |_| true)
+        .await?
+    {
+        let Ok(release) = release else { continue };
+        for entry in release
+            .deployments
+            .iter()
+            .filter(|d| d.environment.id == key.environment)
+        {
+            let past = Past {
+                release_id: release.release_id.clone(),
+                environment: key.environment.clone(),
+                date_created: entry.date_created.to_wire(),
+                requested_by: entry
+                    .requested_by
+                    .as_ref()
+                    .and_then(|p| p.name.clone().or(p.id.clone())),
+                description: entry.description.clone(),
+                status: entry.status.map_or("pending", Status::as_str).to_owned(),
+                status_message: entry.status_message.clone(),
+                status_updated_at: entry.status_updated_at.map(|t| t.to_wire()),
+            };
+            found.push((past, release.clone()));
+        }
+    }
+    found.sort_by(|a, b| b.0.date_created.cmp(&a.0.date_created));
+    found.truncate(limit);
+    Ok(found)
+}
+
+pub async fn run(
+    config: &Config,
+    sdk: &SdkConfig,
+    args: HistoryArgs,
+    output: Output,
+) -> Result<(), Failure> {
+    project_of(config, &args.project)?;
+    let key = EnvKey::new(&args.project, &args.environment);
+    let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
+    let past: Vec<Past> = deployments(config, &store, &key, args.limit)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    if output.json(&past)? {
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<38} {:<18} {:<12} MESSAGE",
+        "REQUESTED", "RELEASE", "WHO", "OUTCOME"
+    );
+    for p in past {
+        println!(
+            "{:<28} {:<38} {:<18} {:<12} {}",
+            p.date_created,
+            p.release_id,
+            p.requested_by.unwrap_or_else(|| "-".into()),
+            p.status,
+            p.status_message.unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `relctl validate [--config ..] [--manifest .wellcome_project ...]`: checks the
+//! configuration and project manifests offline and lists every problem found.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use clap::Args;
+
+use super::Failure;
+use crate::{config::Config, model::manifest};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Project manifests to check (RFC 013's `.wellcome_project`), repeatable.
+    #[arg(long = "manifest")]
+    pub manifests: Vec<PathBuf>,
+}
+
+pub fn run(config_path: Option<&Path>, args: ValidateArgs) -> Result<(), Failure> {
+    let mut problems = Vec::new();
+    let config = match Config::load(config_path) {
+        Ok(config) => Some(config),
+        Err(error) => {
+            problems.push(format!("configuration: {error}"));
+            None
+        }
+    };
+    let configured: BTreeMap<String, Vec<String>> = config
+        .iter()
+        .flat_map(|c| &c.projects)
+        .map(|p| {
+            (
+                p.id.clone(),
+                p.environments.iter().map(|e| e.id.clone()).collect(),
+            )
+        })
+        .collect();
+    for path in &args.manifests {
+        let shown = path.display();
+        match std::fs::read_to_string(path) {
+            Err(e) => problems.push(format!("{shown}: cannot read: {e}")),
+            Ok(text) => match serde_json::from_str(&text) {
+                Err(e) => problems.push(format!("{shown}: not JSON: {e}")),
+                Ok(value) => problems.extend(
+                    manifest::check(&value, &configured)
+                        .into_iter()
+                        .map(|p| format!("{shown}: {p}")),
+                ),
+            },
+        }
+    }
+    if problems.is_empty() {
+        println!(
+            "configuration OK: {} projects, {} environments; {} manifests OK",
+            configured.len(),
+            configured.values().map(Vec::len).sum::<usize>(),
+            args.manifests.len()
+        );
+        return Ok(());
+    }
+    for problem in &problems {
+        println!("{problem}");
+    }
+    Err(Failure::refused(format!(
+        "{} problems found",
+        problems.len()
+    )))
+}

@@ -1,0 +1,282 @@
+//! The read and follow-up commands against moto with the controller in-process:
+//! update, list, show, status, history, diff, rollback, validate, the promotion gate,
+//! and the shapes of their `--output json`.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod support;
+
+use relctl::model::Status;
+use serde_json::Value;
+use support::Harness;
+
+const GATED: &str = r#"
+[[projects]]
+id = "bugfarm"
+name = "Bug farm"
+environments = [
+  { id = "stage", name = "Staging" },
+  { id = "prod", name = "Production", requires = ["stage"] },
+]
+"#;
+
+async fn relctl(h: &Harness, args: &[&str]) -> (i32, String, String) {
+    let mut command = h.relctl();
+    command.args(args);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn ok(h: &Harness, args: &[&str]) -> String {
+    let (code, out, err) = relctl(h, args).await;
+    assert_eq!(code, 0, "relctl {args:?}: {err}");
+    out
+}
+
+async fn json(h: &Harness, args: &[&str]) -> Value {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(h, &all).await).unwrap()
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
+    let h = Harness::new(GATED).await;
+    h.put_parameter("/bugfarm/images/latest/hatching", "r.example/hatching:v1")
+        .await;
+    h.put_parameter("/bugfarm/images/latest/feeding", "r.example/feeding:v1")
+        .await;
+    let controller = h.start_controller().await;
+
+    let r1 = ok(
+        &h,
+        &[
+            "release",
+            "create",
+            "--project",
+            "bugfarm",
+            "--description",
+            "first",
+        ],
+    )
+    .await;
+    let r1 = r1.trim();
+    let r2 = ok(
+        &h,
+        &[
+            "release",
+            "update",
+            r1,
+            "--service",
+            "hatching=r.example/hatching:v2",
+        ],
+    )
+    .await;
+    let r2 = r2.trim();
+    assert_ne!(r1, r2);
+
+    // The promotion gate: prod needs a success in stage first.
+    let (code, _, err) = relctl(&h, &["deploy", r2, "--env", "prod"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("has not succeeded in stage yet, which prod requires first"),
+        "{err}"
+    );
+    for (release, env) in [(r1, "stage"), (r1, "prod"), (r2, "stage"), (r2, "prod")] {
+        let (code, _, err) = relctl(
+            &h,
+            &[
+                "deploy",
+                release,
+                "--env",
+                env,
+                "--wait",
+                "--timeout",
+                "60s",
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "deploy {release} to {env}: {err}");
+        assert!(err.contains("succeeded"), "{err}");
+    }
+
+    let listed = json(&h, &["release", "list", "--project", "bugfarm"]).await;
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["release_id"], r2, "newest first");
+    assert_eq!(
+        keys(&listed[0]),
+        [
+            "date_created",
+            "deployed_to",
+            "description",
+            "images",
+            "project_id",
+            "release_id"
+        ]
+    );
+    assert_eq!(
+        listed[0]["deployed_to"],
+        serde_json::json!({ "stage": "succeeded", "prod": "succeeded" })
+    );
+
+    let shown = json(&h, &["release", "show", r1]).await;
+    assert_eq!(
+        keys(&shown),
+        [
+            "date_created",
+            "deployments",
+            "description",
+            "images",
+            "last_date_deployed",
+            "project_id",
+            "project_name",
+            "release_id",
+            "release_manifest",
+            "requested_by"
+        ]
+    );
+    assert_eq!(
+        keys(&shown["deployments"][0]),
+        [
+            "date_created",
+            "description",
+            "environment",
+            "requested_by",
+            "status",
+            "status_message",
+            "status_updated_at"
+        ]
+    );
+
+    let status = json(&h, &["status"]).await;
+    let prod = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["environment"] == "prod")
+        .unwrap();
+    assert_eq!(
+        keys(prod),
+        [
+            "desired_release",
+            "drift",
+            "environment",
+            "message",
+            "phase",
+            "project",
+            "running_release",
+            "since",
+            "status"
+        ]
+    );
+    assert_eq!(prod["running_release"], r2);
+    assert_eq!(prod["phase"], "converged");
+
+    let diff = json(&h, &["diff", r1, "--env", "prod"]).await;
+    assert_eq!(
+        keys(&diff),
+        [
+            "changes",
+            "environment",
+            "project_id",
+            "release_id",
+            "unchanged"
+        ]
+    );
+    assert_eq!(
+        diff["changes"],
+        serde_json::json!([{ "service": "hatching", "from": "r.example/hatching:v2", "to": "r.example/hatching:v1" }])
+    );
+    assert_eq!(diff["unchanged"], serde_json::json!(["feeding"]));
+    let before = h.parameters("/bugfarm/images/prod").await;
+    assert_eq!(
+        before["/bugfarm/images/prod/hatching"].0, "r.example/hatching:v2",
+        "diff wrote nothing"
+    );
+
+    let rolled = ok(&h, &["rollback", "--project", "bugfarm", "--env", "prod"]).await;
+    assert_eq!(rolled.trim(), r1);
+    let release = h.release("relctl-releases", r1).await;
+    let index = release.deployments.len() - 1;
+    let entry = h.finished("relctl-releases", r1, index).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    assert_eq!(
+        entry.description.as_deref(),
+        Some(format!("rollback of {r2} to release {r1}").as_str())
+    );
+    let after = h.parameters("/bugfarm/images/prod").await;
+    assert_eq!(
+        after["/bugfarm/images/prod/hatching"].0,
+        "r.example/hatching:v1"
+    );
+
+    let history = json(&h, &["history", "--project", "bugfarm", "--env", "prod"]).await;
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(
+        keys(&history[0]),
+        [
+            "date_created",
+            "description",
+            "environment",
+            "release_id",
+            "requested_by",
+            "status",
+            "status_message",
+            "status_updated_at"
+        ]
+    );
+    let order: Vec<&str> = history
+        .iter()
+        .map(|p| p["release_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [r1, r2, r1], "newest first");
+    assert!(history.iter().all(|p| p["status"] == "succeeded"));
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn validate_lists_every_problem_in_configuration_and_manifests() {
+    let h = Harness::without_tables(GATED).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, r#"{ "bugfarm": { "name": "Bug farm", "environments": [ { "id": "stage", "name": "Staging" }, { "id": "prod", "name": "Production" } ] } }"#).unwrap();
+    let out = ok(&h, &["validate", "--manifest", good.to_str().unwrap()]).await;
+    assert!(
+        out.contains("configuration OK: 1 projects, 2 environments; 1 manifests OK"),
+        "{out}"
+    );
+
+    let bad = dir.path().join(".wellcome_project");
+    std::fs::write(&bad, r#"{ "bugfarm": { "environments": [ { "id": "stage", "name": "S" }, { "id": "stage", "name": "S" }, { "id": "qa", "name": "QA" } ] } }"#).unwrap();
+    let (code, out, err) = relctl(&h, &["validate", "--manifest", bad.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("missing \"name\""), "{out}");
+    assert!(out.contains("duplicate environment id \"stage\""), "{out}");
+    assert!(
+        out.contains(
+            "environment \"qa\" is unknown to relctl's configuration (configured: stage, prod)"
+        ),
+        "{out}"
+    );
+    assert!(err.contains("3 problems found"), "{err}");
+}

@@ -69,7 +69,10 @@ async fn setup_then_create_then_deploy_and_wait() {
     ];
     let (code, _, err) = relctl(&h, &deploy).await;
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("succeeded: pinned 1 of 1 images"), "{err}");
+    assert!(
+        err.contains("succeeded [converged]: pinned 1 of 1 images"),
+        "{err}"
+    );
     let entry = h.finished("relctl-releases", &release_id, 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded));
     let pinned = h.parameters("/bugfarm/images/stage").await;

@@ -1,6 +1,7 @@
 //! DynamoDB adapters: the releases table (RFC 013 names, read as the older tools wrote
 //! it), the controller's own state table, and table set-up.
 
+pub mod lease;
 pub mod releases;
 pub mod setup;
 pub mod state;
@@ -26,6 +27,10 @@ pub enum StoreError {
     Encode { what: &'static str, message: String },
     #[error("failed to decode {what}: {message}")]
     Decode { what: String, message: String },
+    #[error(
+        "failed to write as leader: the lease this replica held (owner {owner}, counter {counter}) has passed to another replica"
+    )]
+    Fenced { owner: String, counter: u64 },
 }
 
 impl StoreError {

@@ -7,11 +7,15 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::{
     Client,
-    types::{AttributeValue, ReturnValue},
+    types::{AttributeValue, Put, TransactWriteItem, Update},
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Item, StoreError, is_condition_failed, s};
+use super::{
+    Item, StoreError,
+    lease::{self, Fence, Written},
+    s,
+};
 use crate::model::{EnvKey, Images, IntentRef, Status, Timestamp};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -133,6 +137,8 @@ pub struct Checkpoint {
 pub struct StateStore {
     client: Client,
     table: String,
+    /// Set on a leader: every write is refused once another replica holds the lease.
+    fence: Option<Fence>,
 }
 
 pub fn env_pk(key: &EnvKey) -> String {
@@ -155,7 +161,18 @@ impl StateStore {
         Self {
             client,
             table: table.into(),
+            fence: None,
         }
+    }
+
+    /// The same store, its writes fenced by `fence`.
+    pub fn fenced(mut self, fence: Fence) -> Self {
+        self.fence = Some(fence);
+        self
+    }
+
+    async fn write(&self, item: TransactWriteItem) -> Result<Written, StoreError> {
+        lease::fenced(&self.client, &self.table, self.fence.as_ref(), item).await
     }
 
     pub fn table(&self) -> &str {
@@ -181,50 +198,55 @@ impl StateStore {
         }
     }
 
-    /// Makes `intent` the desired one for `key` if it is newer than the current one.
+    /// Makes `intent` the desired one for `key` if it is newer than the current one: a
+    /// compare-and-swap on the pointer read, so `previous` is exactly what it replaced.
     pub async fn advance(&self, key: &EnvKey, intent: &IntentRef) -> Result<Advance, StoreError> {
         let pointer: AttributeValue =
             serde_dynamo::to_attribute_value(intent).map_err(|e| StoreError::Encode {
                 what: "intent pointer",
                 message: e.to_string(),
             })?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(env_pk(key)))
-            .update_expression("SET desired = :pointer, desired_order = :order")
-            .condition_expression("attribute_not_exists(desired_order) OR desired_order < :order")
-            .expression_attribute_values(":pointer", pointer)
-            .expression_attribute_values(":order", s(order(intent)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(output) => {
-                let previous = output
-                    .attributes
-                    .and_then(|mut old| old.remove("desired"))
-                    .and_then(|value| serde_dynamo::from_attribute_value(value).ok());
-                Ok(Advance::Advanced { previous })
-            }
-            Err(e) if is_condition_failed(&e) => {
-                let desired = self
-                    .get(key)
-                    .await?
-                    .desired
-                    .ok_or_else(|| StoreError::Decode {
-                        what: format!("desired pointer of {key}"),
-                        message: "missing after a failed conditional write".into(),
-                    })?;
-                if desired.same_entry(intent) {
-                    Ok(Advance::Current)
-                } else {
-                    Ok(Advance::Stale { desired })
+        for _ in 0..5 {
+            let current = self.get(key).await?.desired;
+            match &current {
+                Some(desired) if desired.same_entry(intent) => return Ok(Advance::Current),
+                Some(desired) if !intent.is_newer_than(desired) => {
+                    return Ok(Advance::Stale {
+                        desired: desired.clone(),
+                    });
                 }
+                _ => {}
             }
-            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(env_pk(key)))
+                .update_expression("SET desired = :pointer, desired_order = :order")
+                .expression_attribute_values(":pointer", pointer.clone())
+                .expression_attribute_values(":order", s(order(intent)));
+            let update = match &current {
+                None => update.condition_expression("attribute_not_exists(desired_order)"),
+                Some(previous) => update
+                    .condition_expression("desired_order = :previous")
+                    .expression_attribute_values(":previous", s(order(previous))),
+            };
+            let update = update.build().map_err(|e| StoreError::Encode {
+                what: "desired pointer update",
+                message: e.to_string(),
+            })?;
+            if self
+                .write(TransactWriteItem::builder().update(update).build())
+                .await?
+                == Written::Done
+            {
+                return Ok(Advance::Advanced { previous: current });
+            }
+            // Another writer moved the pointer between our read and write: look again.
         }
+        Err(StoreError::Aws {
+            op: "advance the desired pointer",
+            table: self.table.clone(),
+            message: format!("{key}: the pointer kept changing under five attempts"),
+        })
     }
 
     /// Writes the reconciler's attributes of `state`, leaving `desired` alone.
@@ -235,9 +257,7 @@ impl StateStore {
         })?;
         let mut sets = Vec::new();
         let mut removes = Vec::new();
-        let mut request = self
-            .client
-            .update_item()
+        let mut request = Update::builder()
             .table_name(&self.table)
             .key("pk", s(env_pk(key)))
             .expression_attribute_values(":project", s(&key.project))
@@ -260,11 +280,16 @@ impl StateStore {
         if !removes.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
-        request
-            .update_expression(expression)
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("UpdateItem", &self.table, e))?;
+        let update =
+            request
+                .update_expression(expression)
+                .build()
+                .map_err(|e| StoreError::Encode {
+                    what: "environment state update",
+                    message: e.to_string(),
+                })?;
+        self.write(TransactWriteItem::builder().update(update).build())
+            .await?;
         Ok(())
     }
 
@@ -340,15 +365,18 @@ impl StateStore {
                 what: "checkpoints",
                 message: e.to_string(),
             })?;
-        self.client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .item("pk", s(format!("checkpoints#{stream_arn}")))
             .item("shards", shards)
             .item("updated_at", s(now.to_wire()))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("PutItem", &self.table, e))?;
+            .build()
+            .map_err(|e| StoreError::Encode {
+                what: "checkpoints",
+                message: e.to_string(),
+            })?;
+        self.write(TransactWriteItem::builder().put(put).build())
+            .await?;
         Ok(())
     }
 }

@@ -94,7 +94,7 @@ async fn the_controller_logs_json_with_its_span_and_drains_on_sigterm() {
     };
     let serving = wait_for("serving /metrics");
     let addr = serving["addr"].as_str().unwrap().to_owned();
-    wait_for("controller started");
+    wait_for("leading: watching streams");
     let probe = Command::new(env!("CARGO_BIN_EXE_relctl"))
         .args(["health", "--addr", &addr])
         .output()

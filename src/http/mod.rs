@@ -18,13 +18,12 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::{controller::Health, metrics::Metrics, reconciler::Context};
+use crate::{controller::Shared, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct Site {
-    pub ctx: Arc<Context>,
+    pub shared: Arc<Shared>,
     pub registry: Arc<Registry>,
-    pub health: Arc<Health>,
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, site: Site, shutdown: CancellationToken) {
@@ -43,11 +42,19 @@ pub async fn serve(listener: tokio::net::TcpListener, site: Site, shutdown: Canc
 }
 
 async fn metrics(State(site): State<Site>) -> Response {
-    let ctx = &site.ctx;
-    ctx.metrics.queue_depth.set(ctx.queue.len() as i64);
-    ctx.metrics.in_flight.set(ctx.queue.in_flight() as i64);
-    let drifted = ctx.drifted.lock().map(|d| d.len()).unwrap_or_default();
-    ctx.metrics.drifted.set(drifted as i64);
+    let metrics = &site.shared.metrics;
+    match site.shared.current() {
+        Some(ctx) => {
+            metrics.queue_depth.set(ctx.queue.len() as i64);
+            metrics.in_flight.set(ctx.queue.in_flight() as i64);
+            let drifted = ctx.drifted.lock().map(|d| d.len()).unwrap_or_default();
+            metrics.drifted.set(drifted as i64);
+        }
+        None => {
+            metrics.queue_depth.set(0);
+            metrics.in_flight.set(0);
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -59,18 +66,25 @@ async fn metrics(State(site): State<Site>) -> Response {
 }
 
 async fn ready(State(site): State<Site>) -> Response {
-    let ready = site.health.is_ready();
+    let health = &site.shared.health;
+    let ready = health.is_ready();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({ "ready": ready, "role": "leader" }))).into_response()
+    let role = if health.is_leader() {
+        "leader"
+    } else {
+        "standby"
+    };
+    (status, Json(json!({ "ready": ready, "role": role }))).into_response()
 }
 
 async fn status_page(State(site): State<Site>) -> Response {
-    match site.ctx.state.list().await {
-        Ok(states) => Html(page::render(&site.ctx.config, &states, site.ctx.now())).into_response(),
+    let now = crate::model::Timestamp::from_utc(chrono::Utc::now());
+    match site.shared.state.list().await {
+        Ok(states) => Html(page::render(&site.shared.config, &states, now)).into_response(),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot read the state table: {error}\n"),

@@ -151,9 +151,9 @@ impl Harness {
                     .expect("controller runs");
             })
         };
-        tokio::time::timeout(Duration::from_secs(30), health.wait_ready())
+        tokio::time::timeout(Duration::from_secs(30), health.wait_leader())
             .await
-            .expect("controller ready within 30s");
+            .expect("controller leads within 30s");
         let addr = health.addr().expect("serving HTTP once ready");
         Running {
             shutdown,

@@ -1,0 +1,232 @@
+//! The daemon. Every replica serves HTTP and competes for the leader lease; the holder
+//! runs a term (`leader.rs`): a watcher per releases table, the resync loop, and the
+//! dispatcher that hands queued environments to `reconcile` under bounded concurrency.
+//! A standby takes over within one lease period after the leader dies. One
+//! cancellation token stops it all: no new work is taken, in-flight reconciles finish
+//! (bounded by `controller.drain_timeout`), and the lease is released for a standby.
+
+mod leader;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use aws_config::SdkConfig;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    adapters::{Adapters, Clients},
+    config::Config,
+    metrics::Metrics,
+    model::EnvKey,
+    reconciler::Context,
+    store::{StateStore, StoreError, lease::Leases, setup},
+    watcher::{self, WatchError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("state table {0} does not exist; run `relctl setup` (or apply deploy/terraform)")]
+    NoStateTable(String),
+    #[error("failed to listen on {addr} (http.listen): {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What `/healthz` and `/readyz` report, shared with whoever serves them.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: watch::Sender<bool>,
+    leader: watch::Sender<bool>,
+    addr: std::sync::OnceLock<std::net::SocketAddr>,
+}
+
+impl Health {
+    /// Where `/metrics`, `/healthz`, `/readyz` and the status page are served.
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.addr.get().copied()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once the controller has opened its streams and started its resync.
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.send_replace(ready);
+    }
+
+    /// Whether this replica holds the lease and acts.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Resolves once this replica leads (streams open, resync started).
+    pub async fn wait_leader(&self) {
+        let mut leader = self.leader.subscribe();
+        let _ = leader.wait_for(|leader| *leader).await;
+    }
+
+    fn set_leader(&self, leader: bool) {
+        self.leader.send_replace(leader);
+    }
+}
+
+/// What every term of this replica shares.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+    /// Unfenced: reads, and the base that each term fences.
+    pub state: StateStore,
+    pub leases: Leases,
+    pub adapters: HashMap<EnvKey, Adapters>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    /// The current term's context, for the HTTP handlers; None on a standby.
+    pub current: RwLock<Option<Arc<Context>>>,
+}
+
+impl Shared {
+    fn set_current(&self, ctx: Option<Arc<Context>>) {
+        if let Ok(mut current) = self.current.write() {
+            *current = ctx;
+        }
+    }
+
+    pub fn current(&self) -> Option<Arc<Context>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+}
+
+/// This replica's name in the lease: host and a random suffix (two on one host differ).
+fn owner() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "relctl".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
+}
+
+/// Runs until `shutdown` is cancelled. Fails fast, before doing anything, when a table
+/// is missing or has no stream, or the HTTP address cannot be bound.
+pub async fn run(
+    config: Arc<Config>,
+    sdk: &SdkConfig,
+    shutdown: CancellationToken,
+    health: Arc<Health>,
+) -> Result<(), ControllerError> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(Metrics::register(&mut registry));
+    let clients = Clients {
+        sdk,
+        endpoints: &config.aws.endpoints,
+        metrics: &metrics,
+    };
+    let (dynamodb, streams) = (clients.dynamodb(), clients.dynamodbstreams());
+    if setup::describe(&dynamodb, &config.tables.state)
+        .await?
+        .is_none()
+    {
+        return Err(ControllerError::NoStateTable(config.tables.state.clone()));
+    }
+    for table in config.releases_tables() {
+        watcher::stream_arn(&dynamodb, &table).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| ControllerError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+    let shared = Arc::new(Shared {
+        state: StateStore::new(dynamodb.clone(), config.tables.state.clone()),
+        leases: Leases::new(dynamodb.clone(), config.tables.state.clone()),
+        adapters: crate::adapters::build(&config, sdk, &metrics).await,
+        config: config.clone(),
+        dynamodb,
+        streams,
+        metrics,
+        health: health.clone(),
+        current: RwLock::new(None),
+    });
+    if let Ok(addr) = listener.local_addr() {
+        let _ = health.addr.set(addr);
+        info!(%addr, "serving /metrics, /healthz, /readyz and the status page");
+    }
+    let site = crate::http::Site {
+        shared: shared.clone(),
+        registry: Arc::new(registry),
+    };
+    let http = tokio::spawn(crate::http::serve(listener, site, shutdown.clone()));
+    health.set_ready(true);
+    let me = owner();
+    info!(
+        owner = %me,
+        environments = config.keys().count(),
+        concurrency = config.controller.concurrency,
+        "controller started"
+    );
+    let result = compete(&shared, &me, &shutdown).await;
+    health.set_ready(false);
+    let _ = http.await;
+    info!("controller stopped");
+    result
+}
+
+/// Standby until the lease is free, lead until it is lost or shutdown, repeat.
+async fn compete(
+    shared: &Shared,
+    me: &str,
+    shutdown: &CancellationToken,
+) -> Result<(), ControllerError> {
+    let lease = &shared.config.lease;
+    let mut standby_logged = false;
+    while !shutdown.is_cancelled() {
+        let fence = match shared.leases.acquire(me, lease.duration).await {
+            Ok(Some(fence)) => fence,
+            Ok(None) => {
+                if !standby_logged {
+                    info!("standby: another replica holds the lease");
+                    standby_logged = true;
+                }
+                wait(lease.renew_every, shutdown).await;
+                continue;
+            }
+            Err(error) => {
+                warn!(%error, "failed to take the lease");
+                wait(lease.renew_every, shutdown).await;
+                continue;
+            }
+        };
+        standby_logged = false;
+        if leader::lead(shared, fence.clone(), shutdown).await? == leader::Ended::Shutdown {
+            if let Err(error) = shared.leases.release(&fence).await {
+                warn!(%error, "failed to release the lease; a standby takes over when it expires");
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn wait(period: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(period) => {}
+        () = shutdown.cancelled() => {}
+    }
+}

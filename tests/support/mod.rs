@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the fixtures
 
 pub mod moto;
+pub mod process;
 pub mod stub;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};

@@ -58,6 +58,7 @@ pub struct Metrics {
     pub stream_records: Family<TableLabels, Counter>,
     pub poison_records: Family<TableLabels, Counter>,
     pub aws_calls: Family<AwsLabels, Counter>,
+    pub aws_failed_attempts: Family<AwsLabels, Counter>,
     pub pins_written: Family<KindLabels, Counter>,
     pub actuator_runs: Family<ActuatorLabels, Counter>,
     pub drifted: Gauge,
@@ -80,6 +81,7 @@ impl Default for Metrics {
             stream_records: Family::default(),
             poison_records: Family::default(),
             aws_calls: Family::default(),
+            aws_failed_attempts: Family::default(),
             pins_written: Family::default(),
             actuator_runs: Family::default(),
             drifted: Gauge::default(),
@@ -133,6 +135,11 @@ impl Metrics {
             "aws_calls",
             "AWS API calls by outcome",
             metrics.aws_calls.clone(),
+        );
+        r.register(
+            "aws_failed_attempts",
+            "Failed AWS call attempts (each retried by the SDK, or the call's last)",
+            metrics.aws_failed_attempts.clone(),
         );
         r.register(
             "pins_written",

@@ -6,6 +6,7 @@
 
 pub mod moto;
 pub mod process;
+pub mod proxy;
 pub mod stub;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -139,11 +140,31 @@ impl Harness {
         command
     }
 
-    /// Starts the controller in-process and waits until it is ready (streams open).
+    /// Starts the controller in-process and waits until it leads (streams open).
     pub async fn start_controller(&self) -> Running {
+        self.start_controller_with(self.sdk.clone()).await
+    }
+
+    /// The controller talking to AWS through `endpoint` (a fault-injection proxy).
+    pub async fn start_controller_via(&self, endpoint: &str) -> Running {
+        let sdk = relctl::aws::loader(&self.config)
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "relctl-tests",
+            ))
+            .load()
+            .await;
+        self.start_controller_with(sdk).await
+    }
+
+    async fn start_controller_with(&self, sdk: SdkConfig) -> Running {
         let shutdown = CancellationToken::new();
         let health = Arc::new(Health::default());
-        let (config, sdk, token) = (self.config.clone(), self.sdk.clone(), shutdown.clone());
+        let (config, token) = (self.config.clone(), shutdown.clone());
         let handle = {
             let health = health.clone();
             tokio::spawn(async move {

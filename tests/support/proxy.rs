@@ -127,7 +127,7 @@ async fn forward(
         let n = *n;
         let fault = rules
             .iter()
-            .find(|r| r.operation == operation && n % r.every == 0)
+            .find(|r| r.operation == operation && n.is_multiple_of(r.every))
             .map(|r| r.fault);
         if fault.is_some() {
             *counts.injected.entry(operation.clone()).or_default() += 1;

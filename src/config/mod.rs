@@ -171,6 +171,7 @@ impl Default for Config {
 const NOT_CONFIG: &[&str] = &[
     "config",
     "config_toml",
+    "failpoint",
     "release_id",
     "project",
     "environment",

@@ -68,6 +68,7 @@ impl Job<'_> {
         outcome::progress(ctx, key, self.state, Phase::Applying, &starting).await?;
         let handle = actuator.start(&self.as_run()).await?;
         self.count(kind, "started");
+        crate::failpoint::hit("actuator-started");
         info!(kind, handle, "actuator started");
         let actuation = Actuation {
             intent: intent.clone(),
@@ -111,6 +112,7 @@ impl Job<'_> {
             .pins_written
             .get_or_create(&KindLabels { kind: pin.kind() })
             .inc_by(changes.len() as u64);
+        crate::failpoint::hit("pinned");
         let (ctx, key) = (self.ctx, self.key);
         outcome::progress(ctx, key, self.state, Phase::Verifying, "verifying pins").await?;
         if let Some(left) = pin.diff(&target, self.images).await?.into_iter().next() {

@@ -55,6 +55,7 @@ pub async fn take(
             .await?;
     }
     advance(ctx, table, &intent.key, &intent.at).await?;
+    crate::failpoint::hit("intake-advanced");
     Ok(true)
 }
 

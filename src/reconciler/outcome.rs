@@ -149,6 +149,7 @@ pub async fn succeed(
     ctx.releases
         .write_status(table, intent, Status::Succeeded, message, now)
         .await?;
+    crate::failpoint::hit("status-succeeded");
     ctx.releases
         .mark_deployed(table, &intent.release_id, now)
         .await?;

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the fixtures
 
 pub mod moto;
+pub mod pipeline;
 pub mod process;
 pub mod proxy;
 pub mod stub;

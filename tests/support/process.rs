@@ -20,9 +20,15 @@ pub struct Controller {
 
 impl Controller {
     pub fn start(h: &Harness) -> Self {
+        Self::start_with(h, &[])
+    }
+
+    /// With extra environment variables (a failpoint, say).
+    pub fn start_with(h: &Harness, env: &[(&str, &str)]) -> Self {
         let mut child = h
             .relctl()
             .arg("controller")
+            .envs(env.iter().copied())
             .env("RELCTL_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -61,6 +67,22 @@ impl Controller {
             if line.contains(needle) {
                 return serde_json::from_str(&line).unwrap_or(Value::Null);
             }
+        }
+    }
+
+    /// Waits for the process to end by itself; its exit status.
+    pub fn exited(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running after {timeout:?}; saw {:#?}",
+                self.seen
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

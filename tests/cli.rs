@@ -8,20 +8,8 @@ mod support;
 use relctl::model::Status;
 use support::{BUGFARM, Harness};
 
-/// Runs `relctl ARGS` without blocking the runtime the in-process controller shares:
-/// (exit code, stdout, stderr).
 async fn relctl(h: &Harness, args: &[&str]) -> (i32, String, String) {
-    let mut command = h.relctl();
-    command.args(args);
-    let output = tokio::process::Command::from(command)
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    h.run(args).await
 }
 
 #[tokio::test]

@@ -21,17 +21,7 @@ environments = [
 "#;
 
 async fn relctl(h: &Harness, args: &[&str]) -> (i32, String, String) {
-    let mut command = h.relctl();
-    command.args(args);
-    let output = tokio::process::Command::from(command)
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    h.run(args).await
 }
 
 async fn ok(h: &Harness, args: &[&str]) -> String {

@@ -127,6 +127,22 @@ impl Harness {
         }
     }
 
+    /// Runs `relctl ARGS` without blocking the runtime an in-process controller shares:
+    /// (exit code, stdout, stderr).
+    pub async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut command = self.relctl();
+        command.args(args);
+        let output = tokio::process::Command::from(command)
+            .output()
+            .await
+            .expect("relctl runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// The `relctl` binary, pointed at this harness's moto and configuration.
     pub fn relctl(&self) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_relctl"));

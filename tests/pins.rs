@@ -319,3 +319,53 @@ async fn lambda_functions_are_updated_to_the_image_and_the_pin_is_kept_too() {
     );
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn an_environment_in_another_account_is_pinned_through_its_assumed_role() {
+    let h = Harness::new(&project(
+        r#"{ id = "prod", name = "Production", role_arn = "arn:aws:iam::111111111111:role/relctl-deployer" }"#,
+    ))
+    .await;
+    h.put_release(
+        TABLE,
+        release(
+            "r1",
+            "tre",
+            json!({ "parser": "registry.example/parser:1" }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    // moto keeps each account apart: the pin is in the role's account, not ours.
+    assert!(
+        h.parameters("/tre").await.is_empty(),
+        "nothing in the controller's own account"
+    );
+    let other = relctl::adapters::account(
+        &h.sdk,
+        Some("arn:aws:iam::111111111111:role/relctl-deployer"),
+    )
+    .await;
+    let pinned = aws_sdk_ssm::Client::new(&other)
+        .get_parameter()
+        .name("/tre/images/prod/parser")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pinned.parameter.unwrap().value.unwrap(),
+        "registry.example/parser:1"
+    );
+    let (_, metrics) = support::get(controller.addr, "/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"relctl_aws_calls_total{service="SSM",operation="PutParameter",outcome="ok"} 1"#
+        ),
+        "{metrics}"
+    );
+    controller.stop().await;
+}

@@ -190,3 +190,51 @@ async fn the_status_page_shows_the_running_release_in_a_real_browser() {
     assert!(dom.contains("<title>relctl status</title>"));
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn with_self_heal_a_drifted_pin_is_put_back() {
+    let h = Harness::new(
+        "[[projects]]\nid = \"bugfarm\"\nname = \"Bug farm\"\nenvironments = [ { id = \"stage\", name = \"S\", self_heal = true } ]\n",
+    )
+    .await;
+    h.put_release(
+        TABLE,
+        release(
+            "r1",
+            "bugfarm",
+            json!({ "hatching": "r.example/hatching:1" }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    controller.stop().await;
+
+    h.put_parameter(
+        "/bugfarm/images/stage/hatching",
+        "r.example/hatching:hotfix",
+    )
+    .await;
+    let controller = h.start_controller().await; // the start-up resync looks again
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let pinned = h.parameters("/bugfarm/images/stage").await;
+        if pinned["/bugfarm/images/stage/hatching"].0 == "r.example/hatching:1" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never healed: {pinned:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = h.env_state("bugfarm", "stage").await;
+    assert!(state.drift.is_empty());
+    assert_eq!(state.history[0].message, "self-healed drift in hatching");
+    controller.stop().await;
+}

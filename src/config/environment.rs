@@ -20,6 +20,9 @@ pub struct Environment {
     /// Environments a release must have succeeded in first (promotion gate).
     #[serde(default)]
     pub requires: Vec<String>,
+    /// On resync, pin the deployed release again where the pins drifted from it.
+    #[serde(default)]
+    pub self_heal: bool,
 }
 
 /// Where the desired images are recorded.

@@ -213,18 +213,34 @@ pub async fn observe(
         key,
         release_id: &intent.release_id,
     };
-    let drift: Vec<String> = match adapters.pin.diff(&target, images).await {
-        Ok(changes) => changes.into_iter().map(|c| c.service).collect(),
+    let changes = match adapters.pin.diff(&target, images).await {
+        Ok(changes) => changes,
         Err(crate::pin::PinError::Refused(why)) => {
             warn!(reason = %why, "cannot check the pins of the deployed release");
             return Ok(());
         }
         Err(other) => return Err(other.into()),
     };
+    let self_heal = ctx
+        .config
+        .environment(key)
+        .is_ok_and(|(_, env)| env.self_heal);
+    let healed = self_heal && !changes.is_empty();
+    let drift: Vec<String> = if healed {
+        let services: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
+        warn!(services = ?services, "pins drifted; self_heal is on: pinning the deployed release again");
+        adapters.pin.write(&target, images, &changes).await?;
+        let message = format!("self-healed drift in {}", services.join(", "));
+        push_history(ctx, state, intent, Status::Succeeded, &message);
+        state.message = Some(message);
+        Vec::new()
+    } else {
+        changes.into_iter().map(|c| c.service).collect()
+    };
     let known = state.observed.as_ref().is_some_and(|o| {
         o.release_id == intent.release_id && o.date_created == intent.date_created
     });
-    if known && drift == state.drift {
+    if known && drift == state.drift && !healed {
         return Ok(());
     }
     if !drift.is_empty() {

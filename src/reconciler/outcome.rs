@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::{Context, Error};
 use crate::{
-    model::{EnvKey, Images, IntentRef, Status},
+    model::{EnvKey, Images, IntentRef, Status, Timestamp},
     store::{
         StoreError,
         releases::StatusWrite,
@@ -91,6 +91,18 @@ pub async fn waiting(
     ctx.state.save_progress(key, state).await
 }
 
+/// Records `intent` as what runs, since `now`.
+fn converged(state: &mut EnvState, intent: &IntentRef, images: &Images, now: Timestamp) {
+    state.observed = Some(Observed {
+        release_id: intent.release_id.clone(),
+        date_created: intent.date_created,
+        images: images.clone(),
+        since: now,
+    });
+    state.phase = Some(Phase::Converged);
+    state.status = Some(Status::Succeeded);
+}
+
 /// Marks `intent` in progress (entry and state). `Refused` means the entry is no longer
 /// ours to write: another intent replaced it, or it finished meanwhile.
 pub async fn start(
@@ -153,14 +165,7 @@ pub async fn succeed(
     ctx.releases
         .mark_deployed(table, &intent.release_id, now)
         .await?;
-    state.observed = Some(Observed {
-        release_id: intent.release_id.clone(),
-        date_created: intent.date_created,
-        images: images.clone(),
-        since: now,
-    });
-    state.phase = Some(Phase::Converged);
-    state.status = Some(Status::Succeeded);
+    converged(state, intent, images, now);
     state.message = Some(message.to_owned());
     state.last_error = None;
     state.attempts = 0;
@@ -254,15 +259,7 @@ pub async fn observe(
         }
     }
     if !known {
-        let now = ctx.now();
-        state.observed = Some(Observed {
-            release_id: intent.release_id.clone(),
-            date_created: intent.date_created,
-            images: images.clone(),
-            since: now,
-        });
-        state.phase = Some(Phase::Converged);
-        state.status = Some(Status::Succeeded);
+        converged(state, intent, images, ctx.now());
     }
     state.drift = drift;
     state.updated_at = Some(ctx.now());

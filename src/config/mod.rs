@@ -51,6 +51,27 @@ pub struct Aws {
     /// VPC endpoints, or emulators. AWS_ENDPOINT_URL covers every service at once.
     #[serde(default)]
     pub endpoints: std::collections::BTreeMap<String, String>,
+    /// Client-side limit per AWS service, requests per second (0 turns one off), kept
+    /// below AWS's default quotas. Keys: dynamodb, dynamodbstreams, ssm, ecr, ecs,
+    /// lambda, codepipeline, sts.
+    #[serde(default = "default_rate_limits")]
+    pub rate_limits: std::collections::BTreeMap<String, u32>,
+}
+
+fn default_rate_limits() -> std::collections::BTreeMap<String, u32> {
+    [
+        ("dynamodb", 500),
+        ("dynamodbstreams", 20),
+        ("ssm", 30),
+        ("ecr", 20),
+        ("ecs", 20),
+        ("lambda", 15),
+        ("codepipeline", 10),
+        ("sts", 10),
+    ]
+    .into_iter()
+    .map(|(service, rate)| (service.to_owned(), rate))
+    .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +157,7 @@ impl Default for Config {
                 region: None,
                 call_timeout: Duration::from_secs(30),
                 endpoints: Default::default(),
+                rate_limits: default_rate_limits(),
             },
             tables: Tables {
                 releases: "relctl-releases".into(),
@@ -266,6 +288,18 @@ impl Config {
                 problems.push(format!(
                     "aws.endpoints.{service}: unknown service ({})",
                     known.join(", ")
+                ));
+            }
+        }
+        for service in self.aws.rate_limits.keys() {
+            if !default_rate_limits().contains_key(service) {
+                problems.push(format!(
+                    "aws.rate_limits.{service}: unknown service ({})",
+                    default_rate_limits()
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -447,6 +481,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("poll_intervall"), "{message}");
+    }
+
+    #[test]
+    fn a_rate_limit_overrides_one_service_and_keeps_the_others() {
+        let config = Config::from_toml("[aws.rate_limits]\nssm = 5\n").unwrap();
+        assert_eq!(config.aws.rate_limits["ssm"], 5);
+        assert_eq!(config.aws.rate_limits["dynamodb"], 500);
+        let message = Config::from_toml("[aws.rate_limits]\nsqs = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("aws.rate_limits.sqs: unknown service"),
+            "{message}"
+        );
     }
 
     #[test]

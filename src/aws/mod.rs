@@ -7,6 +7,8 @@ use aws_config::{
 
 use crate::config::Config;
 
+pub mod limit;
+
 /// A loader with relctl's region, timeouts and retries; callers may add to it (the tests
 /// point it at their emulator) before `load()`.
 pub fn loader(config: &Config) -> ConfigLoader {
@@ -17,7 +19,8 @@ pub fn loader(config: &Config) -> ConfigLoader {
                 .build(),
         )
         // Standard mode: exponential backoff with jitter on throttling and 5xx.
-        .retry_config(RetryConfig::standard().with_max_attempts(4));
+        .retry_config(RetryConfig::standard().with_max_attempts(4))
+        .http_client(limit::Limited::client(&config.aws.rate_limits));
     if let Some(region) = &config.aws.region {
         loader = loader.region(Region::new(region.clone()));
     }

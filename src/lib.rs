@@ -35,6 +35,7 @@ pub mod aws_metrics;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod emf;
 pub mod failpoint;
 pub mod http;
 pub mod metrics;

@@ -70,7 +70,8 @@ async fn the_controller_logs_json_with_its_span_and_drains_on_sigterm() {
         .relctl()
         .arg("controller")
         .env("RELCTL_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
+        .env("RELCTL_LOG__EMF", "true")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -139,6 +140,18 @@ async fn the_controller_logs_json_with_its_span_and_drains_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "SIGTERM drains and exits 0: {status:?}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    let emf: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        emf.iter().any(|doc| doc["environment"] == "stage"
+            && doc["result"] == "done"
+            && doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "relctl"),
+        "one EMF line per reconcile on stdout: {stdout}"
+    );
     let probe = Command::new(env!("CARGO_BIN_EXE_relctl"))
         .args(["health", "--addr", &addr])
         .output()

@@ -133,6 +133,10 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct Log {
     pub format: LogFormat,
+    /// Also print one CloudWatch Embedded Metric Format line per reconcile on stdout,
+    /// for teams without Prometheus (CloudWatch Logs turns them into metrics).
+    #[serde(default)]
+    pub emf: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,6 +187,7 @@ impl Default for Config {
             },
             log: Log {
                 format: LogFormat::Text,
+                emf: false,
             },
             projects: Vec::new(),
         }

@@ -163,10 +163,18 @@ async fn run_one(ctx: &Context, key: &EnvKey) {
         },
     };
     ctx.metrics.reconciles.get_or_create(&labels).inc();
+    let seconds = started.elapsed().as_secs_f64();
     ctx.metrics
         .reconcile_duration
         .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+        .observe(seconds);
+    if ctx.config.log.emf {
+        let now = chrono::Utc::now().timestamp_millis();
+        println!(
+            "{}",
+            crate::emf::reconcile_line(key, labels.result, seconds, now)
+        );
+    }
     let next = match result {
         Ok(Action::Done) => {
             ctx.backoffs.succeeded(key);

@@ -88,6 +88,8 @@ pub(super) async fn request(
         status: None,
         status_message: None,
         status_updated_at: None,
+        approved_by: None,
+        approved_at: None,
     };
     let index = store
         .append_deployment(table, &release.release_id, &entry)
@@ -96,6 +98,19 @@ pub(super) async fn request(
         "requested deployment of release {} to {} ({})",
         release.release_id, environment.id, environment.name
     );
+    if environment.protected {
+        eprintln!(
+            "{} is protected: the deployment waits for `relctl approve {} --env {}`{}",
+            environment.id,
+            release.release_id,
+            environment.id,
+            if environment.four_eyes {
+                " by someone else"
+            } else {
+                ""
+            }
+        );
+    }
     Ok((entry, index))
 }
 

@@ -1,6 +1,7 @@
 //! The `relctl` command line: one file per subcommand. Exit codes scripts can trust:
 //! 0 success, 1 the operation failed or was refused, 2 usage error.
 
+mod approve;
 mod controller;
 mod create;
 mod deploy;
@@ -48,6 +49,8 @@ pub enum Command {
     Release(release::ReleaseCommand),
     /// Request a deployment of a release to an environment.
     Deploy(deploy::DeployArgs),
+    /// Approve a release's waiting deployment to a protected environment.
+    Approve(approve::ApproveArgs),
     /// Past deployments to an environment: who, when, outcome.
     History(history::HistoryArgs),
     /// Deploy the release that last succeeded before the current one (or --to RELEASE).
@@ -122,6 +125,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Setup => setup::run(&config, &sdk).await,
         Command::Release(command) => release::run(&config, &sdk, command, output).await,
         Command::Deploy(args) => deploy::run(&config, &sdk, args).await,
+        Command::Approve(args) => approve::run(&config, &sdk, args).await,
         Command::History(args) => history::run(&config, &sdk, args, output).await,
         Command::Rollback(args) => rollback::run(&config, &sdk, args).await,
         Command::Diff(args) => diff::run(&config, &sdk, args, output).await,

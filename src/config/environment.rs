@@ -23,6 +23,12 @@ pub struct Environment {
     /// On resync, pin the deployed release again where the pins drifted from it.
     #[serde(default)]
     pub self_heal: bool,
+    /// A deployment waits (`blocked`) until someone records an approval on it.
+    #[serde(default)]
+    pub protected: bool,
+    /// With `protected`: the approver must not be the requester.
+    #[serde(default)]
+    pub four_eyes: bool,
 }
 
 /// Where the desired images are recorded.

@@ -97,6 +97,8 @@ mod tests {
             status: None,
             status_message: None,
             status_updated_at: None,
+            approved_by: None,
+            approved_at: None,
         }
     }
 

@@ -103,6 +103,28 @@ pub fn resolve_images(release: &Release, template: Option<&str>) -> Result<Image
     Ok(images)
 }
 
+/// Why a deployment to a `protected` environment must wait, if it must.
+pub fn awaiting_approval(
+    entry: &super::Deployment,
+    release_id: &str,
+    environment: &str,
+    four_eyes: bool,
+) -> Option<String> {
+    let Some(approver) = &entry.approved_by else {
+        return Some(format!(
+            "environment {environment} is protected: waiting for an approval (`relctl approve {release_id} --env {environment}`)"
+        ));
+    };
+    let same = |p: &super::Person| p.id.clone().or_else(|| p.name.clone());
+    if four_eyes && entry.requested_by.as_ref().and_then(same) == same(approver) {
+        return Some(format!(
+            "environment {environment} needs four eyes: the approver must not be the requester ({})",
+            same(approver).unwrap_or_default()
+        ));
+    }
+    None
+}
+
 /// The promotion gate: `release` must have succeeded in each of `requires` before it
 /// may be deployed to `environment`.
 pub fn gate(release: &Release, environment: &str, requires: &[String]) -> Result<(), Refusal> {
@@ -280,6 +302,8 @@ mod tests {
             status: Some(Status::Failed),
             status_message: None,
             status_updated_at: None,
+            approved_by: None,
+            approved_at: None,
         });
         assert!(
             gate(&release, "prod", &required).is_err(),

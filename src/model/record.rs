@@ -69,6 +69,11 @@ pub struct Deployment {
     pub status_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_updated_at: Option<Timestamp>,
+    /// Who approved the deployment, for `protected` environments (`relctl approve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<Person>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Timestamp>,
 }
 
 impl Deployment {

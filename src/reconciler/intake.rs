@@ -19,7 +19,10 @@ pub async fn on_change(
     old: Option<&Release>,
     new: &Release,
 ) -> Result<Vec<EnvKey>, StoreError> {
-    let mut keys = Vec::new();
+    let mut keys: Vec<EnvKey> = approvals(old, new)
+        .into_iter()
+        .filter(|key| ctx.config.environment(key).is_ok())
+        .collect();
     for intent in new_intents(old, new) {
         if intent.status.is_some_and(Status::is_terminal) {
             continue;
@@ -29,6 +32,24 @@ pub async fn on_change(
         }
     }
     Ok(keys)
+}
+
+/// Environments whose waiting deployments were approved in this change: an approval
+/// is not a new intent, but a blocked deployment may now go ahead.
+fn approvals(old: Option<&Release>, new: &Release) -> Vec<EnvKey> {
+    let Some(old) = old else {
+        return Vec::new();
+    };
+    new.deployments
+        .iter()
+        .filter(|entry| entry.approved_by.is_some())
+        .filter(|entry| {
+            old.deployments
+                .iter()
+                .any(|o| o.same_intent(entry) && o.approved_by != entry.approved_by)
+        })
+        .map(|entry| EnvKey::new(&new.project_id, &entry.environment.id))
+        .collect()
 }
 
 /// One intent: refused with a status (false), or made desired or superseded (true: its

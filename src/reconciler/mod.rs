@@ -16,7 +16,10 @@ use tracing::warn;
 pub use context::Context;
 
 use crate::{
-    model::{EnvKey, IntentRef, Release, Status, gate, record::Deployment, resolve_images},
+    model::{
+        EnvKey, IntentRef, Release, Status, awaiting_approval, gate, record::Deployment,
+        resolve_images,
+    },
     pin::PinError,
     store::StoreError,
 };
@@ -91,6 +94,15 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
             Ok(Action::Done)
         }
         Some(status) if status.is_terminal() => Ok(Action::Done),
+        _ if !state
+            .actuation
+            .as_ref()
+            .is_some_and(|a| a.intent.same_entry(&intent))
+            && let Some(why) = approval_missing(ctx, key, &entry, &intent) =>
+        {
+            outcome::blocked(ctx, key, &mut state, &table, &intent, &why).await?;
+            Ok(Action::Done)
+        }
         _ => {
             let mut job = apply::Job {
                 ctx,
@@ -104,6 +116,20 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
             job.run().await
         }
     }
+}
+
+/// Why a deployment to a `protected` environment must wait, if it must.
+fn approval_missing(
+    ctx: &Context,
+    key: &EnvKey,
+    entry: &Deployment,
+    intent: &IntentRef,
+) -> Option<String> {
+    let (_, env) = ctx.config.environment(key).ok()?;
+    if !env.protected {
+        return None;
+    }
+    awaiting_approval(entry, &intent.release_id, &key.environment, env.four_eyes)
 }
 
 /// The entry `desired` points at, found again by `date_created` if the list moved.

@@ -103,6 +103,31 @@ fn converged(state: &mut EnvState, intent: &IntentRef, images: &Images, now: Tim
     state.status = Some(Status::Succeeded);
 }
 
+/// A deployment held back by a policy (an approval missing): `blocked`, with why.
+pub async fn blocked(
+    ctx: &Context,
+    key: &EnvKey,
+    state: &mut EnvState,
+    table: &str,
+    intent: &IntentRef,
+    message: &str,
+) -> Result<(), StoreError> {
+    if state.active.as_ref() == Some(intent) && state.message.as_deref() == Some(message) {
+        return Ok(());
+    }
+    let now = ctx.now();
+    ctx.releases
+        .write_status(table, intent, Status::Blocked, message, now)
+        .await?;
+    state.active = Some(intent.clone());
+    state.phase = Some(Phase::Blocked);
+    state.status = Some(Status::Blocked);
+    state.message = Some(message.to_owned());
+    state.since = Some(now);
+    state.updated_at = Some(now);
+    ctx.state.save_progress(key, state).await
+}
+
 /// Marks `intent` in progress (entry and state). `Refused` means the entry is no longer
 /// ours to write: another intent replaced it, or it finished meanwhile.
 pub async fn start(

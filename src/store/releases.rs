@@ -155,6 +155,48 @@ impl ReleaseStore {
         }
     }
 
+    /// Records `by`'s approval on the entry `intent` points at, if it is still that
+    /// intent and unfinished; false otherwise.
+    pub async fn approve(
+        &self,
+        table: &str,
+        intent: &IntentRef,
+        by: &crate::model::Person,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let entry = format!("deployments[{}]", intent.index);
+        let person: aws_sdk_dynamodb::types::AttributeValue = serde_dynamo::to_attribute_value(by)
+            .map_err(|e| StoreError::Encode {
+                what: "approver",
+                message: e.to_string(),
+            })?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("release_id", s(&intent.release_id))
+            .update_expression(format!(
+                "SET {entry}.approved_by = :by, {entry}.approved_at = :now"
+            ))
+            .condition_expression(format!(
+                "{entry}.date_created = :created AND (attribute_not_exists({entry}.#status) OR NOT ({entry}.#status IN (:succeeded, :failed, :superseded)))"
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":by", person)
+            .expression_attribute_values(":now", s(now.to_wire()))
+            .expression_attribute_values(":created", s(intent.date_created.to_wire()))
+            .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
+        }
+    }
+
     /// Moves `last_date_deployed` forward to `at` (never back), so the `deployment_gsi`
     /// finds every release with an intent at or after `at`.
     pub async fn mark_deployed(

@@ -78,6 +78,8 @@ pub struct Actuation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Waiting on a policy: an approval.
+    Blocked,
     Pinning,
     Applying,
     Verifying,

@@ -1,0 +1,139 @@
+//! Protected environments: a deployment waits `blocked` until an approval is recorded
+//! (`relctl approve`), and with `four_eyes` the approver must not be the requester.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use relctl::model::Status;
+use serde_json::json;
+use support::{Harness, release};
+
+const TABLE: &str = "relctl-releases";
+
+const PROTECTED: &str = r#"
+[[projects]]
+id = "bugfarm"
+name = "Bug farm"
+environments = [
+  { id = "prod", name = "Production", protected = true },
+  { id = "live", name = "Live", protected = true, four_eyes = true },
+]
+"#;
+
+async fn until_message(h: &Harness, release_id: &str, status: Status) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let entry = h.release(TABLE, release_id).await.deployments[0].clone();
+        if entry.status == Some(status) {
+            return entry.status_message.unwrap_or_default();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {status}: {entry:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_protected_deployment_waits_for_an_approval() {
+    let h = Harness::new(PROTECTED).await;
+    h.put_release(
+        TABLE,
+        release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 1, "nothing is waiting yet: {err}");
+    assert!(
+        err.contains("no deployment of release r1 to prod is waiting"),
+        "{err}"
+    );
+
+    let (code, _, err) = h.run(&["deploy", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("prod is protected: the deployment waits for `relctl approve r1 --env prod`"),
+        "{err}"
+    );
+    let message = until_message(&h, "r1", Status::Blocked).await;
+    assert_eq!(
+        message,
+        "environment prod is protected: waiting for an approval (`relctl approve r1 --env prod`)"
+    );
+    assert!(
+        h.parameters("/bugfarm").await.is_empty(),
+        "nothing pinned before the approval"
+    );
+    assert_eq!(
+        h.env_state("bugfarm", "prod").await.status,
+        Some(Status::Blocked)
+    );
+
+    let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    assert!(entry.approved_by.is_some() && entry.approved_at.is_some());
+    assert_eq!(h.parameters("/bugfarm/images/prod").await.len(), 1);
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn four_eyes_needs_an_approver_other_than_the_requester() {
+    let h = Harness::new(PROTECTED).await;
+    h.put_release(
+        TABLE,
+        release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    assert_eq!(h.run(&["deploy", "r1", "--env", "live"]).await.0, 0);
+    until_message(&h, "r1", Status::Blocked).await;
+    assert_eq!(
+        h.run(&["approve", "r1", "--env", "live"]).await.0,
+        0,
+        "recorded, but by the requester"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut message = until_message(&h, "r1", Status::Blocked).await;
+    while !message.contains("four eyes") {
+        assert!(tokio::time::Instant::now() < deadline, "{message}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        message = until_message(&h, "r1", Status::Blocked).await;
+    }
+    assert!(
+        message.starts_with(
+            "environment live needs four eyes: the approver must not be the requester"
+        ),
+        "{message}"
+    );
+    assert!(h.parameters("/bugfarm").await.is_empty());
+
+    // Someone else approves (written by hand, as another tool would).
+    h.dynamodb
+        .update_item()
+        .table_name(TABLE)
+        .key("release_id", AttributeValue::S("r1".into()))
+        .update_expression("SET deployments[0].approved_by = :by")
+        .expression_attribute_values(
+            ":by",
+            serde_dynamo::to_attribute_value(
+                json!({ "id": "arn:aws:iam::123456789012:user/reviewer", "name": "reviewer" }),
+            )
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    controller.stop().await;
+}

@@ -137,3 +137,42 @@ async fn four_eyes_needs_an_approver_other_than_the_requester() {
     );
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_deployment_during_a_freeze_waits_frozen_and_goes_ahead_after() {
+    let now = chrono::Utc::now();
+    let (from, until) = (
+        now - chrono::Duration::hours(1),
+        now + chrono::Duration::seconds(3),
+    );
+    let h = Harness::new(&format!(
+        "[[projects]]\nid = \"bugfarm\"\nname = \"Bug farm\"\nenvironments = [ {{ id = \"prod\", name = \"P\", freeze = [ {{ from = \"{}\", until = \"{}\", reason = \"change freeze\" }} ] }} ]\n",
+        from.to_rfc3339(),
+        until.to_rfc3339()
+    ))
+    .await;
+    h.put_release(
+        TABLE,
+        release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    let message = until_message(&h, "r1", Status::Frozen).await;
+    assert!(
+        message.starts_with("environment prod is frozen until"),
+        "{message}"
+    );
+    assert!(message.contains("(change freeze)"), "{message}");
+    if chrono::Utc::now() < until {
+        assert!(
+            h.parameters("/bugfarm").await.is_empty(),
+            "nothing pinned during the freeze"
+        );
+    }
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    assert!(chrono::Utc::now() >= until, "applied only after the window");
+    controller.stop().await;
+}

@@ -29,6 +29,26 @@ pub struct Environment {
     /// With `protected`: the approver must not be the requester.
     #[serde(default)]
     pub four_eyes: bool,
+    /// Windows in which nothing is applied here: deployments wait `frozen` until the end.
+    #[serde(default)]
+    pub freeze: Vec<FreezeWindow>,
+}
+
+/// `{ from = "2024-12-20T18:00:00Z", until = "2025-01-02T08:00:00Z", reason = "…" }`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeWindow {
+    pub from: chrono::DateTime<chrono::Utc>,
+    pub until: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Environment {
+    /// The freeze window `now` falls in, if any.
+    pub fn frozen_at(&self, now: chrono::DateTime<chrono::Utc>) -> Option<&FreezeWindow> {
+        self.freeze.iter().find(|w| w.from <= now && now < w.until)
+    }
 }
 
 /// Where the desired images are recorded.
@@ -230,6 +250,11 @@ impl Environment {
                 problems.push(format!("{at}.actuator.functions: must name at least one"));
             }
             _ => {}
+        }
+        for (i, window) in self.freeze.iter().enumerate() {
+            if window.from >= window.until {
+                problems.push(format!("{at}.freeze[{i}]: `from` must be before `until`"));
+            }
         }
         if let Some(arn) = &self.role_arn
             && !arn.starts_with("arn:")

@@ -88,20 +88,26 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
             return Ok(Action::Done);
         }
     };
+    // Policies hold a deployment back only before its actuator started.
+    let started = state
+        .actuation
+        .as_ref()
+        .is_some_and(|a| a.intent.same_entry(&intent));
     match entry.status {
         Some(Status::Succeeded) => {
             outcome::observe(ctx, key, &mut state, &intent, &images, adapters).await?;
             Ok(Action::Done)
         }
         Some(status) if status.is_terminal() => Ok(Action::Done),
-        _ if !state
-            .actuation
-            .as_ref()
-            .is_some_and(|a| a.intent.same_entry(&intent))
-            && let Some(why) = approval_missing(ctx, key, &entry, &intent) =>
-        {
-            outcome::blocked(ctx, key, &mut state, &table, &intent, &why).await?;
+        _ if !started && let Some(why) = approval_missing(ctx, key, &entry, &intent) => {
+            let status = Status::Blocked;
+            outcome::blocked(ctx, key, &mut state, &table, &intent, status, &why).await?;
             Ok(Action::Done)
+        }
+        _ if !started && let Some((why, wait)) = frozen(ctx, key) => {
+            let status = Status::Frozen;
+            outcome::blocked(ctx, key, &mut state, &table, &intent, status, &why).await?;
+            Ok(Action::RequeueAfter(wait))
         }
         _ => {
             let mut job = apply::Job {
@@ -116,6 +122,27 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
             job.run().await
         }
     }
+}
+
+/// Why (and how long) a deployment waits for a freeze window to end, if it does.
+fn frozen(ctx: &Context, key: &EnvKey) -> Option<(String, Duration)> {
+    let (_, env) = ctx.config.environment(key).ok()?;
+    let now = chrono::Utc::now();
+    let window = env.frozen_at(now)?;
+    let wait = (window.until - now).to_std().unwrap_or_default() + Duration::from_millis(100);
+    let reason = window
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    Some((
+        format!(
+            "environment {} is frozen until {}{reason}; the deployment goes ahead then",
+            key.environment,
+            window.until.to_rfc3339()
+        ),
+        wait,
+    ))
 }
 
 /// Why a deployment to a `protected` environment must wait, if it must.

@@ -103,13 +103,15 @@ fn converged(state: &mut EnvState, intent: &IntentRef, images: &Images, now: Tim
     state.status = Some(Status::Succeeded);
 }
 
-/// A deployment held back by a policy (an approval missing): `blocked`, with why.
+/// A deployment held back by a policy: `blocked` (an approval missing) or `frozen` (a
+/// freeze window), with why.
 pub async fn blocked(
     ctx: &Context,
     key: &EnvKey,
     state: &mut EnvState,
     table: &str,
     intent: &IntentRef,
+    status: Status,
     message: &str,
 ) -> Result<(), StoreError> {
     if state.active.as_ref() == Some(intent) && state.message.as_deref() == Some(message) {
@@ -117,11 +119,11 @@ pub async fn blocked(
     }
     let now = ctx.now();
     ctx.releases
-        .write_status(table, intent, Status::Blocked, message, now)
+        .write_status(table, intent, status, message, now)
         .await?;
     state.active = Some(intent.clone());
     state.phase = Some(Phase::Blocked);
-    state.status = Some(Status::Blocked);
+    state.status = Some(status);
     state.message = Some(message.to_owned());
     state.since = Some(now);
     state.updated_at = Some(now);

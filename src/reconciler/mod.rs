@@ -16,6 +16,7 @@ use tracing::warn;
 pub use context::Context;
 
 use crate::{
+    config::Environment,
     model::{
         EnvKey, IntentRef, Release, Status, awaiting_approval, gate, record::Deployment,
         resolve_images,
@@ -54,7 +55,7 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
     let Some(desired) = state.desired.clone() else {
         return Ok(Action::Done);
     };
-    let (Ok((project, _)), Some(adapters)) = (ctx.config.environment(key), ctx.adapters(key))
+    let (Ok((project, env)), Some(adapters)) = (ctx.config.environment(key), ctx.adapters(key))
     else {
         return Ok(Action::Done);
     };
@@ -71,13 +72,8 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
         .requested_by
         .as_ref()
         .and_then(|p| p.name.clone().or_else(|| p.id.clone()));
-    let requires = ctx
-        .config
-        .environment(key)
-        .map(|(_, env)| env.requires.clone())
-        .unwrap_or_default();
     let images = match resolve_images(&release, project.image_uri_template.as_deref())
-        .and_then(|images| gate(&release, &key.environment, &requires).map(|()| images))
+        .and_then(|images| gate(&release, &key.environment, &env.requires).map(|()| images))
     {
         Ok(images) => images,
         Err(refusal) => {
@@ -99,12 +95,12 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
             Ok(Action::Done)
         }
         Some(status) if status.is_terminal() => Ok(Action::Done),
-        _ if !started && let Some(why) = approval_missing(ctx, key, &entry, &intent) => {
+        _ if !started && let Some(why) = approval_missing(env, &entry, &intent) => {
             let status = Status::Blocked;
             outcome::blocked(ctx, key, &mut state, &table, &intent, status, &why).await?;
             Ok(Action::Done)
         }
-        _ if !started && let Some((why, wait)) = frozen(ctx, key) => {
+        _ if !started && let Some((why, wait)) = frozen(env) => {
             let status = Status::Frozen;
             outcome::blocked(ctx, key, &mut state, &table, &intent, status, &why).await?;
             Ok(Action::RequeueAfter(wait))
@@ -125,8 +121,7 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
 }
 
 /// Why (and how long) a deployment waits for a freeze window to end, if it does.
-fn frozen(ctx: &Context, key: &EnvKey) -> Option<(String, Duration)> {
-    let (_, env) = ctx.config.environment(key).ok()?;
+fn frozen(env: &Environment) -> Option<(String, Duration)> {
     let now = chrono::Utc::now();
     let window = env.frozen_at(now)?;
     let wait = (window.until - now).to_std().unwrap_or_default() + Duration::from_millis(100);
@@ -138,7 +133,7 @@ fn frozen(ctx: &Context, key: &EnvKey) -> Option<(String, Duration)> {
     Some((
         format!(
             "environment {} is frozen until {}{reason}; the deployment goes ahead then",
-            key.environment,
+            env.id,
             window.until.to_rfc3339()
         ),
         wait,
@@ -146,17 +141,11 @@ fn frozen(ctx: &Context, key: &EnvKey) -> Option<(String, Duration)> {
 }
 
 /// Why a deployment to a `protected` environment must wait, if it must.
-fn approval_missing(
-    ctx: &Context,
-    key: &EnvKey,
-    entry: &Deployment,
-    intent: &IntentRef,
-) -> Option<String> {
-    let (_, env) = ctx.config.environment(key).ok()?;
+fn approval_missing(env: &Environment, entry: &Deployment, intent: &IntentRef) -> Option<String> {
     if !env.protected {
         return None;
     }
-    awaiting_approval(entry, &intent.release_id, &key.environment, env.four_eyes)
+    awaiting_approval(entry, &intent.release_id, &env.id, env.four_eyes)
 }
 
 /// The entry `desired` points at, found again by `date_created` if the list moved.

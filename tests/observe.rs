@@ -79,9 +79,9 @@ async fn metrics_move_during_a_deployment_and_health_endpoints_answer() {
     controller.stop().await;
 }
 
-#[tokio::test]
-async fn a_pin_changed_by_hand_is_reported_as_drift() {
-    let h = Harness::new(BUGFARM).await;
+/// Deploys r1 to stage, stops the controller, changes the pin by hand, and starts the
+/// controller again: its start-up resync is what looks at the pin.
+async fn deployed_then_changed_by_hand(h: &Harness) -> support::Running {
     h.put_release(
         TABLE,
         release(
@@ -99,13 +99,18 @@ async fn a_pin_changed_by_hand_is_reported_as_drift() {
         Some(Status::Succeeded)
     );
     controller.stop().await;
-
     h.put_parameter(
         "/bugfarm/images/stage/hatching",
         "r.example/hatching:hotfix",
     )
     .await;
-    let controller = h.start_controller().await; // the start-up resync looks again
+    h.start_controller().await
+}
+
+#[tokio::test]
+async fn a_pin_changed_by_hand_is_reported_as_drift() {
+    let h = Harness::new(BUGFARM).await;
+    let controller = deployed_then_changed_by_hand(&h).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while h.env_state("bugfarm", "stage").await.drift.is_empty() {
         assert!(
@@ -197,30 +202,7 @@ async fn with_self_heal_a_drifted_pin_is_put_back() {
         "[[projects]]\nid = \"bugfarm\"\nname = \"Bug farm\"\nenvironments = [ { id = \"stage\", name = \"S\", self_heal = true } ]\n",
     )
     .await;
-    h.put_release(
-        TABLE,
-        release(
-            "r1",
-            "bugfarm",
-            json!({ "hatching": "r.example/hatching:1" }),
-        ),
-    )
-    .await;
-    let controller = h.start_controller().await;
-    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
-        .await;
-    assert_eq!(
-        h.finished(TABLE, "r1", 0).await.status,
-        Some(Status::Succeeded)
-    );
-    controller.stop().await;
-
-    h.put_parameter(
-        "/bugfarm/images/stage/hatching",
-        "r.example/hatching:hotfix",
-    )
-    .await;
-    let controller = h.start_controller().await; // the start-up resync looks again
+    let controller = deployed_then_changed_by_hand(&h).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let pinned = h.parameters("/bugfarm/images/stage").await;

@@ -13,7 +13,7 @@ use relctl::{
     model::{Status, Timestamp},
     store::{
         ReleaseStore,
-        setup::{self, SetupAction},
+        setup::{self, Repair, SetupAction},
     },
 };
 use serde_json::json;
@@ -40,18 +40,32 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 
 /// The table as the older tool made it: same key and indexes, no stream.
 async fn create_legacy_table(h: &Harness) {
+    create_table(
+        h,
+        "release_id",
+        &[
+            ("project_gsi", "date_created"),
+            ("deployment_gsi", "last_date_deployed"),
+        ],
+    )
+    .await;
+}
+
+/// A table keyed on `hash`, with `indexes` (name, sort key; hashed on project_id).
+async fn create_table(h: &Harness, hash: &str, indexes: &[(&str, &str)]) {
     let mut create = h
         .dynamodb
         .create_table()
         .table_name(TABLE)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("release_id", KeyType::Hash));
-    for name in [
-        "release_id",
-        "project_id",
-        "date_created",
-        "last_date_deployed",
-    ] {
+        .key_schema(key(hash, KeyType::Hash));
+    let mut attributes = vec![hash];
+    for (_, sort) in indexes {
+        attributes.extend(["project_id", sort]);
+    }
+    attributes.sort();
+    attributes.dedup();
+    for name in attributes {
         create = create.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(name)
@@ -60,13 +74,10 @@ async fn create_legacy_table(h: &Harness) {
                 .unwrap(),
         );
     }
-    for (index, sort) in [
-        ("project_gsi", "date_created"),
-        ("deployment_gsi", "last_date_deployed"),
-    ] {
+    for (index, sort) in indexes {
         create = create.global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(index)
+                .index_name(*index)
                 .key_schema(key("project_id", KeyType::Hash))
                 .key_schema(key(sort, KeyType::Range))
                 .projection(
@@ -100,13 +111,16 @@ async fn setup_turns_on_the_stream_of_an_adopted_table_and_nothing_else() {
     let h = Harness::without_tables(LEGACY).await;
     create_legacy_table(&h).await;
     assert_eq!(
-        setup::ensure_releases_table(&h.dynamodb, TABLE)
+        setup::ensure_releases_table(&h.dynamodb, TABLE, &mut |_| {})
             .await
             .unwrap(),
-        SetupAction::StreamEnabled(TABLE.into())
+        SetupAction::Repaired {
+            table: TABLE.into(),
+            done: vec![Repair::Stream]
+        }
     );
     assert_eq!(
-        setup::ensure_releases_table(&h.dynamodb, TABLE)
+        setup::ensure_releases_table(&h.dynamodb, TABLE, &mut |_| {})
             .await
             .unwrap(),
         SetupAction::Unchanged(TABLE.into()),
@@ -132,7 +146,7 @@ async fn setup_turns_on_the_stream_of_an_adopted_table_and_nothing_else() {
 async fn legacy_items_decode_and_deploy_with_ref_images_resolved() {
     let h = Harness::without_tables(LEGACY).await;
     create_legacy_table(&h).await;
-    setup::ensure_releases_table(&h.dynamodb, TABLE)
+    setup::ensure_releases_table(&h.dynamodb, TABLE, &mut |_| {})
         .await
         .unwrap();
     setup::ensure_state_table(&h.dynamodb, "relctl-state")
@@ -184,4 +198,70 @@ async fn legacy_items_decode_and_deploy_with_ref_images_resolved() {
         "the entry's timestamp is kept as written"
     );
     controller.stop().await;
+}
+
+#[tokio::test]
+async fn setup_adds_the_missing_indexes_of_an_adopted_table_one_at_a_time() {
+    let h = Harness::without_tables(LEGACY).await;
+    create_table(&h, "release_id", &[]).await;
+    let (code, stdout, stderr) = h.run(&["setup"]).await;
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for line in [
+        "creating index project_gsi (project_id, date_created); waiting for it to be ACTIVE",
+        "creating index deployment_gsi (project_id, last_date_deployed); waiting",
+        "turning on the NEW_AND_OLD_IMAGES stream",
+    ] {
+        assert!(stderr.contains(line), "progress names {line:?}: {stderr}");
+    }
+    assert!(
+        stdout.contains(
+            "created index project_gsi (project_id, date_created), created index deployment_gsi"
+        ),
+        "{stdout}"
+    );
+    let described = setup::describe(&h.dynamodb, TABLE).await.unwrap().unwrap();
+    assert_eq!(
+        setup::check_releases(&described),
+        vec![],
+        "nothing left to repair"
+    );
+    // What failed before with `Invalid index: project_gsi` now works.
+    let (code, _, stderr) = h
+        .run(&[
+            "release",
+            "create",
+            "--project",
+            "bugfarm",
+            "--service",
+            "hatching=ref.0a1b2c3",
+        ])
+        .await;
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = h.run(&["release", "list", "--project", "bugfarm"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout.lines().count(),
+        2,
+        "a header and the release: {stdout}"
+    );
+}
+
+#[tokio::test]
+async fn setup_refuses_a_table_keyed_otherwise_naming_the_attribute_and_changes_nothing() {
+    let h = Harness::without_tables(LEGACY).await;
+    create_table(&h, "id", &[("project_gsi", "created")]).await;
+    let before = setup::describe(&h.dynamodb, TABLE).await.unwrap().unwrap();
+    let (code, stdout, stderr) = h.run(&["setup"]).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("`release_id`"), "{stderr}");
+    assert!(
+        stderr.contains("index project_gsi is keyed (project_id, created)"),
+        "{stderr}"
+    );
+    let after = setup::describe(&h.dynamodb, TABLE).await.unwrap().unwrap();
+    assert_eq!(
+        before.global_secondary_indexes(),
+        after.global_secondary_indexes()
+    );
+    assert_eq!(before.stream_specification(), after.stream_specification());
 }

@@ -118,6 +118,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for name in crate::config::load::ignored_env() {
+        eprintln!("warning: {name} is not a relctl configuration key; ignored");
+    }
     crate::telemetry::init(config.log.format);
     let sdk = crate::aws::load(&config).await;
     let result = match cli.command {

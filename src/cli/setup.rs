@@ -1,4 +1,5 @@
-//! `relctl setup`: create what is missing, say what was done, change nothing else.
+//! `relctl setup`: create what is missing, say what was done, change nothing else, and
+//! refuse (exit 1, naming the attribute) a table relctl cannot use as it is.
 
 use aws_config::SdkConfig;
 
@@ -7,12 +8,35 @@ use crate::{config::Config, store::setup};
 
 pub async fn run(config: &Config, sdk: &SdkConfig) -> Result<(), Failure> {
     let client = aws_sdk_dynamodb::Client::new(sdk);
+    let mut refused = Vec::new();
+    let mut progress = |line: String| eprintln!("{line}");
     for table in config.releases_tables() {
-        println!("{}", setup::ensure_releases_table(&client, &table).await?);
+        match setup::ensure_releases_table(&client, &table, &mut progress).await {
+            Ok(action) => println!("{action}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                refused.push(table);
+            }
+        }
     }
-    println!(
-        "{}",
-        setup::ensure_state_table(&client, &config.tables.state).await?
-    );
-    Ok(())
+    match setup::ensure_state_table(&client, &config.tables.state).await {
+        Ok(action) => println!("{action}"),
+        Err(error) => {
+            eprintln!("error: {error}");
+            refused.push(config.tables.state.clone());
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::refused(format!(
+            "set-up is not complete: {} cannot be used as {} (see above)",
+            refused.join(", "),
+            if refused.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            }
+        )))
+    }
 }

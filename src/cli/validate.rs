@@ -20,13 +20,25 @@ pub struct ValidateArgs {
 
 pub fn run(config_path: Option<&Path>, args: ValidateArgs) -> Result<(), Failure> {
     let mut problems = Vec::new();
-    let config = match Config::load(config_path) {
-        Ok(config) => Some(config),
-        Err(error) => {
-            problems.push(format!("configuration: {error}"));
-            None
+    let given = config_path.is_some() || std::env::var_os("RELCTL_CONFIG_TOML").is_some();
+    let config = if given {
+        match Config::load(config_path) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                problems.extend(error.problems().iter().cloned());
+                None
+            }
         }
+    } else {
+        problems.push(
+            "no configuration given: pass --config FILE, or set RELCTL_CONFIG or RELCTL_CONFIG_TOML"
+                .into(),
+        );
+        None
     };
+    if config.as_ref().is_some_and(|c| c.projects.is_empty()) {
+        problems.push("projects: none configured; relctl would deploy nothing".into());
+    }
     let configured: BTreeMap<String, Vec<String>> = config
         .iter()
         .flat_map(|c| &c.projects)
@@ -64,7 +76,7 @@ pub fn run(config_path: Option<&Path>, args: ValidateArgs) -> Result<(), Failure
         println!("{problem}");
     }
     Err(Failure::refused(format!(
-        "{} problems found",
-        problems.len()
+        "{} found",
+        crate::config::count(problems.len())
     )))
 }

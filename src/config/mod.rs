@@ -6,24 +6,38 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use figment::{
-    Figment,
-    providers::{Env, Format, Serialized, Toml},
-};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EnvKey, Refusal, validate_id};
+use crate::model::{EnvKey, Refusal};
 
 pub mod environment;
+pub mod load;
+mod validate;
 
 pub use environment::{ActuatorConfig, Environment, JsonValue, PinConfig};
 
+/// Every problem found in the configuration, each naming its key path.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("failed to load configuration: {0}")]
-    Load(#[source] Box<figment::Error>),
-    #[error("invalid configuration: {}", .0.join("; "))]
+    #[error("invalid configuration ({}):\n{}", count(.0.len()), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<String>),
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> &[String] {
+        match self {
+            Self::Invalid(problems) => problems,
+        }
+    }
+}
+
+/// "1 problem", "3 problems".
+pub fn count(n: usize) -> String {
+    if n == 1 {
+        "1 problem".into()
+    } else {
+        format!("{n} problems")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +72,7 @@ pub struct Aws {
     pub rate_limits: std::collections::BTreeMap<String, u32>,
 }
 
-fn default_rate_limits() -> std::collections::BTreeMap<String, u32> {
+pub(crate) fn default_rate_limits() -> std::collections::BTreeMap<String, u32> {
     [
         ("dynamodb", 500),
         ("dynamodbstreams", 20),
@@ -194,158 +208,24 @@ impl Default for Config {
     }
 }
 
-/// Environment variables that start with `RELCTL_` but are not configuration.
-const NOT_CONFIG: &[&str] = &[
-    "config",
-    "config_toml",
-    "failpoint",
-    "release_id",
-    "project",
-    "environment",
-    "images",
-];
-
 impl Config {
     /// Defaults → `path` (if given) → the TOML in `RELCTL_CONFIG_TOML` (for containers,
     /// where a file is awkward) → `RELCTL_*` environment, then [`Config::validate`].
+    /// Every problem is reported at once, each naming its key path (and, for TOML,
+    /// `file:line`); see [`load`].
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(path) = path {
-            figment = figment.merge(Toml::file_exact(path));
-        }
-        if let Ok(text) = std::env::var("RELCTL_CONFIG_TOML") {
-            figment = figment.merge(Toml::string(&text));
-        }
-        let env = Env::prefixed("RELCTL_")
-            .ignore(NOT_CONFIG)
-            // RELCTL_LOG_FORMAT reads better than RELCTL_LOG__FORMAT; accept both.
-            .map(|key| {
-                if key == "log_format" {
-                    "log.format".into()
-                } else {
-                    key.as_str().replace("__", ".").into()
-                }
-            });
-        Self::from_figment(figment.merge(env))
+        load::load(path)
     }
 
-    /// Parses a TOML document over the defaults; for tests and `relctl validate`.
+    /// Parses a TOML document over the defaults; for tests and examples.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Self::from_figment(
-            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
-        )
-    }
-
-    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Load(Box::new(e)))?;
-        config.validate()?;
-        Ok(config)
+        load::from_toml(text)
     }
 
     /// Every problem found, each naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        let c = &self.controller;
-        if c.poll_interval < Duration::from_millis(250) {
-            problems.push("controller.poll_interval: must be at least 250ms".to_owned());
-        }
-        if c.max_attempts == 0 {
-            problems.push("controller.max_attempts: must be at least 1".to_owned());
-        }
-        if c.concurrency == 0 {
-            problems.push("controller.concurrency: must be at least 1".to_owned());
-        }
-        if !(c.resync_rate > 0.0 && c.resync_rate.is_finite()) {
-            problems.push("controller.resync_rate: must be a positive number".to_owned());
-        }
-        if c.resync_interval.is_zero() {
-            problems.push("controller.resync_interval: must be more than zero".to_owned());
-        }
-        if c.backoff_min > c.backoff_max || c.backoff_min.is_zero() {
-            problems.push(
-                "controller.backoff_min: must be more than zero and at most backoff_max".into(),
-            );
-        }
-        if self.lease.renew_every >= self.lease.duration {
-            problems.push("lease.renew_every: must be shorter than lease.duration".to_owned());
-        }
-        for (name, table) in [
-            ("tables.releases", &self.tables.releases),
-            ("tables.state", &self.tables.state),
-        ] {
-            if table.is_empty() {
-                problems.push(format!("{name}: must not be empty"));
-            }
-        }
-        for service in self.aws.endpoints.keys() {
-            let known = [
-                "codepipeline",
-                "ecs",
-                "lambda",
-                "ecr",
-                "ssm",
-                "dynamodb",
-                "dynamodbstreams",
-            ];
-            if !known.contains(&service.as_str()) {
-                problems.push(format!(
-                    "aws.endpoints.{service}: unknown service ({})",
-                    known.join(", ")
-                ));
-            }
-        }
-        for service in self.aws.rate_limits.keys() {
-            if !default_rate_limits().contains_key(service) {
-                problems.push(format!(
-                    "aws.rate_limits.{service}: unknown service ({})",
-                    default_rate_limits()
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, project) in self.projects.iter().enumerate() {
-            let at = format!("projects[{i}]");
-            if let Err(e) = validate_id("project", &project.id) {
-                problems.push(format!("{at}.id: {e}"));
-            }
-            if !seen.insert(&project.id) {
-                problems.push(format!("{at}.id: duplicate project id {:?}", project.id));
-            }
-            if let Some(template) = &project.image_uri_template
-                && !template.contains("{tag}")
-            {
-                problems.push(format!(
-                    "{at}.image_uri_template: must contain {{tag}} (and usually {{service}})"
-                ));
-            }
-            let mut envs = std::collections::HashSet::new();
-            for (j, env) in project.environments.iter().enumerate() {
-                let at = format!("{at}.environments[{j}]");
-                if let Err(e) = validate_id("environment", &env.id) {
-                    problems.push(format!("{at}.id: {e}"));
-                }
-                if !envs.insert(&env.id) {
-                    problems.push(format!("{at}.id: duplicate environment id {:?}", env.id));
-                }
-                env.validate(&at, &mut problems);
-                for required in &env.requires {
-                    if required == &env.id
-                        || !project.environments.iter().any(|e| &e.id == required)
-                    {
-                        problems.push(format!(
-                            "{at}.requires: {required:?} is not another environment of project {:?}",
-                            project.id
-                        ));
-                    }
-                }
-            }
-        }
+        self.check(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {

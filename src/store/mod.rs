@@ -27,6 +27,11 @@ pub enum StoreError {
     Encode { what: &'static str, message: String },
     #[error("failed to decode {what}: {message}")]
     Decode { what: String, message: String },
+    #[error("table {table} cannot be used by relctl: {}; nothing was changed on it", problems.join("; "))]
+    Unusable {
+        table: String,
+        problems: Vec<String>,
+    },
     #[error(
         "failed to write as leader: the lease this replica held (owner {owner}, counter {counter}) has passed to another replica"
     )]

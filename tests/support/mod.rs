@@ -83,7 +83,7 @@ impl Harness {
     pub async fn new(projects: &str) -> Self {
         let harness = Self::without_tables(projects).await;
         for table in harness.config.releases_tables() {
-            setup::ensure_releases_table(&harness.dynamodb, &table)
+            setup::ensure_releases_table(&harness.dynamodb, &table, &mut |_| {})
                 .await
                 .expect("releases table");
         }

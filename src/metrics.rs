@@ -57,6 +57,8 @@ pub struct Metrics {
     pub stream_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
     pub stream_records: Family<TableLabels, Counter>,
     pub poison_records: Family<TableLabels, Counter>,
+    /// Problems that keep relctl from using a table (0 when it is usable).
+    pub table_problems: Family<TableLabels, Gauge>,
     pub aws_calls: Family<AwsLabels, Counter>,
     pub aws_failed_attempts: Family<AwsLabels, Counter>,
     pub pins_written: Family<KindLabels, Counter>,
@@ -80,6 +82,7 @@ impl Default for Metrics {
             stream_lag: Family::default(),
             stream_records: Family::default(),
             poison_records: Family::default(),
+            table_problems: Family::default(),
             aws_calls: Family::default(),
             aws_failed_attempts: Family::default(),
             pins_written: Family::default(),
@@ -115,6 +118,11 @@ impl Metrics {
             "reconciles_in_flight",
             "Reconciles running now",
             metrics.in_flight.clone(),
+        );
+        r.register(
+            "table_problems",
+            "Problems keeping relctl from using a table (run relctl setup); 0 when usable",
+            metrics.table_problems.clone(),
         );
         r.register(
             "stream_lag_seconds",

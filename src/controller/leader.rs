@@ -10,14 +10,13 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{Instrument, error, field::Empty, info, info_span, warn};
 
-use super::{ControllerError, Shared};
+use super::{ControllerError, Shared, tables::Watchers};
 use crate::{
     metrics::ReconcileLabels,
     model::EnvKey,
     queue::Priority,
     reconciler::{self, Action, Context, resync},
     store::{ReleaseStore, lease::Fence},
-    watcher::{self, Watcher},
 };
 
 /// How a term ended.
@@ -28,7 +27,7 @@ pub enum Ended {
 }
 
 pub async fn lead(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     fence: Fence,
     shutdown: &CancellationToken,
 ) -> Result<Ended, ControllerError> {
@@ -39,15 +38,19 @@ pub async fn lead(
         shared.state.clone().fenced(fence.clone()),
         shared.adapters.clone(),
         shared.metrics.clone(),
+        shared.health.tables.clone(),
     ));
     let stop = shutdown.child_token();
     let abort = CancellationToken::new();
     let tracker = TaskTracker::new();
-    for table in config.releases_tables() {
-        let arn = watcher::stream_arn(&shared.dynamodb, &table).await?;
-        let watcher = Watcher::new(ctx.clone(), shared.streams.clone(), table, arn).await?;
-        tracker.spawn(watcher.run(stop.clone()));
+    Watchers {
+        shared: shared.clone(),
+        ctx: ctx.clone(),
+        tracker: tracker.clone(),
+        stop: stop.clone(),
     }
+    .start(config.releases_tables())
+    .await;
     tracker.spawn(resync::run(ctx.clone(), stop.clone()));
     shared.set_current(Some(ctx.clone()));
     shared.health.set_leader(true);

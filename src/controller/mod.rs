@@ -6,6 +6,7 @@
 //! (bounded by `controller.drain_timeout`), and the lease is released for a standby.
 
 mod leader;
+pub mod tables;
 
 use std::{
     collections::HashMap,
@@ -24,8 +25,8 @@ use crate::{
     metrics::Metrics,
     model::EnvKey,
     reconciler::Context,
-    store::{StateStore, StoreError, lease::Leases, setup},
-    watcher::{self, WatchError},
+    store::{StateStore, StoreError, lease::Leases, setup::TableProblems},
+    watcher::WatchError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +35,6 @@ pub enum ControllerError {
     Watch(#[from] WatchError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("state table {0} does not exist; run `relctl setup` (or apply deploy/terraform)")]
-    NoStateTable(String),
     #[error("failed to listen on {addr} (http.listen): {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -50,9 +49,16 @@ pub struct Health {
     ready: watch::Sender<bool>,
     leader: watch::Sender<bool>,
     addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Tables relctl cannot use now, and why.
+    pub tables: Arc<TableProblems>,
 }
 
 impl Health {
+    /// Records what keeps relctl from using `table` (none: usable); returns the old list.
+    pub fn set_problems(&self, table: &str, problems: Vec<String>) -> Vec<String> {
+        self.tables.set(table, problems)
+    }
+
     /// Where `/metrics`, `/healthz`, `/readyz` and the status page are served.
     pub fn addr(&self) -> Option<std::net::SocketAddr> {
         self.addr.get().copied()
@@ -122,8 +128,11 @@ fn owner() -> String {
     format!("{host}-{}", &suffix[..8])
 }
 
-/// Runs until `shutdown` is cancelled. Fails fast, before doing anything, when a table
-/// is missing or has no stream, or the HTTP address cannot be bound.
+/// Runs until `shutdown` is cancelled. HTTP is served from the start: `/readyz` says
+/// 503, with why, until the state table can be used (a missing one is waited for, not
+/// a crash loop), and again from the moment shutdown begins until the drain is over.
+/// A releases table that cannot be used stops only its own projects (see [`tables`]).
+/// Fails only when the HTTP address cannot be bound.
 pub async fn run(
     config: Arc<Config>,
     sdk: &SdkConfig,
@@ -138,15 +147,6 @@ pub async fn run(
         metrics: &metrics,
     };
     let (dynamodb, streams) = (clients.dynamodb(), clients.dynamodbstreams());
-    if setup::describe(&dynamodb, &config.tables.state)
-        .await?
-        .is_none()
-    {
-        return Err(ControllerError::NoStateTable(config.tables.state.clone()));
-    }
-    for table in config.releases_tables() {
-        watcher::stream_arn(&dynamodb, &table).await?;
-    }
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|source| ControllerError::Listen {
@@ -172,25 +172,54 @@ pub async fn run(
         shared: shared.clone(),
         registry: Arc::new(registry),
     };
-    let http = tokio::spawn(crate::http::serve(listener, site, shutdown.clone()));
-    health.set_ready(true);
-    let me = owner();
-    info!(
-        owner = %me,
-        environments = config.keys().count(),
-        concurrency = config.controller.concurrency,
-        "controller started"
-    );
-    let result = compete(&shared, &me, &shutdown).await;
+    // HTTP outlives the drain: health and readiness answer until the very end.
+    let http_stop = CancellationToken::new();
+    let http = tokio::spawn(crate::http::serve(listener, site, http_stop.clone()));
+    if wait_for_state_table(&shared, &shutdown).await {
+        health.set_ready(true);
+        let unready = health.clone();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            signal.cancelled().await;
+            unready.set_ready(false);
+        });
+        let me = owner();
+        info!(
+            owner = %me,
+            environments = config.keys().count(),
+            concurrency = config.controller.concurrency,
+            "controller started"
+        );
+        compete(&shared, &me, &shutdown).await?;
+    }
     health.set_ready(false);
+    http_stop.cancel();
     let _ = http.await;
     info!("controller stopped");
-    result
+    Ok(())
+}
+
+/// Waits until the state table can be used, reporting why not meanwhile; false if
+/// shutdown came first.
+async fn wait_for_state_table(shared: &Shared, shutdown: &CancellationToken) -> bool {
+    let table = &shared.config.tables.state;
+    loop {
+        let problems = tables::check_state_table(&shared.dynamodb, table).await;
+        let usable = problems.is_empty();
+        tables::report(shared, table, problems);
+        if usable {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(tables::RECHECK) => {}
+            () = shutdown.cancelled() => return false,
+        }
+    }
 }
 
 /// Standby until the lease is free, lead until it is lost or shutdown, repeat.
 async fn compete(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     me: &str,
     shutdown: &CancellationToken,
 ) -> Result<(), ControllerError> {

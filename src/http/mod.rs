@@ -1,6 +1,7 @@
-//! The controller's HTTP face: `/metrics` (Prometheus text), `/healthz` (the process
-//! is alive), `/readyz` (configuration loaded, tables reachable, streams open; 503
-//! otherwise), and a read-only status page at `/`. Nothing secret is served.
+//! The controller's HTTP face: `/metrics` (OpenMetrics text, which Prometheus scrapes),
+//! `/healthz` (the process is alive), `/readyz` (200 once the state table can be used,
+//! with this replica's role and any releases table it cannot use; 503 before that and
+//! from the start of shutdown), and a read-only status page at `/`.
 
 mod page;
 
@@ -78,7 +79,13 @@ async fn ready(State(site): State<Site>) -> Response {
     } else {
         "standby"
     };
-    (status, Json(json!({ "ready": ready, "role": role }))).into_response()
+    // Tables relctl cannot use now: their projects wait, the others go on.
+    let tables = health.tables.all();
+    (
+        status,
+        Json(json!({ "ready": ready, "role": role, "unusable_tables": tables })),
+    )
+        .into_response()
 }
 
 async fn status_page(State(site): State<Site>) -> Response {

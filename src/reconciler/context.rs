@@ -10,7 +10,7 @@ use crate::{
     metrics::Metrics,
     model::{EnvKey, Timestamp},
     queue::{Backoffs, Queue},
-    store::{ReleaseStore, StateStore},
+    store::{ReleaseStore, StateStore, setup::TableProblems},
 };
 
 pub struct Context {
@@ -26,6 +26,11 @@ pub struct Context {
     pub drifted: std::sync::Mutex<std::collections::HashSet<EnvKey>>,
     /// Wakes the resync loop early (trimmed stream data, an expired checkpoint).
     pub resync_now: Notify,
+    /// Releases tables relctl cannot use now: resync skips their environments.
+    pub tables: Arc<TableProblems>,
+    /// What the last resync of each environment in this term found (`None`: no error),
+    /// as recorded in its state item; absent until its first resync in this term.
+    pub resync_errors: std::sync::Mutex<HashMap<EnvKey, Option<String>>>,
 }
 
 impl Context {
@@ -35,6 +40,7 @@ impl Context {
         state: StateStore,
         adapters: HashMap<EnvKey, Adapters>,
         metrics: Arc<Metrics>,
+        tables: Arc<TableProblems>,
     ) -> Self {
         let backoffs = Backoffs::new(config.controller.backoff_min, config.controller.backoff_max);
         Self {
@@ -47,6 +53,8 @@ impl Context {
             resync_now: Notify::new(),
             metrics,
             drifted: Default::default(),
+            tables,
+            resync_errors: Default::default(),
         }
     }
 

@@ -52,6 +52,7 @@ pub enum Error {
 
 pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
     let mut state = ctx.state.get(key).await?;
+    resync::clear_stale(ctx, key, &state).await;
     let Some(desired) = state.desired.clone() else {
         return Ok(Action::Done);
     };

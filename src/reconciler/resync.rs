@@ -68,6 +68,59 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Why `key`'s releases table cannot be read now, if it cannot.
+fn unusable_table(ctx: &Context, key: &EnvKey) -> Option<String> {
+    let (project, _) = ctx.config.environment(key).ok()?;
+    let table = ctx.config.releases_table(project);
+    let problems = ctx.tables.of(table)?;
+    Some(format!(
+        "table {table} cannot be used: {}",
+        problems.join("; ")
+    ))
+}
+
+/// Keeps the environment's `resync_error` in the state table as it is now, writing
+/// only when it changes. A success not seen before in this term writes nothing: a stale
+/// error from an earlier term is cleared by [`clear_stale`] when the state is next read.
+async fn record(ctx: &Context, key: &EnvKey, error: Option<String>) {
+    let known = ctx
+        .resync_errors
+        .lock()
+        .ok()
+        .and_then(|errors| errors.get(key).cloned());
+    let unchanged = match &known {
+        Some(known) => *known == error,
+        None => error.is_none(),
+    };
+    if !unchanged
+        && let Err(store) = ctx
+            .state
+            .set_resync_error(key, error.as_deref(), ctx.now())
+            .await
+    {
+        warn!(%key, error = %store, "failed to record the resync error");
+        return;
+    }
+    if let Ok(mut errors) = ctx.resync_errors.lock() {
+        errors.insert(key.clone(), error);
+    }
+}
+
+/// Clears a resync error that an earlier term or process recorded, once a resync in
+/// this term succeeded; called by the reconcile, which reads the state anyway.
+pub async fn clear_stale(ctx: &Context, key: &EnvKey, state: &crate::store::state::EnvState) {
+    if state.resync_error.is_none() {
+        return;
+    }
+    let clean = ctx
+        .resync_errors
+        .lock()
+        .is_ok_and(|errors| errors.get(key) == Some(&None));
+    if clean && let Err(error) = ctx.state.set_resync_error(key, None, ctx.now()).await {
+        warn!(%key, %error, "failed to clear an old resync error");
+    }
+}
+
 /// One pass over every configured environment, paced.
 pub async fn resync_all(ctx: &Context, cancel: &CancellationToken) {
     let pace = Duration::from_secs_f64(1.0 / ctx.config.controller.resync_rate);
@@ -77,9 +130,14 @@ pub async fn resync_all(ctx: &Context, cancel: &CancellationToken) {
         if cancel.is_cancelled() {
             return;
         }
-        if let Err(error) = resync_key(ctx, &key).await {
+        let result = match unusable_table(ctx, &key) {
+            Some(why) => Err(why),
+            None => resync_key(ctx, &key).await.map_err(|e| e.to_string()),
+        };
+        if let Err(error) = &result {
             warn!(%key, %error, "failed to resync environment");
         }
+        record(ctx, &key, result.err()).await;
         ctx.queue.schedule(key, Duration::ZERO, Priority::Resync);
         tokio::select! {
             _ = tokio::time::sleep(pace) => {}

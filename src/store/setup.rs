@@ -71,6 +71,34 @@ impl std::fmt::Display for Finding {
     }
 }
 
+/// Tables relctl cannot use now, with why; shared by the controller's checks, the
+/// resync (which skips their environments) and `/readyz`.
+#[derive(Debug, Default)]
+pub struct TableProblems(std::sync::RwLock<std::collections::BTreeMap<String, Vec<String>>>);
+
+impl TableProblems {
+    /// Records `problems` for `table` (none: usable); returns what was recorded before.
+    pub fn set(&self, table: &str, problems: Vec<String>) -> Vec<String> {
+        let Ok(mut map) = self.0.write() else {
+            return Vec::new();
+        };
+        if problems.is_empty() {
+            map.remove(table).unwrap_or_default()
+        } else {
+            map.insert(table.to_owned(), problems).unwrap_or_default()
+        }
+    }
+
+    /// Why `table` cannot be used, if it cannot.
+    pub fn of(&self, table: &str) -> Option<Vec<String>> {
+        self.0.read().ok()?.get(table).cloned()
+    }
+
+    pub fn all(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.0.read().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
 /// What set-up did to one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetupAction {

@@ -54,6 +54,12 @@ pub struct EnvState {
     pub since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
+    /// Why the last resync of this environment failed, and when; written only by
+    /// [`StateStore::set_resync_error`], never by a reconcile's progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_error_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +296,40 @@ impl StateStore {
                     what: "environment state update",
                     message: e.to_string(),
                 })?;
+        self.write(TransactWriteItem::builder().update(update).build())
+            .await?;
+        Ok(())
+    }
+
+    /// Records why the last resync of `key` failed (`None`: it did not).
+    pub async fn set_resync_error(
+        &self,
+        key: &EnvKey,
+        error: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(env_pk(key)))
+            .expression_attribute_names("#project", "project")
+            .expression_attribute_names("#env", "environment")
+            .expression_attribute_values(":project", s(&key.project))
+            .expression_attribute_values(":environment", s(&key.environment));
+        let update = match error {
+            Some(error) => update
+                .update_expression(
+                    "SET resync_error = :error, resync_error_at = :at, #project = :project, #env = :environment",
+                )
+                .expression_attribute_values(":error", s(error))
+                .expression_attribute_values(":at", s(now.to_wire())),
+            None => update.update_expression(
+                "SET #project = :project, #env = :environment REMOVE resync_error, resync_error_at",
+            ),
+        };
+        let update = update.build().map_err(|e| StoreError::Encode {
+            what: "resync error",
+            message: e.to_string(),
+        })?;
         self.write(TransactWriteItem::builder().update(update).build())
             .await?;
         Ok(())

@@ -81,15 +81,19 @@ pub async fn stream_arn(
 }
 
 impl Watcher {
+    /// `from_start`: read shards relctl has no checkpoint for from their start rather
+    /// than from LATEST; for a table that became usable while the controller ran, whose
+    /// stream holds nothing relctl has seen.
     pub async fn new(
         ctx: Arc<Context>,
         streams: Client,
         table: String,
         stream_arn: String,
+        from_start: bool,
     ) -> Result<Self, WatchError> {
         let checkpoints = ctx.state.checkpoints(&stream_arn).await?;
         let mut watcher = Self {
-            first_start: checkpoints.is_empty(),
+            first_start: checkpoints.is_empty() && !from_start,
             ctx,
             streams,
             table,

@@ -179,6 +179,19 @@ impl Harness {
     }
 
     async fn start_controller_with(&self, sdk: SdkConfig) -> Running {
+        let (running, health) = self.spawn_controller_with(sdk).await;
+        tokio::time::timeout(Duration::from_secs(60), health.wait_leader())
+            .await
+            .expect("controller leads within 60s");
+        running
+    }
+
+    /// Starts the controller in-process and returns once it serves HTTP, leading or not.
+    pub async fn spawn_controller(&self) -> (Running, Arc<Health>) {
+        self.spawn_controller_with(self.sdk.clone()).await
+    }
+
+    async fn spawn_controller_with(&self, sdk: SdkConfig) -> (Running, Arc<Health>) {
         let shutdown = CancellationToken::new();
         let health = Arc::new(Health::default());
         let (config, token) = (self.config.clone(), shutdown.clone());
@@ -190,15 +203,22 @@ impl Harness {
                     .expect("controller runs");
             })
         };
-        tokio::time::timeout(Duration::from_secs(30), health.wait_leader())
-            .await
-            .expect("controller leads within 30s");
-        let addr = health.addr().expect("serving HTTP once ready");
-        Running {
+        let addr = loop {
+            if let Some(addr) = health.addr() {
+                break addr;
+            }
+            assert!(
+                !handle.is_finished(),
+                "the controller stopped before serving HTTP"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let running = Running {
             shutdown,
             handle,
             addr,
-        }
+        };
+        (running, health)
     }
 
     /// Writes a release item from JSON, as boto3 or the aws CLI would.

@@ -1,0 +1,155 @@
+//! Tables the controller cannot use: a project whose releases table is missing waits,
+//! reported in `/readyz`, the metric and its environments' resync error, while every
+//! other project deploys; it is picked up once the table exists. A missing state table
+//! is waited for (503 on `/readyz`), not a crash loop.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod support;
+
+use std::time::Duration;
+
+use relctl::{model::Status, store::setup};
+use serde_json::json;
+use support::{Harness, get};
+
+const TWO_PROJECTS: &str = r#"
+[[projects]]
+id = "bugfarm"
+name = "Bug farm"
+environments = [ { id = "stage", name = "Staging" } ]
+
+[[projects]]
+id = "legacy"
+name = "Legacy"
+releases_table = "wellcome-releases-legacy"
+environments = [ { id = "stage", name = "Staging" } ]
+"#;
+
+#[tokio::test]
+async fn a_project_without_its_table_waits_while_others_deploy_and_is_picked_up_once_set_up() {
+    let h = Harness::without_tables(TWO_PROJECTS).await;
+    setup::ensure_releases_table(&h.dynamodb, "relctl-releases", &mut |_| {})
+        .await
+        .unwrap();
+    setup::ensure_state_table(&h.dynamodb, "relctl-state")
+        .await
+        .unwrap();
+    let controller = h.start_controller().await;
+
+    let (status, body) = get(controller.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let problems = ready["unusable_tables"]["wellcome-releases-legacy"].to_string();
+    assert!(problems.contains("does not exist"), "{body}");
+    let (_, metrics) = get(controller.addr, "/metrics").await;
+    assert!(
+        metrics.contains("relctl_table_problems{table=\"wellcome-releases-legacy\"} 1"),
+        "{metrics}"
+    );
+
+    // The other project is not held up.
+    h.put_release(
+        "relctl-releases",
+        support::release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    h.request(
+        "relctl-releases",
+        "r1",
+        "stage",
+        "2024-05-01T10:00:00.000000",
+    )
+    .await;
+    let entry = h.finished("relctl-releases", "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+
+    // The waiting environment says why, where `relctl status` reads it.
+    let state = until(|| async {
+        let state = h.env_state("legacy", "stage").await;
+        state.resync_error.is_some().then_some(state)
+    })
+    .await;
+    assert!(
+        state
+            .resync_error
+            .unwrap()
+            .contains("table wellcome-releases-legacy cannot be used: does not exist"),
+    );
+
+    // Once the table exists, what was written to it is applied.
+    let (code, _, stderr) = h.run(&["setup"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    h.put_release(
+        "wellcome-releases-legacy",
+        support::release("l1", "legacy", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    h.request(
+        "wellcome-releases-legacy",
+        "l1",
+        "stage",
+        "2024-05-01T10:00:00.000000",
+    )
+    .await;
+    let entry = until(|| async {
+        let release = h.release("wellcome-releases-legacy", "l1").await;
+        release.deployments[0]
+            .status
+            .filter(|s| s.is_terminal())
+            .map(|_| release.deployments[0].clone())
+    })
+    .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let (_, body) = get(controller.addr, "/readyz").await;
+    assert!(body.contains("\"unusable_tables\":{}"), "{body}");
+    let state = until(|| async {
+        let state = h.env_state("legacy", "stage").await;
+        state.resync_error.is_none().then_some(state)
+    })
+    .await;
+    assert_eq!(state.observed.unwrap().release_id, "l1");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_state_table_is_waited_for_with_readyz_saying_why() {
+    let h = Harness::without_tables(support::BUGFARM).await;
+    setup::ensure_releases_table(&h.dynamodb, "relctl-releases", &mut |_| {})
+        .await
+        .unwrap();
+    let (controller, health) = h.spawn_controller().await;
+    let (status, body) = get(controller.addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("relctl-state"), "{body}");
+    assert!(body.contains("does not exist"), "{body}");
+    assert_eq!(
+        get(controller.addr, "/healthz").await.0,
+        200,
+        "alive meanwhile"
+    );
+
+    setup::ensure_state_table(&h.dynamodb, "relctl-state")
+        .await
+        .unwrap();
+    health.wait_leader().await;
+    let (status, body) = get(controller.addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"role\":\"leader\""), "{body}");
+    controller.stop().await;
+}
+
+/// Polls `check` until it yields; a loaded machine only makes this slower.
+async fn until<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..1200 {
+        if let Some(found) = check().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the condition never held within 1,200 polls");
+}

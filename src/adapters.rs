@@ -74,6 +74,7 @@ impl Clients<'_> {
     client!(ecs, aws_sdk_ecs, "ecs");
     client!(lambda, aws_sdk_lambda, "lambda");
     client!(codepipeline, aws_sdk_codepipeline, "codepipeline");
+    client!(sts, aws_sdk_sts, "sts");
 }
 
 pub async fn build(

@@ -43,7 +43,7 @@ async fn setup_then_create_then_deploy_and_wait() {
     let (code, again, err) = relctl(&h, &["release", "create", "--project", "bugfarm"]).await;
     assert_eq!(code, 0);
     assert_eq!(again.trim(), release_id, "identical images: no duplicate");
-    assert!(err.contains("not creating a duplicate"), "{err}");
+    assert!(err.contains("nothing to do: release"), "{err}");
 
     let controller = h.start_controller().await;
     let deploy = [

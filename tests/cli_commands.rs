@@ -120,8 +120,13 @@ async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
             "description",
             "images",
             "project_id",
-            "release_id"
+            "release_id",
+            "running_in"
         ]
+    );
+    assert_eq!(
+        listed[0]["running_in"],
+        serde_json::json!(["stage", "prod"])
     );
     assert_eq!(
         listed[0]["deployed_to"],
@@ -158,7 +163,12 @@ async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
     );
 
     let status = json(&h, &["status"]).await;
-    let prod = status
+    assert_eq!(keys(&status), ["controller", "environments"]);
+    assert_eq!(
+        keys(&status["controller"]),
+        ["held", "leader", "renewed_seconds_ago"]
+    );
+    let prod = status["environments"]
         .as_array()
         .unwrap()
         .iter()
@@ -170,9 +180,12 @@ async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
             "desired_release",
             "drift",
             "environment",
+            "last_error",
             "message",
             "phase",
             "project",
+            "resync_error",
+            "resync_error_at",
             "running_release",
             "since",
             "status"
@@ -228,6 +241,7 @@ async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
             "date_created",
             "description",
             "environment",
+            "kind",
             "release_id",
             "requested_by",
             "status",
@@ -269,4 +283,66 @@ async fn validate_lists_every_problem_in_configuration_and_manifests() {
         "{out}"
     );
     assert!(err.contains("3 problems found"), "{err}");
+}
+
+#[tokio::test]
+async fn validate_lists_every_configuration_problem_on_its_own_line_with_file_and_line() {
+    let h = Harness::without_tables(GATED).await;
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("relctl.toml");
+    std::fs::write(
+        &broken,
+        "[controller]\nconcurrency = \"many\"\n\n[[projects]]\nid = \"bugfarm\"\nname = \"  \"\n\n[[projects.environments]]\nid = \"stage\"\nname = \"Staging\"\nactuator = { kind = \"nosuch\" }\n",
+    )
+    .unwrap();
+    let path = broken.to_str().unwrap();
+    let (code, out, err) = relctl(&h, &["validate", "--config", path]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&format!("{path}:2: controller.concurrency: ")),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{path}:11: projects[0].environments[0].actuator.kind: unknown variant `nosuch`"
+        )),
+        "{out}"
+    );
+    assert!(err.contains("2 problems found"), "{err}");
+
+    // Once the types are right, the checks beyond them all show, counted right.
+    std::fs::write(
+        &broken,
+        "[[projects]]\nid = \"bugfarm\"\nname = \"  \"\n\n[[projects.environments]]\nid = \"a/b\"\nname = \"\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = relctl(&h, &["validate", "--config", path]).await;
+    assert_eq!(code, 1);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("projects[0].name: must not be blank"), "{out}");
+    assert!(out.contains("projects[0].environments[0].id:"), "{out}");
+    assert!(
+        out.contains("projects[0].environments[0].name: must not be blank"),
+        "{out}"
+    );
+    assert!(err.contains("3 problems found"), "{err}");
+
+    // A syntax error names file, line and column.
+    std::fs::write(
+        &broken,
+        "[[projects]]\nid = \"a\"\nx = { a = 1,\n b = 2 }\n",
+    )
+    .unwrap();
+    let (_, out, err) = relctl(&h, &["validate", "--config", path]).await;
+    assert!(out.starts_with(&format!("{path}:3:")), "{out}");
+    assert!(err.contains("1 problem found"), "{err}");
+
+    // No configuration at all is not "OK".
+    let mut bare = h.relctl();
+    bare.arg("validate").env_remove("RELCTL_CONFIG");
+    let output = tokio::process::Command::from(bare).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no configuration given"));
 }

@@ -218,5 +218,25 @@ async fn with_self_heal_a_drifted_pin_is_put_back() {
     let state = h.env_state("bugfarm", "stage").await;
     assert!(state.drift.is_empty());
     assert_eq!(state.history[0].message, "self-healed drift in hatching");
+    // People see it where they look for what happened: `relctl history`.
+    let (code, out, err) = h
+        .run(&[
+            "--output",
+            "json",
+            "history",
+            "--project",
+            "bugfarm",
+            "--env",
+            "stage",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let history: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(history[0]["kind"], "self_heal", "{history}");
+    assert_eq!(
+        history[0]["status_message"],
+        "self-healed drift in hatching"
+    );
+    assert_eq!(history[1]["kind"], "deployment", "{history}");
     controller.stop().await;
 }

@@ -77,6 +77,13 @@ async fn a_project_without_its_table_waits_while_others_deploy_and_is_picked_up_
             .contains("table wellcome-releases-legacy cannot be used: does not exist"),
     );
 
+    let (_, out, _) = h.run(&["status"]).await;
+    assert!(
+        out.contains("! resync failed (at ")
+            && out.contains("wellcome-releases-legacy cannot be used"),
+        "{out}"
+    );
+
     // Once the table exists, what was written to it is applied.
     let (code, _, stderr) = h.run(&["setup"]).await;
     assert_eq!(code, 0, "{stderr}");

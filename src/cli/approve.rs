@@ -1,14 +1,15 @@
 //! `relctl approve RELEASE --env E`: record the caller's approval on the release's
 //! waiting deployment to a `protected` environment; the controller then applies it.
 
-use aws_config::SdkConfig;
 use clap::Args;
 
-use super::{Failure, release};
+use super::{
+    Failure,
+    lookup::{self, Aws},
+};
 use crate::{
     config::Config,
     model::{EnvKey, IntentRef, Status, Timestamp},
-    store::ReleaseStore,
 };
 
 #[derive(Debug, Args)]
@@ -18,11 +19,17 @@ pub struct ApproveArgs {
     pub environment: String,
 }
 
-pub async fn run(config: &Config, sdk: &SdkConfig, args: ApproveArgs) -> Result<(), Failure> {
-    let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
-    let (table, found) = release::find(config, &store, &args.release_id).await?;
+pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Failure> {
+    let store = aws.releases();
+    let (table, found) = lookup::find(config, &store, &args.release_id).await?;
     let key = EnvKey::new(&found.project_id, &args.environment);
     let (_, environment) = config.environment(&key)?;
+    if !environment.protected {
+        return Err(Failure::refused(format!(
+            "environment {} is not protected: its deployments need no approval",
+            environment.id
+        )));
+    }
     let waiting = found
         .deployments
         .iter()
@@ -41,7 +48,18 @@ pub async fn run(config: &Config, sdk: &SdkConfig, args: ApproveArgs) -> Result<
         release_id: found.release_id.clone(),
         index: waiting.0,
     };
-    let by = release::caller(sdk).await;
+    let by = aws.caller().await;
+    // Refuse now what the controller would refuse later (four eyes).
+    let mut approved = waiting.1.clone();
+    approved.approved_by = Some(by.clone());
+    if let Some(why) = crate::model::awaiting_approval(
+        &approved,
+        &found.release_id,
+        &environment.id,
+        environment.four_eyes,
+    ) {
+        return Err(Failure::refused(format!("{why}; nothing was approved")));
+    }
     let now = Timestamp::from_utc(chrono::Utc::now());
     if !store.approve(&table, &intent, &by, now).await? {
         return Err(Failure::refused(

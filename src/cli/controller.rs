@@ -16,7 +16,7 @@ pub async fn run(config: Arc<Config>, sdk: &SdkConfig) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The first SIGTERM/SIGINT drains; a second one exits at once.
+/// The first SIGTERM/SIGINT drains; a second one exits at once (status 1).
 async fn signals(shutdown: CancellationToken) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
@@ -31,8 +31,8 @@ async fn signals(shutdown: CancellationToken) {
             _ = tokio::signal::ctrl_c() => {}
         }
         if count > 0 {
-            info!("second signal: exiting now");
-            std::process::exit(130);
+            info!("second signal: exiting now, without draining");
+            std::process::exit(1);
         }
         info!("signal received: draining");
         shutdown.cancel();

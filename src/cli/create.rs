@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_config::SdkConfig;
 use clap::Args;
 
 use super::{
     Failure,
-    release::{caller, find, project_of},
+    lookup::{Aws, find, project_of},
 };
 use crate::{
     config::{Config, Project},
@@ -47,6 +46,9 @@ pub struct UpdateArgs {
     /// Comma-separated services to take from --from-label.
     #[arg(long = "services", value_delimiter = ',')]
     pub label_services: Vec<String>,
+    /// Allow --service to add a service the release does not have.
+    #[arg(long)]
+    pub add: bool,
     #[arg(long, default_value = "")]
     pub description: String,
 }
@@ -66,12 +68,12 @@ fn parse_pairs(pairs: &[String]) -> Result<Vec<(String, String)>, Failure> {
 }
 
 async fn label_images(
-    sdk: &SdkConfig,
+    aws: &Aws,
     project: &str,
     label: &str,
 ) -> Result<BTreeMap<String, String>, Failure> {
     validate_id("label", label)?;
-    let found = read_label(&aws_sdk_ssm::Client::new(sdk), project, label).await?;
+    let found = read_label(&aws.ssm, project, label).await?;
     if found.is_empty() {
         return Err(Failure::refused(format!(
             "no images under /{project}/images/{label}/; publish some or pass --service SERVICE=URI"
@@ -82,7 +84,7 @@ async fn label_images(
 
 pub async fn create(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     store: &ReleaseStore,
     args: CreateArgs,
 ) -> Result<(), Failure> {
@@ -93,7 +95,7 @@ pub async fn create(
         .clone()
         .or_else(|| args.services.is_empty().then(|| "latest".to_owned()));
     if let Some(label) = &label {
-        let found = label_images(sdk, &project.id, label).await?;
+        let found = label_images(aws, &project.id, label).await?;
         images.extend(found.into_iter().map(|(s, uri)| (s, Some(uri))));
     }
     for (service, uri) in parse_pairs(&args.services)? {
@@ -102,7 +104,7 @@ pub async fn create(
     let source = label.map_or_else(|| "explicit images".to_owned(), |l| format!("label {l}"));
     write(
         config,
-        sdk,
+        aws,
         store,
         project,
         images,
@@ -115,7 +117,7 @@ pub async fn create(
 
 pub async fn update(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     store: &ReleaseStore,
     args: UpdateArgs,
 ) -> Result<(), Failure> {
@@ -129,8 +131,14 @@ pub async fn update(
                 code: 2,
             });
         }
-        let found = label_images(sdk, &project.id, label).await?;
+        let found = label_images(aws, &project.id, label).await?;
         for service in &args.label_services {
+            if !args.add && !base.images.contains_key(service) {
+                return Err(Failure::refused(format!(
+                    "release {} has no service {service:?}; pass --add to add it",
+                    base.release_id
+                )));
+            }
             let uri = found.get(service).ok_or_else(|| {
                 Failure::refused(format!(
                     "label {label} has no image for service {service:?}"
@@ -140,6 +148,14 @@ pub async fn update(
         }
     }
     for (service, uri) in parse_pairs(&args.services)? {
+        if !args.add && !base.images.contains_key(&service) {
+            let known: Vec<&str> = base.images.keys().map(String::as_str).collect();
+            return Err(Failure::refused(format!(
+                "release {} has no service {service:?} (it has: {}); pass --add to add it",
+                base.release_id,
+                known.join(", ")
+            )));
+        }
         images.insert(service, Some(uri));
     }
     if images == base.images {
@@ -150,7 +166,7 @@ pub async fn update(
     let source = format!("update of {}", base.release_id);
     write(
         config,
-        sdk,
+        aws,
         store,
         project,
         images,
@@ -164,7 +180,7 @@ pub async fn update(
 #[allow(clippy::too_many_arguments)]
 async fn write(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     store: &ReleaseStore,
     project: &Project,
     images: BTreeMap<String, Option<String>>,
@@ -182,7 +198,7 @@ async fn write(
         date_created: Some(now),
         last_date_deployed: None,
         description: Some(description.to_owned()),
-        requested_by: Some(caller(sdk).await),
+        requested_by: Some(aws.caller().await),
         images,
         release_manifest: Some(serde_json::Value::String(manifest.to_string())),
         deployments: Vec::new(),
@@ -199,7 +215,7 @@ async fn write(
         && newest.images == release.images
     {
         eprintln!(
-            "release {} already has exactly these images; not creating a duplicate (use --force)",
+            "nothing to do: release {} already has exactly these images; its id follows (--force creates another)",
             newest.release_id
         );
         println!("{}", newest.release_id);

@@ -1,19 +1,21 @@
 //! `relctl deploy RELEASE --env E [--wait]`: append a deployment entry; with `--wait`,
 //! follow the status the controller writes until it finishes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aws_config::SdkConfig;
 use clap::Args;
 
-use super::{Failure, release};
+use super::{
+    Failure, follow,
+    lookup::{self, Aws},
+};
 use crate::{
     config::Config,
     model::{
-        EnvKey, Release, Status, Timestamp,
+        EnvKey, Release, Timestamp,
         record::{Deployment, EnvironmentRef},
     },
-    store::{ReleaseStore, StateStore},
+    store::ReleaseStore,
 };
 
 #[derive(Debug, Args)]
@@ -30,12 +32,12 @@ pub struct DeployArgs {
     pub timeout: Duration,
 }
 
-pub async fn run(config: &Config, sdk: &SdkConfig, args: DeployArgs) -> Result<(), Failure> {
-    let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
-    let (table, release) = release::find(config, &store, &args.release_id).await?;
+pub async fn run(config: &Config, aws: &Aws, args: DeployArgs) -> Result<(), Failure> {
+    let store = aws.releases();
+    let (table, release) = lookup::find(config, &store, &args.release_id).await?;
     let (entry, index) = request(
         config,
-        sdk,
+        aws,
         &store,
         &table,
         &release,
@@ -47,15 +49,16 @@ pub async fn run(config: &Config, sdk: &SdkConfig, args: DeployArgs) -> Result<(
         return Ok(());
     }
     let key = EnvKey::new(&release.project_id, &args.environment);
-    let state = StateStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.tables.state);
-    follow(
-        &store,
-        &state,
-        &key,
-        &table,
-        &release.release_id,
-        &entry,
-        index,
+    follow::follow(
+        config,
+        aws,
+        &follow::Followed {
+            key: &key,
+            table: &table,
+            release_id: &release.release_id,
+            entry: &entry,
+            index,
+        },
         args.timeout,
     )
     .await
@@ -66,7 +69,7 @@ pub async fn run(config: &Config, sdk: &SdkConfig, args: DeployArgs) -> Result<(
 /// its index.
 pub(super) async fn request(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     store: &ReleaseStore,
     table: &str,
     release: &Release,
@@ -84,7 +87,7 @@ pub(super) async fn request(
             id: environment.id.clone(),
             name: Some(environment.name.clone()),
         },
-        requested_by: Some(release::caller(sdk).await),
+        requested_by: Some(aws.caller().await),
         status: None,
         status_message: None,
         status_updated_at: None,
@@ -112,77 +115,4 @@ pub(super) async fn request(
         );
     }
     Ok((entry, index))
-}
-
-/// Prints each change of status, phase or message until the deployment finishes.
-#[allow(clippy::too_many_arguments)]
-async fn follow(
-    store: &ReleaseStore,
-    state: &StateStore,
-    key: &EnvKey,
-    table: &str,
-    release_id: &str,
-    entry: &Deployment,
-    index: usize,
-    timeout: Duration,
-) -> Result<(), Failure> {
-    let started = Instant::now();
-    let mut last: Option<(Option<Status>, Option<String>, String)> = None;
-    loop {
-        let current = store
-            .get(table, release_id)
-            .await?
-            .and_then(|r| {
-                r.deployments
-                    .get(index)
-                    .filter(|d| d.same_intent(entry))
-                    .cloned()
-                    .or_else(|| r.deployments.into_iter().find(|d| d.same_intent(entry)))
-            })
-            .ok_or_else(|| Failure::refused("the deployment entry disappeared from the release"))?;
-        // The environment's phase, while this deployment is the one being applied.
-        let phase = match state.get(key).await {
-            Ok(env)
-                if env.active.as_ref().is_some_and(|a| {
-                    a.release_id == release_id && a.date_created == entry.date_created
-                }) =>
-            {
-                env.phase
-                    .map(|p| format!(" [{}]", format!("{p:?}").to_lowercase()))
-                    .unwrap_or_default()
-            }
-            _ => String::new(),
-        };
-        let seen = (current.status, current.status_message.clone(), phase);
-        if last.as_ref() != Some(&seen) {
-            eprintln!(
-                "[{:>5.1}s] {}{}: {}",
-                started.elapsed().as_secs_f64(),
-                current.status.map_or("pending", Status::as_str),
-                seen.2,
-                current
-                    .status_message
-                    .as_deref()
-                    .unwrap_or("waiting for the controller")
-            );
-            last = Some(seen);
-        }
-        match current.status {
-            Some(Status::Succeeded) => return Ok(()),
-            Some(status @ (Status::Failed | Status::Superseded)) => {
-                return Err(Failure::refused(format!(
-                    "deployment {status}: {}",
-                    current.status_message.unwrap_or_default()
-                )));
-            }
-            _ => {}
-        }
-        if started.elapsed() >= timeout {
-            return Err(Failure::refused(format!(
-                "gave up waiting after {}; the deployment goes on (see `relctl status`)",
-                humantime::format_duration(timeout)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }

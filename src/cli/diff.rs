@@ -1,18 +1,18 @@
 //! `relctl diff RELEASE --env E`: what deploying the release would change, pin by pin,
 //! old → new, asked of the environment's own pin. Writes nothing.
 
-use aws_config::SdkConfig;
 use clap::Args;
 use serde::Serialize;
 
-use super::{Failure, Output, release};
+use super::{
+    Failure, Output,
+    lookup::{self, Aws},
+};
 use crate::{
     adapters::{self, Clients},
     config::Config,
-    metrics::Metrics,
     model::{EnvKey, resolve_images},
     pin::Target,
-    store::ReleaseStore,
 };
 
 #[derive(Debug, Args)]
@@ -40,21 +40,20 @@ struct Changed {
 
 pub async fn run(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     args: DiffArgs,
     output: Output,
 ) -> Result<(), Failure> {
-    let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
-    let (_, release) = release::find(config, &store, &args.release_id).await?;
+    let store = aws.releases();
+    let (_, release) = lookup::find(config, &store, &args.release_id).await?;
     let key = EnvKey::new(&release.project_id, &args.environment);
     let (project, environment) = config.environment(&key)?;
     let images = resolve_images(&release, project.image_uri_template.as_deref())?;
-    let account = adapters::account(sdk, environment.role_arn.as_deref()).await;
-    let metrics = std::sync::Arc::new(Metrics::default());
+    let account = adapters::account(&aws.sdk, environment.role_arn.as_deref()).await;
     let clients = Clients {
         sdk: &account,
         endpoints: &config.aws.endpoints,
-        metrics: &metrics,
+        metrics: &aws.metrics,
     };
     let pin = adapters::for_environment(environment, &clients).pin;
     let target = Target {

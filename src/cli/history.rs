@@ -1,15 +1,17 @@
 //! `relctl history --project P --env E`: past deployments to an environment, newest
 //! first, read from the releases themselves (newest deployed first on `deployment_gsi`).
 
-use aws_config::SdkConfig;
 use clap::Args;
 use serde::Serialize;
 
-use super::{Failure, Output, release::project_of};
+use super::{
+    Failure, Output,
+    lookup::{Aws, project_of},
+};
 use crate::{
     config::Config,
     model::{EnvKey, Release, Status},
-    store::ReleaseStore,
+    store::{ReleaseStore, state::HistoryKind},
 };
 
 #[derive(Debug, Args)]
@@ -25,6 +27,8 @@ pub struct HistoryArgs {
 /// One line of `history --output json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Past {
+    /// `deployment`, or `self_heal` (drifted pins put back by the controller).
+    pub kind: &'static str,
     pub release_id: String,
     pub environment: String,
     pub date_created: String,
@@ -56,6 +60,7 @@ pub(super) async fn deployments(
             .filter(|d| d.environment.id == key.environment)
         {
             let past = Past {
+                kind: "deployment",
                 release_id: release.release_id.clone(),
                 environment: key.environment.clone(),
                 date_created: entry.date_created.to_wire(),
@@ -76,20 +81,44 @@ pub(super) async fn deployments(
     Ok(found)
 }
 
+/// What the controller did on its own (self-heals), from the environment's state.
+async fn self_heals(aws: &Aws, config: &Config, key: &EnvKey) -> Result<Vec<Past>, Failure> {
+    let state = aws.state(config).get(key).await?;
+    Ok(state
+        .history
+        .into_iter()
+        .filter(|entry| entry.kind == HistoryKind::SelfHeal)
+        .map(|entry| Past {
+            kind: entry.kind.as_str(),
+            release_id: entry.release_id,
+            environment: key.environment.clone(),
+            date_created: entry.at.to_wire(),
+            requested_by: Some("relctl (self_heal)".into()),
+            description: None,
+            status: entry.status.as_str().to_owned(),
+            status_message: Some(entry.message),
+            status_updated_at: Some(entry.at.to_wire()),
+        })
+        .collect())
+}
+
 pub async fn run(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     args: HistoryArgs,
     output: Output,
 ) -> Result<(), Failure> {
     project_of(config, &args.project)?;
     let key = EnvKey::new(&args.project, &args.environment);
-    let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
-    let past: Vec<Past> = deployments(config, &store, &key, args.limit)
+    let store = aws.releases();
+    let mut past: Vec<Past> = deployments(config, &store, &key, args.limit)
         .await?
         .into_iter()
         .map(|(p, _)| p)
         .collect();
+    past.extend(self_heals(aws, config, &key).await?);
+    past.sort_by(|a, b| b.date_created.cmp(&a.date_created));
+    past.truncate(args.limit);
     if output.json(&past)? {
         return Ok(());
     }

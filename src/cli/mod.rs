@@ -1,18 +1,22 @@
-//! The `relctl` command line: one file per subcommand. Exit codes scripts can trust:
-//! 0 success, 1 the operation failed or was refused, 2 usage error.
+//! The `relctl` command line: one file per subcommand. One exit-code rule for every
+//! command, so scripts can trust it: 0 done, or nothing to do; 1 failed or refused
+//! (the reason on stderr); 2 usage error.
 
 mod approve;
 mod controller;
 mod create;
 mod deploy;
 mod diff;
+mod follow;
 mod health;
 mod history;
+mod lookup;
 mod release;
 mod rollback;
 mod setup;
 mod status;
 mod validate;
+mod wait;
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -25,7 +29,7 @@ use crate::config::Config;
     name = "relctl",
     version,
     about = "Deploy releases on AWS: a reconciling controller and its CLI",
-    after_help = "Exit codes: 0 success; 1 the operation failed or was refused; 2 usage error."
+    after_help = "Exit codes, for every command: 0 done, or nothing to do; 1 failed or refused (the reason is on stderr); 2 usage error."
 )]
 pub struct Cli {
     /// Configuration file (TOML). RELCTL_* environment variables override it.
@@ -49,6 +53,8 @@ pub enum Command {
     Release(release::ReleaseCommand),
     /// Request a deployment of a release to an environment.
     Deploy(deploy::DeployArgs),
+    /// Follow the newest deployment of a release to an environment until it finishes.
+    Wait(wait::WaitArgs),
     /// Approve a release's waiting deployment to a protected environment.
     Approve(approve::ApproveArgs),
     /// Past deployments to an environment: who, when, outcome.
@@ -106,7 +112,7 @@ impl<E: std::error::Error> From<E> for Failure {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let cli = match cli.command {
-        Command::Health(args) => return exit(health::run(args).await),
+        Command::Health(args) => return exit(health::run(cli.config.as_deref(), args).await),
         Command::Validate(args) => return exit(validate::run(cli.config.as_deref(), args)),
         _ => cli,
     };
@@ -123,16 +129,21 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     crate::telemetry::init(config.log.format);
     let sdk = crate::aws::load(&config).await;
+    if let Command::Controller = cli.command {
+        return exit(controller::run(config, &sdk).await);
+    }
+    let aws = lookup::Aws::new(&config, sdk);
     let result = match cli.command {
-        Command::Controller => controller::run(config, &sdk).await,
-        Command::Setup => setup::run(&config, &sdk).await,
-        Command::Release(command) => release::run(&config, &sdk, command, output).await,
-        Command::Deploy(args) => deploy::run(&config, &sdk, args).await,
-        Command::Approve(args) => approve::run(&config, &sdk, args).await,
-        Command::History(args) => history::run(&config, &sdk, args, output).await,
-        Command::Rollback(args) => rollback::run(&config, &sdk, args).await,
-        Command::Diff(args) => diff::run(&config, &sdk, args, output).await,
-        Command::Status(args) => status::run(&config, &sdk, args, output).await,
+        Command::Controller => Ok(()),
+        Command::Setup => setup::run(&config, &aws).await,
+        Command::Release(command) => release::run(&config, &aws, command, output).await,
+        Command::Deploy(args) => deploy::run(&config, &aws, args).await,
+        Command::Approve(args) => approve::run(&config, &aws, args).await,
+        Command::Wait(args) => wait::run(&config, &aws, args).await,
+        Command::History(args) => history::run(&config, &aws, args, output).await,
+        Command::Rollback(args) => rollback::run(&config, &aws, args).await,
+        Command::Diff(args) => diff::run(&config, &aws, args, output).await,
+        Command::Status(args) => status::run(&config, &aws, args, output).await,
         Command::Health(_) | Command::Validate(_) => Ok(()),
     };
     exit(result)

@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use aws_config::SdkConfig;
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{Failure, Output};
+use super::{
+    Failure, Output,
+    lookup::{Aws, find, project_of},
+};
 use crate::{
-    config::{Config, Project},
-    model::{Person, Release, Status},
+    config::Config,
+    model::{EnvKey, Release, Status},
     store::ReleaseStore,
 };
 
@@ -32,16 +34,16 @@ pub enum ReleaseCommand {
 
 pub async fn run(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     command: ReleaseCommand,
     output: Output,
 ) -> Result<(), Failure> {
-    let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
+    let store = aws.releases();
     match command {
-        ReleaseCommand::Create(args) => super::create::create(config, sdk, &store, args).await,
-        ReleaseCommand::Update(args) => super::create::update(config, sdk, &store, args).await,
+        ReleaseCommand::Create(args) => super::create::create(config, aws, &store, args).await,
+        ReleaseCommand::Update(args) => super::create::update(config, aws, &store, args).await,
         ReleaseCommand::List { project, limit } => {
-            list(config, &store, &project, limit, output).await
+            list(config, aws, &store, &project, limit, output).await
         }
         ReleaseCommand::Show { release_id } => {
             let (_, release) = find(config, &store, &release_id).await?;
@@ -63,6 +65,8 @@ struct Listed {
     images: BTreeMap<String, Option<String>>,
     /// environment → status of its newest deployment of this release.
     deployed_to: BTreeMap<String, String>,
+    /// Environments where this release runs now (the controller's last success there).
+    running_in: Vec<String>,
 }
 
 fn deployed_to(release: &Release) -> BTreeMap<String, String> {
@@ -78,6 +82,7 @@ fn deployed_to(release: &Release) -> BTreeMap<String, String> {
 
 async fn list(
     config: &Config,
+    aws: &Aws,
     store: &ReleaseStore,
     project: &str,
     limit: usize,
@@ -85,10 +90,28 @@ async fn list(
 ) -> Result<(), Failure> {
     let project = project_of(config, project)?;
     let table = config.releases_table(project);
+    let keys: Vec<EnvKey> = project
+        .environments
+        .iter()
+        .map(|e| EnvKey::new(&project.id, &e.id))
+        .collect();
+    let running: Vec<(String, String)> = aws
+        .state(config)
+        .get_many(&keys)
+        .await?
+        .into_iter()
+        .zip(&keys)
+        .filter_map(|(state, key)| Some((state.observed?.release_id, key.environment.clone())))
+        .collect();
     let mut listed = Vec::new();
     for release in store.list_project(table, &project.id, limit).await? {
         match release {
             Ok(r) => listed.push(Listed {
+                running_in: running
+                    .iter()
+                    .filter(|(id, _)| *id == r.release_id)
+                    .map(|(_, env)| env.clone())
+                    .collect(),
                 deployed_to: deployed_to(&r),
                 release_id: r.release_id,
                 project_id: r.project_id,
@@ -96,30 +119,25 @@ async fn list(
                 description: r.description,
                 images: r.images,
             }),
-            Err(error) => eprintln!("warning: skipped an item: {error}"),
+            Err(error) => eprintln!("warning: skipped an item of table {table}: {error}"),
         }
     }
     if output.json(&listed)? {
         return Ok(());
     }
     println!(
-        "{:<38} {:<28} {:<30} DESCRIPTION",
-        "RELEASE", "CREATED", "DEPLOYED"
+        "{:<38} {:<28} {:<20} DESCRIPTION",
+        "RELEASE", "CREATED", "RUNNING IN"
     );
     for r in listed {
-        let deployed: Vec<String> = r
-            .deployed_to
-            .iter()
-            .map(|(e, s)| format!("{e}:{s}"))
-            .collect();
         println!(
-            "{:<38} {:<28} {:<30} {}",
+            "{:<38} {:<28} {:<20} {}",
             r.release_id,
             r.date_created.unwrap_or_default(),
-            if deployed.is_empty() {
+            if r.running_in.is_empty() {
                 "-".into()
             } else {
-                deployed.join(" ")
+                r.running_in.join(", ")
             },
             r.description.unwrap_or_default()
         );
@@ -149,57 +167,5 @@ fn print_release(release: &Release) {
             entry.status.map_or("pending", Status::as_str),
             entry.status_message.as_deref().unwrap_or_default()
         );
-    }
-}
-
-pub(super) fn project_of<'a>(config: &'a Config, id: &str) -> Result<&'a Project, Failure> {
-    config.project(id).ok_or_else(|| {
-        let known: Vec<&str> = config.projects.iter().map(|p| p.id.as_str()).collect();
-        Failure::refused(format!(
-            "project {id:?} is not configured; configured projects: {}",
-            if known.is_empty() {
-                "none".into()
-            } else {
-                known.join(", ")
-            }
-        ))
-    })
-}
-
-/// The release and the table holding it, searched across every configured table.
-pub(super) async fn find(
-    config: &Config,
-    store: &ReleaseStore,
-    release_id: &str,
-) -> Result<(String, Release), Failure> {
-    for table in config.releases_tables() {
-        if let Some(release) = store.get(&table, release_id).await? {
-            return Ok((table, release));
-        }
-    }
-    Err(Failure::refused(format!(
-        "release {release_id} was not found; `relctl release list --project P` lists releases"
-    )))
-}
-
-/// The caller, as STS sees them (the older tool recorded the same).
-pub(super) async fn caller(sdk: &SdkConfig) -> Person {
-    match aws_sdk_sts::Client::new(sdk)
-        .get_caller_identity()
-        .send()
-        .await
-    {
-        Ok(identity) => Person {
-            name: identity
-                .arn
-                .as_deref()
-                .and_then(|arn| arn.rsplit('/').next())
-                .map(str::to_owned),
-            id: identity.arn,
-        },
-        Err(_) => Person {
-            id: Some("unknown".into()),
-            name: Some("unknown".into()),
-        },
     }
 }

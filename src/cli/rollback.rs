@@ -2,11 +2,13 @@
 //! succeeded in the environment before the current one (or the one named), as an
 //! ordinary deployment whose description says it is a rollback.
 
-use aws_config::SdkConfig;
 use clap::Args;
 
-use super::{Failure, deploy, history, release};
-use crate::{config::Config, model::EnvKey, store::ReleaseStore};
+use super::{
+    Failure, deploy, history,
+    lookup::{self, Aws},
+};
+use crate::{config::Config, model::EnvKey};
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -19,14 +21,14 @@ pub struct RollbackArgs {
     pub to: Option<String>,
 }
 
-pub async fn run(config: &Config, sdk: &SdkConfig, args: RollbackArgs) -> Result<(), Failure> {
-    release::project_of(config, &args.project)?;
+pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), Failure> {
+    lookup::project_of(config, &args.project)?;
     let key = EnvKey::new(&args.project, &args.environment);
-    let store = ReleaseStore::new(aws_sdk_dynamodb::Client::new(sdk));
+    let store = aws.releases();
     let past = history::deployments(config, &store, &key, 200).await?;
     let current = past.first().map(|(p, _)| p.release_id.clone());
     let (table, target) = match &args.to {
-        Some(id) => release::find(config, &store, id).await?,
+        Some(id) => lookup::find(config, &store, id).await?,
         None => {
             let succeeded = past
                 .iter()
@@ -38,7 +40,7 @@ pub async fn run(config: &Config, sdk: &SdkConfig, args: RollbackArgs) -> Result
                         args.environment
                     ))
                 })?;
-            release::find(config, &store, &succeeded.0.release_id).await?
+            lookup::find(config, &store, &succeeded.0.release_id).await?
         }
     };
     let description = format!(
@@ -48,7 +50,7 @@ pub async fn run(config: &Config, sdk: &SdkConfig, args: RollbackArgs) -> Result
     );
     deploy::request(
         config,
-        sdk,
+        aws,
         &store,
         &table,
         &target,

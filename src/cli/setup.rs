@@ -1,13 +1,11 @@
 //! `relctl setup`: create what is missing, say what was done, change nothing else, and
 //! refuse (exit 1, naming the attribute) a table relctl cannot use as it is.
 
-use aws_config::SdkConfig;
-
-use super::Failure;
+use super::{Failure, lookup::Aws};
 use crate::{config::Config, store::setup};
 
-pub async fn run(config: &Config, sdk: &SdkConfig) -> Result<(), Failure> {
-    let client = aws_sdk_dynamodb::Client::new(sdk);
+pub async fn run(config: &Config, aws: &Aws) -> Result<(), Failure> {
+    let client = aws.dynamodb.clone();
     let mut refused = Vec::new();
     let mut progress = |line: String| eprintln!("{line}");
     for table in config.releases_tables() {

@@ -1,17 +1,38 @@
-//! `relctl status`: every environment the controller tracks.
+//! `relctl status`: who leads, and every configured environment: what is desired, what
+//! runs, where a deployment is, and what went wrong last (a reconcile or a resync).
+//! Warns on stderr when no controller holds the lease: then nothing is being applied.
 
-use aws_config::SdkConfig;
 use clap::Args;
 
 use serde::Serialize;
 
-use super::{Failure, Output};
-use crate::{config::Config, store::StateStore};
+use super::{
+    Failure, Output,
+    lookup::{Aws, ago, no_controller, now_ms, project_of},
+};
+use crate::{config::Config, model::EnvKey, store::lease::Holder};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[arg(long)]
     pub project: Option<String>,
+}
+
+/// `status --output json`.
+#[derive(Debug, Serialize)]
+struct Report {
+    controller: Controller,
+    environments: Vec<Row>,
+}
+
+/// The leader lease as stored.
+#[derive(Debug, Serialize)]
+struct Controller {
+    /// Whether a controller holds the lease now (and so applies deployments).
+    held: bool,
+    /// The holder, or the last one.
+    leader: Option<String>,
+    renewed_seconds_ago: Option<f64>,
 }
 
 /// One environment in `status --output json`.
@@ -26,47 +47,87 @@ struct Row {
     since: Option<String>,
     message: Option<String>,
     drift: Vec<String>,
+    /// The last failed attempt's error, while retrying.
+    last_error: Option<String>,
+    /// Why the last resync of this environment failed, and when.
+    resync_error: Option<String>,
+    resync_error_at: Option<String>,
 }
 
 pub async fn run(
     config: &Config,
-    sdk: &SdkConfig,
+    aws: &Aws,
     args: StatusArgs,
     output: Output,
 ) -> Result<(), Failure> {
-    let state = StateStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.tables.state);
-    let states = state.list().await?;
-    let rows: Vec<Row> = config
+    if let Some(project) = &args.project {
+        project_of(config, project)?;
+    }
+    let keys: Vec<EnvKey> = config
         .keys()
         .filter(|key| args.project.as_ref().is_none_or(|p| p == &key.project))
-        .map(|key| {
-            let env = states
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, s)| s.clone())
-                .unwrap_or_default();
-            Row {
-                desired_release: env.desired.map(|d| d.release_id),
-                running_release: env.observed.map(|o| o.release_id),
-                phase: env.phase.map(|p| format!("{p:?}").to_lowercase()),
-                status: env.status.map(|s| s.as_str().to_owned()),
-                since: env.since.map(|s| s.to_wire()),
-                message: env.message,
-                drift: env.drift,
-                project: key.project,
-                environment: key.environment,
-            }
+        .collect();
+    let holder = aws.lease(config).await?;
+    let states = aws.state(config).get_many(&keys).await?;
+    let rows: Vec<Row> = keys
+        .into_iter()
+        .zip(states)
+        .map(|(key, env)| Row {
+            desired_release: env.desired.map(|d| d.release_id),
+            running_release: env.observed.map(|o| o.release_id),
+            phase: env.phase.map(|p| format!("{p:?}").to_lowercase()),
+            status: env.status.map(|s| s.as_str().to_owned()),
+            since: env.since.map(|s| s.to_wire()),
+            last_error: env.last_error.filter(|e| env.message.as_ref() != Some(e)),
+            message: env.message,
+            drift: env.drift,
+            resync_error: env.resync_error,
+            resync_error_at: env.resync_error_at.map(|t| t.to_wire()),
+            project: key.project,
+            environment: key.environment,
         })
         .collect();
-    if output.json(&rows)? {
+    if let Some(warning) = no_controller(holder.as_ref()) {
+        eprintln!("warning: {warning}");
+    }
+    let report = Report {
+        controller: controller(holder.as_ref()),
+        environments: rows,
+    };
+    if output.json(&report)? {
         return Ok(());
+    }
+    print_table(&report);
+    Ok(())
+}
+
+fn controller(holder: Option<&Holder>) -> Controller {
+    let now = now_ms();
+    Controller {
+        held: holder.is_some_and(|h| h.is_held(now)),
+        leader: holder.map(|h| h.owner.clone()),
+        renewed_seconds_ago: holder
+            .and_then(|h| h.renewed_at)
+            .map(|at| (now - at).max(0) as f64 / 1000.0),
+    }
+}
+
+fn print_table(report: &Report) {
+    let c = &report.controller;
+    match (&c.leader, c.held) {
+        (Some(leader), true) => println!(
+            "controller: {leader} leads (lease renewed {})",
+            c.renewed_seconds_ago
+                .map_or_else(|| "at an unknown time".into(), |s| ago((s * 1000.0) as i64))
+        ),
+        _ => println!("controller: none holds the lease"),
     }
     println!(
         "{:<16} {:<12} {:<38} {:<38} {:<10} {:<26} MESSAGE",
         "PROJECT", "ENVIRONMENT", "DESIRED", "RUNNING", "PHASE", "SINCE"
     );
-    let dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
-    for row in rows {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for row in &report.environments {
         let drift = if row.drift.is_empty() {
             String::new()
         } else {
@@ -76,12 +137,20 @@ pub async fn run(
             "{:<16} {:<12} {:<38} {:<38} {:<10} {:<26} {}{drift}",
             row.project,
             row.environment,
-            dash(row.desired_release),
-            dash(row.running_release),
-            dash(row.phase),
-            dash(row.since),
-            row.message.unwrap_or_default()
+            dash(&row.desired_release),
+            dash(&row.running_release),
+            dash(&row.phase),
+            dash(&row.since),
+            row.message.clone().unwrap_or_default()
         );
+        if let Some(error) = &row.last_error {
+            println!("  ! last attempt failed: {error}");
+        }
+        if let Some(error) = &row.resync_error {
+            println!(
+                "  ! resync failed (at {}): {error}",
+                row.resync_error_at.as_deref().unwrap_or("?")
+            );
+        }
     }
-    Ok(())
 }

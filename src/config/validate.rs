@@ -16,6 +16,7 @@ pub const ENDPOINT_SERVICES: &[&str] = &[
     "ssm",
     "dynamodb",
     "dynamodbstreams",
+    "sts",
 ];
 
 impl Config {

@@ -24,7 +24,32 @@ fn or_dash(value: Option<String>) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}\
 table{border-collapse:collapse;margin-bottom:2rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}.succeeded{color:#176117}.failed{color:#a11}.in_progress,.awaiting_approval{color:#8a5a00}\
-.drift{color:#a11;font-weight:bold}small{color:#666}";
+.drift,.error{color:#a11;font-weight:bold}small{color:#666}";
+
+/// The environment's message, and what last went wrong (a retried attempt, a resync).
+fn message(state: &EnvState) -> String {
+    let mut cell = or_dash(state.message.clone());
+    if let Some(error) = state
+        .last_error
+        .as_ref()
+        .filter(|e| state.message.as_ref() != Some(*e))
+    {
+        let _ = write!(
+            cell,
+            "<br><span class=\"error\">last attempt failed: {}</span>",
+            escape(error)
+        );
+    }
+    if let Some(error) = &state.resync_error {
+        let _ = write!(
+            cell,
+            "<br><span class=\"error\">resync failed at {}: {}</span>",
+            or_dash(state.resync_error_at.map(|t| t.to_wire())),
+            escape(error)
+        );
+    }
+    cell
+}
 
 /// The page for every configured environment, with what the state table says of it.
 pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
@@ -64,7 +89,7 @@ pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) ->
             or_dash(state.desired.as_ref().map(|d| d.release_id.clone())),
             or_dash(state.phase.map(|p| format!("{p:?}").to_lowercase())),
             or_dash(state.since.map(|s| s.to_wire())),
-            or_dash(state.message.clone()),
+            message(state),
         );
     }
     html.push_str("</table><h2>Recent deployments</h2><table id=\"history\"><tr><th>project</th>\
@@ -117,7 +142,9 @@ mod tests {
                 since: at,
             }),
             status: Some(Status::Succeeded),
+            resync_error: Some("table t cannot be used: <b>".into()),
             history: vec![HistoryEntry {
+                kind: Default::default(),
                 release_id: "r1".into(),
                 requested_by: Some("<script>alert(1)</script>".into()),
                 date_created: at,
@@ -135,6 +162,10 @@ mod tests {
         );
         assert!(html.contains("<td class=\"running\">r1</td>"));
         assert!(html.contains("&lt;script&gt;"));
+        assert!(
+            html.contains("resync failed at –: table t cannot be used: &lt;b&gt;"),
+            "{html}"
+        );
         assert!(!html.contains("<script>"));
     }
 }

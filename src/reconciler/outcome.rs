@@ -10,7 +10,7 @@ use crate::{
     store::{
         StoreError,
         releases::StatusWrite,
-        state::{EnvState, HistoryEntry, Observed, Phase},
+        state::{EnvState, HistoryEntry, HistoryKind, Observed, Phase},
     },
 };
 
@@ -24,6 +24,7 @@ fn push_history(
     state.history.insert(
         0,
         HistoryEntry {
+            kind: HistoryKind::Deployment,
             release_id: intent.release_id.clone(),
             requested_by: state.requested_by.clone(),
             date_created: intent.date_created,
@@ -264,6 +265,9 @@ pub async fn observe(
         adapters.pin.write(&target, images, &changes).await?;
         let message = format!("self-healed drift in {}", services.join(", "));
         push_history(ctx, state, intent, Status::Succeeded, &message);
+        if let Some(entry) = state.history.first_mut() {
+            entry.kind = HistoryKind::SelfHeal;
+        }
         state.message = Some(message);
         Vec::new()
     } else {

@@ -56,7 +56,7 @@ impl Leases {
             .table_name(&self.table)
             .key("pk", s(LEASE_PK))
             .update_expression(
-                "SET #o = :me, #c = if_not_exists(#c, :zero) + :one, expires_at = :until",
+                "SET #o = :me, #c = if_not_exists(#c, :zero) + :one, expires_at = :until, renewed_at = :now",
             )
             .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
             .expression_attribute_names("#o", "owner")
@@ -91,21 +91,63 @@ impl Leases {
 
     /// Extends the lease; false when it is no longer ours.
     pub async fn renew(&self, fence: &Fence, duration: Duration) -> Result<bool, StoreError> {
-        self.set_expiry(fence, millis(duration)).await
+        self.set_expiry(
+            fence,
+            millis(duration),
+            "SET expires_at = :until, renewed_at = :now",
+        )
+        .await
     }
 
     /// Gives the lease up (on shutdown), so a standby takes over at once.
     pub async fn release(&self, fence: &Fence) -> Result<bool, StoreError> {
-        self.set_expiry(fence, 0).await
+        self.set_expiry(fence, 0, "SET expires_at = :until, released_at = :now")
+            .await
     }
 
-    async fn set_expiry(&self, fence: &Fence, until: i64) -> Result<bool, StoreError> {
+    /// Who holds (or last held) the lease, for `relctl status` and `deploy --wait`.
+    pub async fn holder(&self) -> Result<Option<Holder>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(LEASE_PK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let number = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        Ok(Some(Holder {
+            owner: item
+                .get("owner")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default(),
+            expires_at: number("expires_at").unwrap_or_default(),
+            renewed_at: number("renewed_at"),
+        }))
+    }
+
+    async fn set_expiry(
+        &self,
+        fence: &Fence,
+        until: i64,
+        expression: &str,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(LEASE_PK))
-            .update_expression("SET expires_at = :until")
+            .update_expression(expression)
+            .expression_attribute_values(":now", n(millis(Duration::ZERO)))
             .condition_expression("#o = :me AND #c = :counter")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#c", "counter")
@@ -119,6 +161,21 @@ impl Leases {
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
         }
+    }
+}
+
+/// The lease as stored: who, until when, last renewed when (Unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub owner: String,
+    pub expires_at: i64,
+    pub renewed_at: Option<i64>,
+}
+
+impl Holder {
+    /// Whether the lease is held at `now_ms` (a controller is acting).
+    pub fn is_held(&self, now_ms: i64) -> bool {
+        self.expires_at > now_ms
     }
 }
 

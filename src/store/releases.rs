@@ -17,16 +17,38 @@ pub fn decode<I>(item: I) -> Result<Release, StoreError>
 where
     I: Into<serde_dynamo::Item> + Clone,
 {
-    match serde_dynamo::from_item::<_, Release>(item.clone()) {
+    let item: serde_dynamo::Item = item.into();
+    match with_path::<Release>(&item) {
         Ok(release) => Ok(release),
-        Err(full) => match serde_dynamo::from_item::<_, Skeleton>(item) {
-            Ok(skeleton) => Ok(skeleton.into_malformed(full.to_string())),
-            Err(_) => Err(StoreError::Decode {
-                what: "release item".into(),
-                message: full.to_string(),
-            }),
+        Err(full) => match with_path::<Skeleton>(&item) {
+            Ok(skeleton) => Ok(skeleton.into_malformed(full)),
+            Err(_) => {
+                let key = match item.get("release_id") {
+                    Some(serde_dynamo::AttributeValue::S(id)) => format!("release_id {id:?}"),
+                    _ => "an item without a string release_id".to_owned(),
+                };
+                Err(StoreError::Decode {
+                    what: format!("release item ({key})"),
+                    message: full,
+                })
+            }
         },
     }
+}
+
+/// Decodes `item`, naming the attribute that failed (`deployments[2].date_created: …`).
+fn with_path<T: serde::de::DeserializeOwned>(item: &serde_dynamo::Item) -> Result<T, String> {
+    let map: std::collections::HashMap<String, serde_dynamo::AttributeValue> = item.clone().into();
+    let deserializer =
+        serde_dynamo::Deserializer::from_attribute_value(serde_dynamo::AttributeValue::M(map));
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -289,5 +311,30 @@ impl ReleaseStore {
                 _ => return Ok(found),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_dynamo::AttributeValue as Av;
+
+    fn item(pairs: Vec<(&str, Av)>) -> serde_dynamo::Item {
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into()
+    }
+
+    #[test]
+    fn an_undecodable_item_is_named_by_its_key_and_the_attribute_that_failed() {
+        let bad = item(vec![
+            ("release_id", Av::S("r9".into())),
+            ("project_id", Av::N("7".into())),
+        ]);
+        let error = decode(bad).unwrap_err().to_string();
+        assert!(error.contains("release_id \"r9\""), "{error}");
+        assert!(error.contains("project_id: "), "{error}");
     }
 }

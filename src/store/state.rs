@@ -95,6 +95,9 @@ pub enum Phase {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// A deployment's outcome, or something the controller did on its own.
+    #[serde(default, skip_serializing_if = "HistoryKind::is_deployment")]
+    pub kind: HistoryKind,
     pub release_id: String,
     /// Who requested the deployment (their name, else their id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,28 @@ pub struct HistoryEntry {
     pub status: Status,
     pub message: String,
     pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryKind {
+    #[default]
+    Deployment,
+    /// Drifted pins put back by `self_heal`.
+    SelfHeal,
+}
+
+impl HistoryKind {
+    pub fn is_deployment(&self) -> bool {
+        *self == Self::Deployment
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "deployment",
+            Self::SelfHeal => "self_heal",
+        }
+    }
 }
 
 /// Attributes the reconciler owns; `desired` is written only by [`StateStore::advance`].
@@ -333,6 +358,61 @@ impl StateStore {
         self.write(TransactWriteItem::builder().update(update).build())
             .await?;
         Ok(())
+    }
+
+    /// The state of each of `keys` (default where none is stored), read 100 at a time
+    /// with BatchGetItem: `relctl status` and `release list` read only what they show.
+    pub async fn get_many(&self, keys: &[EnvKey]) -> Result<Vec<EnvState>, StoreError> {
+        let mut found: std::collections::HashMap<String, EnvState> = Default::default();
+        for chunk in keys.chunks(100) {
+            let mut wanted: Vec<Item> = chunk
+                .iter()
+                .map(|key| Item::from([("pk".to_owned(), s(env_pk(key)))]))
+                .collect();
+            while !wanted.is_empty() {
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut wanted)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Encode {
+                        what: "state keys",
+                        message: e.to_string(),
+                    })?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::aws("BatchGetItem", &self.table, e))?;
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let Some(AttributeValue::S(pk)) = item.get("pk").cloned() else {
+                        continue;
+                    };
+                    let state = serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+                        what: format!("state {pk}"),
+                        message: e.to_string(),
+                    })?;
+                    found.insert(pk, state);
+                }
+                if let Some(left) = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                {
+                    wanted = left.keys;
+                    // Throttled: give the table a moment before asking for the rest.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|key| found.remove(&env_pk(key)).unwrap_or_default())
+            .collect())
     }
 
     /// Every environment item, for `relctl status`.

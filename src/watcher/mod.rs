@@ -366,17 +366,20 @@ impl Watcher {
         let Some(new) = record.dynamodb.as_ref().and_then(|c| c.new_image.clone()) else {
             return Ok(Vec::new());
         };
+        let poison = || {
+            self.ctx
+                .metrics
+                .poison_records
+                .get_or_create(&TableLabels {
+                    table: self.table.clone(),
+                })
+                .inc();
+        };
         let new = match decode(new) {
             Ok(release) => release,
             Err(error) => {
-                self.ctx
-                    .metrics
-                    .poison_records
-                    .get_or_create(&TableLabels {
-                        table: self.table.clone(),
-                    })
-                    .inc();
-                warn!(table = %self.table, %error, "skipped a release item that does not decode");
+                poison();
+                warn!(table = %self.table, %error, "skipped a release item that does not decode (poison record)");
                 return Ok(Vec::new());
             }
         };
@@ -384,6 +387,20 @@ impl Watcher {
         let old = change
             .and_then(|c| c.old_image.clone())
             .and_then(|old| decode(old).ok());
+        // Counted once: not again when relctl's own status write comes back.
+        if let Some(why) = &new.malformed
+            && old
+                .as_ref()
+                .is_none_or(|old| old.malformed != new.malformed)
+        {
+            poison();
+            warn!(
+                table = %self.table,
+                release_id = ?new.release_id,
+                error = %why,
+                "a release item does not decode as a whole; its new deployments are refused"
+            );
+        }
         intake::on_change(&self.ctx, &self.table, old.as_ref(), &new).await
     }
 }

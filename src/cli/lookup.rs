@@ -1,0 +1,177 @@
+//! What the commands share: AWS clients built from the configuration (its per-service
+//! endpoints honoured, as the controller does), and the look-ups several commands make
+//! (a project, a release in whichever table holds it, the caller, the lease holder).
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use super::Failure;
+use crate::{
+    adapters::Clients,
+    config::{Config, Project},
+    metrics::Metrics,
+    model::{Person, Release},
+    store::{
+        ReleaseStore, StateStore,
+        lease::{Holder, Leases},
+    },
+};
+
+/// The clients one command uses.
+pub struct Aws {
+    pub sdk: SdkConfig,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// Counts this command's calls like the controller's (never served).
+    pub metrics: Arc<Metrics>,
+}
+
+impl Aws {
+    pub fn new(config: &Config, sdk: SdkConfig) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let clients = Clients {
+            sdk: &sdk,
+            endpoints: &config.aws.endpoints,
+            metrics: &metrics,
+        };
+        Self {
+            dynamodb: clients.dynamodb(),
+            ssm: clients.ssm(),
+            sts: clients.sts(),
+            sdk: sdk.clone(),
+            metrics,
+        }
+    }
+
+    pub fn releases(&self) -> ReleaseStore {
+        ReleaseStore::new(self.dynamodb.clone())
+    }
+
+    pub fn state(&self, config: &Config) -> StateStore {
+        StateStore::new(self.dynamodb.clone(), &config.tables.state)
+    }
+
+    /// The caller, as STS sees them (the older tool recorded the same).
+    pub async fn caller(&self) -> Person {
+        match self.sts.get_caller_identity().send().await {
+            Ok(identity) => Person {
+                name: identity
+                    .arn
+                    .as_deref()
+                    .and_then(|arn| arn.rsplit('/').next())
+                    .map(str::to_owned),
+                id: identity.arn,
+            },
+            Err(_) => Person {
+                id: Some("unknown".into()),
+                name: Some("unknown".into()),
+            },
+        }
+    }
+
+    /// Who holds the leader lease, if it could be read.
+    pub async fn lease(&self, config: &Config) -> Result<Option<Holder>, Failure> {
+        Ok(Leases::new(self.dynamodb.clone(), &config.tables.state)
+            .holder()
+            .await?)
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// "3s ago", "4 min ago", "2 h ago", "5 days ago".
+pub fn ago(ms: i64) -> String {
+    let secs = (ms.max(0) as f64 / 1000.0).round() as i64;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=172_799 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+/// A warning for people when no controller holds the lease, or None when one does.
+pub fn no_controller(holder: Option<&Holder>) -> Option<String> {
+    let now = now_ms();
+    match holder {
+        Some(holder) if holder.is_held(now) => None,
+        Some(holder) => Some(format!(
+            "no controller holds the lease (last held by {}, {}): nothing will be applied until one runs",
+            holder.owner,
+            holder
+                .renewed_at
+                .map_or_else(|| "at an unknown time".to_owned(), |at| format!("renewed {}", ago(now - at)))
+        )),
+        None => Some(
+            "no controller holds the lease (none has ever run against this state table): nothing will be applied until one runs".into(),
+        ),
+    }
+}
+
+pub fn project_of<'a>(config: &'a Config, id: &str) -> Result<&'a Project, Failure> {
+    config.project(id).ok_or_else(|| {
+        let known: Vec<&str> = config.projects.iter().map(|p| p.id.as_str()).collect();
+        Failure::refused(format!(
+            "project {id:?} is not configured; configured projects: {}",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+/// The release and the table holding it, searched across every configured table.
+pub async fn find(
+    config: &Config,
+    store: &ReleaseStore,
+    release_id: &str,
+) -> Result<(String, Release), Failure> {
+    for table in config.releases_tables() {
+        if let Some(release) = store.get(&table, release_id).await? {
+            return Ok((table, release));
+        }
+    }
+    Err(Failure::refused(format!(
+        "release {release_id} was not found; `relctl release list --project P` lists releases"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        assert_eq!(ago(2_400), "2s ago");
+        assert_eq!(ago(125_000), "2 min ago");
+        assert_eq!(ago(3 * 3_600_000), "3 h ago");
+        assert_eq!(ago(3 * 86_400_000), "3 days ago");
+    }
+
+    #[test]
+    fn a_lease_held_now_needs_no_warning_and_an_expired_one_names_its_last_holder() {
+        let held = Holder {
+            owner: "a".into(),
+            expires_at: now_ms() + 10_000,
+            renewed_at: Some(now_ms()),
+        };
+        assert_eq!(no_controller(Some(&held)), None);
+        let expired = Holder {
+            expires_at: now_ms() - 1,
+            ..held
+        };
+        assert!(
+            no_controller(Some(&expired))
+                .unwrap()
+                .contains("last held by a")
+        );
+        assert!(no_controller(None).is_some());
+    }
+}

@@ -1,6 +1,10 @@
 //! A burst: 1,000 intents over 100 environments, written in random order with
 //! BatchWriteItem while the controller runs. Every environment ends at its newest
 //! intent, every intent ends finished (none lost), and none is applied after a newer one.
+//!
+//! The test waits on progress, not on the clock: it reads only the releases not yet
+//! finished (BatchGetItem, just their deployments), shrugs off a read that a loaded
+//! machine times out, and fails only when nothing has finished for [`STALL`].
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -16,6 +20,8 @@ use support::Harness;
 const TABLE: &str = "relctl-releases";
 const ENVIRONMENTS: usize = 100;
 const PER_ENVIRONMENT: usize = 10;
+/// How long the burst may go without a single intent finishing before the test fails.
+const STALL: Duration = Duration::from_secs(240);
 
 fn config() -> String {
     let environments: Vec<String> = (0..ENVIRONMENTS)
@@ -69,40 +75,28 @@ async fn a_thousand_intents_over_a_hundred_environments_all_land_on_the_newest()
         );
     }
     for chunk in writes.chunks(25) {
-        let output = h
-            .dynamodb
-            .batch_write_item()
-            .request_items(TABLE, chunk.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert!(output.unprocessed_items.unwrap_or_default().is_empty());
-    }
-
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    let mut statuses: HashMap<String, Option<Status>>;
-    loop {
-        statuses = HashMap::new();
-        let mut pages = h.dynamodb.scan().table_name(TABLE).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for item in page.unwrap().items.unwrap_or_default() {
-                let release = relctl::store::releases::decode(item).unwrap();
-                statuses.insert(release.release_id.clone(), release.deployments[0].status);
+        let mut pending = chunk.to_vec();
+        while !pending.is_empty() {
+            match h
+                .dynamodb
+                .batch_write_item()
+                .request_items(TABLE, pending.clone())
+                .send()
+                .await
+            {
+                // What was not processed is sent again, as a careful writer does.
+                Ok(output) => {
+                    pending = output
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(TABLE))
+                        .unwrap_or_default();
+                }
+                Err(error) => eprintln!("burst: a batch write failed ({error}); sending it again"),
             }
         }
-        let finished = statuses
-            .values()
-            .filter(|s| s.is_some_and(|s| s.is_terminal()))
-            .count();
-        if finished == ENVIRONMENTS * PER_ENVIRONMENT {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {finished} of 1000 intents finished"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    let statuses = until_all_finished(&h).await;
     let pinned = h.parameters("/bugfarm/images").await;
     let mut superseded = 0;
     for env in 0..ENVIRONMENTS {
@@ -129,4 +123,87 @@ async fn a_thousand_intents_over_a_hundred_environments_all_land_on_the_newest()
     assert!(superseded > 0, "a burst supersedes");
     eprintln!("burst: {superseded} of 900 older intents superseded");
     controller.stop().await;
+}
+
+/// Polls the unfinished releases until every intent has a final status; returns each
+/// release's status. Panics only when nothing finished for [`STALL`].
+async fn until_all_finished(h: &Harness) -> HashMap<String, Option<Status>> {
+    let mut statuses: HashMap<String, Option<Status>> = HashMap::new();
+    let mut unfinished: Vec<String> = (0..ENVIRONMENTS * PER_ENVIRONMENT)
+        .map(|n| format!("e{:03}-v{}", n % ENVIRONMENTS, n / ENVIRONMENTS))
+        .collect();
+    let mut progressed = tokio::time::Instant::now();
+    while !unfinished.is_empty() {
+        let before = unfinished.len();
+        for chunk in unfinished.clone().chunks(100) {
+            match read_statuses(h, chunk).await {
+                Ok(read) => {
+                    for (id, status) in read {
+                        if status.is_some_and(|s| s.is_terminal()) {
+                            unfinished.retain(|u| *u != id);
+                        }
+                        statuses.insert(id, status);
+                    }
+                }
+                // Under load a read can time out; the next round asks again.
+                Err(error) => eprintln!("burst: a status read failed ({error}); retrying"),
+            }
+        }
+        if unfinished.len() < before {
+            progressed = tokio::time::Instant::now();
+        }
+        assert!(
+            progressed.elapsed() < STALL,
+            "no intent finished for {STALL:?}; {} of 1000 still unfinished, e.g. {:?}",
+            unfinished.len(),
+            unfinished.first()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    statuses
+}
+
+/// The first deployment's status of each of `ids` (at most 100), read together.
+async fn read_statuses(
+    h: &Harness,
+    ids: &[String],
+) -> Result<Vec<(String, Option<Status>)>, String> {
+    use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+    let keys = ids
+        .iter()
+        .map(|id| HashMap::from([("release_id".to_owned(), AttributeValue::S(id.clone()))]))
+        .collect();
+    let request = KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .projection_expression("release_id, deployments")
+        .build()
+        .map_err(|e| e.to_string())?;
+    let output = h
+        .dynamodb
+        .batch_get_item()
+        .request_items(TABLE, request)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for item in output
+        .responses
+        .and_then(|mut r| r.remove(TABLE))
+        .unwrap_or_default()
+    {
+        let id = match item.get("release_id") {
+            Some(AttributeValue::S(id)) => id.clone(),
+            _ => continue,
+        };
+        let status = item
+            .get("deployments")
+            .and_then(|d| d.as_l().ok())
+            .and_then(|d| d.first())
+            .and_then(|e| e.as_m().ok())
+            .and_then(|e| e.get("status"))
+            .and_then(|s| s.as_s().ok())
+            .and_then(|s| serde_json::from_value(serde_json::Value::String(s.clone())).ok());
+        found.push((id, status));
+    }
+    Ok(found)
 }

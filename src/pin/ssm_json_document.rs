@@ -106,9 +106,19 @@ fn set(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
 
 /// Dotted numeric versions (`v1.2.10`, `2024.05.1`) compared part by part; anything
 /// else is not comparable, and never refused as a downgrade.
+/// How two pinned values compare as dotted versions: their tags, where they are image
+/// URIs (`repo/app:1.2.0`), else the values themselves (`1.2.0`); None when either is no
+/// version.
 pub fn version_order(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let tag = |text: &str| -> String {
+        crate::model::ImageRef::parse(text)
+            .ok()
+            .and_then(|image| image.tag().map(str::to_owned))
+            .unwrap_or_else(|| text.to_owned())
+    };
     let parse = |text: &str| -> Option<Vec<u64>> {
-        text.trim_start_matches('v')
+        tag(text)
+            .trim_start_matches('v')
             .split(['.', '-', '_'])
             .map(|part| part.parse().ok())
             .collect()
@@ -244,6 +254,11 @@ mod tests {
         assert_eq!(version_order("1.2.10", "1.2.9"), Some(Ordering::Greater));
         assert_eq!(version_order("v2.0", "v10.0"), Some(Ordering::Less));
         assert_eq!(version_order("ref.abc", "1.0"), None);
+        // With value = "uri" the pinned values are whole URIs: their tags are compared.
+        assert_eq!(
+            version_order("r.example/app:1.1.9", "r.example/app:1.2.0"),
+            Some(Ordering::Less)
+        );
     }
 
     #[test]

@@ -44,6 +44,14 @@ pub struct ActuatorLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    /// `entry` (a deployment's status in the releases table) or `state` (the state item).
+    pub target: &'static str,
+    /// `ok`, `conflict` (the entry is no longer the intent, or finished) or `error`.
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
 }
@@ -63,6 +71,7 @@ pub struct Metrics {
     pub aws_failed_attempts: Family<AwsLabels, Counter>,
     pub pins_written: Family<KindLabels, Counter>,
     pub actuator_runs: Family<ActuatorLabels, Counter>,
+    pub writes: Family<WriteLabels, Counter>,
     pub drifted: Gauge,
     pub leader: Gauge,
     pub build_info: Family<BuildLabels, Gauge>,
@@ -87,6 +96,7 @@ impl Default for Metrics {
             aws_failed_attempts: Family::default(),
             pins_written: Family::default(),
             actuator_runs: Family::default(),
+            writes: Family::default(),
             drifted: Gauge::default(),
             leader: Gauge::default(),
             build_info: Family::default(),
@@ -118,6 +128,11 @@ impl Metrics {
             "reconciles_in_flight",
             "Reconciles running now",
             metrics.in_flight.clone(),
+        );
+        r.register(
+            "outcome_writes",
+            "Outcome writes by target (entry, state) and outcome (ok, conflict, error)",
+            metrics.writes.clone(),
         );
         r.register(
             "table_problems",

@@ -84,7 +84,7 @@ impl Actuator for CodePipeline {
                 .build()
                 .map_err(|e| ActuatorError::Spawn {
                     what: format!("pipeline {}", self.pipeline),
-                    message: e.to_string(),
+                    source: e.into(),
                 })?;
             request = request.variables(variable);
         }
@@ -96,7 +96,7 @@ impl Actuator for CodePipeline {
             .pipeline_execution_id
             .ok_or_else(|| ActuatorError::Spawn {
                 what: format!("pipeline {}", self.pipeline),
-                message: "no execution id returned".into(),
+                source: "no execution id returned".into(),
             })
     }
 

@@ -221,7 +221,7 @@ impl Actuator for CommandActuator {
         let handle = run.token();
         let images = serde_json::to_string(run.images).map_err(|e| ActuatorError::Spawn {
             what: "commands".into(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
         let mut env = self.env.clone();
         // The same values as Terraform input variables: a module declares

@@ -145,7 +145,10 @@ impl Ecs {
             .next()
             .ok_or_else(|| ActuatorError::Aws {
                 op: format!("describe ECS service {name}"),
-                message: format!("no service {name} in cluster {}", self.cluster),
+                source: crate::aws::AwsError::other(
+                    format!("no service {name} in cluster {}", self.cluster),
+                    crate::aws::ErrorClass::NotFound,
+                ),
             })
     }
 
@@ -159,7 +162,10 @@ impl Ecs {
             .task_definition
             .ok_or_else(|| ActuatorError::Aws {
                 op: format!("describe task definition {arn}"),
-                message: "no task definition returned".into(),
+                source: crate::aws::AwsError::other(
+                    "no task definition returned",
+                    crate::aws::ErrorClass::NotFound,
+                ),
             })
     }
 
@@ -189,7 +195,10 @@ impl Ecs {
             .and_then(|d| d.task_definition_arn)
             .ok_or_else(|| ActuatorError::Aws {
                 op: "register task definition".into(),
-                message: "no ARN returned".into(),
+                source: crate::aws::AwsError::other(
+                    "no ARN returned",
+                    crate::aws::ErrorClass::NotFound,
+                ),
             })
     }
 }
@@ -231,7 +240,7 @@ impl Actuator for Ecs {
         }
         serde_json::to_string(&expected).map_err(|e| ActuatorError::Spawn {
             what: "ecs deployment".into(),
-            message: e.to_string(),
+            source: e.into(),
         })
     }
 

@@ -12,28 +12,51 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::model::{EnvKey, Images, IntentRef};
+use crate::{
+    aws::{AwsError, ErrorClass},
+    model::{EnvKey, Images, IntentRef},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActuatorError {
-    #[error("failed to {op}: {message}")]
-    Aws { op: String, message: String },
-    #[error("failed to start {what}: {message}")]
-    Spawn { what: String, message: String },
+    #[error("failed to {op}: {source}")]
+    Aws {
+        op: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("failed to start {what}: {source}")]
+    Spawn {
+        what: String,
+        #[source]
+        source: crate::store::BoxError,
+    },
 }
 
 impl ActuatorError {
+    /// What a retry can do about this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Aws { source, .. } => source.class,
+            Self::Spawn { .. } => ErrorClass::Permanent,
+        }
+    }
+
     pub(crate) fn aws<E, R>(
         op: impl Into<String>,
         error: aws_sdk_dynamodb::error::SdkError<E, R>,
     ) -> Self
     where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
         Self::Aws {
             op: op.into(),
-            message: crate::aws::error_message(&error),
+            source: crate::aws::AwsError::from_sdk(error),
         }
     }
 }

@@ -7,7 +7,10 @@ use aws_config::{
 
 use crate::config::Config;
 
+pub mod error;
 pub mod limit;
+
+pub use error::{AwsError, ErrorClass, classify, error_message};
 
 /// A loader with relctl's region, timeouts and retries; callers may add to it (the tests
 /// point it at their emulator) before `load()`.
@@ -29,34 +32,4 @@ pub fn loader(config: &Config) -> ConfigLoader {
 
 pub async fn load(config: &Config) -> SdkConfig {
     loader(config).load().await
-}
-
-/// A one-line account of a failed AWS call, fit for a log field or a `status_message`
-/// ("ThrottlingException: Rate exceeded", "timed out", …), without the raw response the
-/// SDK's own Display would drag along.
-pub fn error_message<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_dynamodb::error::SdkError;
-    match error {
-        SdkError::ServiceError(service) => {
-            let err = service.err();
-            match (err.code(), err.message()) {
-                (Some(code), Some(message)) => format!("{code}: {message}"),
-                (Some(code), None) => code.to_owned(),
-                _ => aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string(),
-            }
-        }
-        SdkError::TimeoutError(_) => "timed out".to_owned(),
-        SdkError::DispatchFailure(failure) => format!(
-            "could not reach the AWS endpoint: {}",
-            failure
-                .as_connector_error()
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "dispatch failure".into())
-        ),
-        other => aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string(),
-    }
 }

@@ -67,13 +67,14 @@ pub async fn follow(
         // The environment's phase, while this deployment is the one being applied.
         let phase = match state.get(followed.key).await {
             Ok(env)
-                if env.active.as_ref().is_some_and(|a| {
+                if env.activity.intent().is_some_and(|a| {
                     a.release_id == followed.release_id
                         && a.date_created == followed.entry.date_created
                 }) =>
             {
-                env.phase
-                    .map(|p| format!(" [{}]", format!("{p:?}").to_lowercase()))
+                env.activity
+                    .phase()
+                    .map(|p| format!(" [{p}]"))
                     .unwrap_or_default()
             }
             _ => String::new(),

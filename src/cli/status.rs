@@ -75,11 +75,15 @@ pub async fn run(
         .map(|(key, env)| Row {
             desired_release: env.desired.map(|d| d.release_id),
             running_release: env.observed.map(|o| o.release_id),
-            phase: env.phase.map(|p| format!("{p:?}").to_lowercase()),
-            status: env.status.map(|s| s.as_str().to_owned()),
-            since: env.since.map(|s| s.to_wire()),
-            last_error: env.last_error.filter(|e| env.message.as_ref() != Some(e)),
-            message: env.message,
+            phase: env.activity.phase().map(str::to_owned),
+            status: env.activity.status().map(|s| s.as_str().to_owned()),
+            since: env.activity.since().map(|s| s.to_wire()),
+            last_error: env
+                .activity
+                .last_error()
+                .filter(|e| env.activity.message() != Some(*e))
+                .map(str::to_owned),
+            message: env.activity.message().map(str::to_owned),
             drift: env.drift,
             resync_error: env.resync_error,
             resync_error_at: env.resync_error_at.map(|t| t.to_wire()),

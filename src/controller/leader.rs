@@ -12,10 +12,12 @@ use tracing::{Instrument, error, field::Empty, info, info_span, warn};
 
 use super::{ControllerError, Shared, tables::Watchers};
 use crate::{
+    context::Context,
+    intake::resync,
     metrics::ReconcileLabels,
     model::EnvKey,
     queue::Priority,
-    reconciler::{self, Action, Context, resync},
+    reconciler::{self, Action},
     store::{ReleaseStore, lease::Fence},
 };
 

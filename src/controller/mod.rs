@@ -22,9 +22,9 @@ use tracing::{info, warn};
 use crate::{
     adapters::{Adapters, Clients},
     config::Config,
+    context::Context,
     metrics::Metrics,
     model::EnvKey,
-    reconciler::Context,
     store::{StateStore, StoreError, lease::Leases, setup::TableProblems},
     watcher::WatchError,
 };

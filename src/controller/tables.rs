@@ -11,7 +11,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{error, info};
 
 use super::Shared;
-use crate::{metrics::TableLabels, reconciler::Context, store::setup, watcher::Watcher};
+use crate::{context::Context, metrics::TableLabels, store::setup, watcher::Watcher};
 
 /// How often an unusable table is looked at again.
 pub const RECHECK: Duration = Duration::from_secs(15);

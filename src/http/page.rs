@@ -28,11 +28,11 @@ th{background:#f3f3f3}.succeeded{color:#176117}.failed{color:#a11}.in_progress,.
 
 /// The environment's message, and what last went wrong (a retried attempt, a resync).
 fn message(state: &EnvState) -> String {
-    let mut cell = or_dash(state.message.clone());
-    if let Some(error) = state
-        .last_error
-        .as_ref()
-        .filter(|e| state.message.as_ref() != Some(*e))
+    let activity = &state.activity;
+    let mut cell = or_dash(activity.message().map(str::to_owned));
+    if let Some(error) = activity
+        .last_error()
+        .filter(|e| activity.message() != Some(*e))
     {
         let _ = write!(
             cell,
@@ -68,7 +68,7 @@ pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) ->
             .iter()
             .find(|(k, _)| *k == key)
             .map_or(&empty, |(_, s)| s);
-        let status = state.status.map(|s| s.as_str()).unwrap_or("none");
+        let status = state.activity.status().map_or("none", |s| s.as_str());
         let drift = if state.drift.is_empty() {
             String::new()
         } else {
@@ -87,8 +87,8 @@ pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) ->
             escape(&key.environment),
             or_dash(state.observed.as_ref().map(|o| o.release_id.clone())),
             or_dash(state.desired.as_ref().map(|d| d.release_id.clone())),
-            or_dash(state.phase.map(|p| format!("{p:?}").to_lowercase())),
-            or_dash(state.since.map(|s| s.to_wire())),
+            or_dash(state.activity.phase().map(str::to_owned)),
+            or_dash(state.activity.since().map(|s| s.to_wire())),
             message(state),
         );
     }
@@ -119,7 +119,7 @@ mod tests {
     use super::*;
     use crate::{
         model::{IntentRef, Status},
-        store::state::{HistoryEntry, Observed},
+        store::state::{Activity, Current, HistoryEntry, Observed, Outcome},
     };
 
     #[test]
@@ -141,7 +141,19 @@ mod tests {
                 images: Default::default(),
                 since: at,
             }),
-            status: Some(Status::Succeeded),
+            activity: Activity::Finished {
+                current: Current {
+                    intent: IntentRef {
+                        date_created: at,
+                        release_id: "r1".into(),
+                        index: 0,
+                    },
+                    requested_by: None,
+                    since: at,
+                },
+                outcome: Outcome::Succeeded,
+                message: "pinned".into(),
+            },
             resync_error: Some("table t cannot be used: <b>".into()),
             history: vec![HistoryEntry {
                 kind: Default::default(),

@@ -29,6 +29,14 @@ impl IntentRef {
     }
 }
 
+/// The status message of an intent that lost to `by`.
+pub fn superseded_message(by: &IntentRef) -> String {
+    format!(
+        "superseded by release {} (deployment requested at {})",
+        by.release_id, by.date_created
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
     pub key: EnvKey,

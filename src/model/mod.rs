@@ -8,6 +8,7 @@ pub mod intent;
 pub mod manifest;
 pub mod plan;
 pub mod record;
+pub mod state;
 pub mod time;
 
 pub use ids::{EnvKey, IdError, validate_id};

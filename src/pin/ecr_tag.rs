@@ -71,7 +71,7 @@ impl EcrTag {
             .await
             .map_err(|e| PinError::Read {
                 location: format!("ECR repository {repository}"),
-                message: crate::aws::error_message(&e),
+                source: crate::aws::AwsError::from_sdk(e),
             })?;
         Ok(output
             .images
@@ -159,7 +159,7 @@ impl Pin for EcrTag {
                     return Err(PinError::Write {
                         service: change.service.clone(),
                         location: format!("{}:{tag}", wanted.repository),
-                        message: crate::aws::error_message(&e),
+                        source: crate::aws::AwsError::from_sdk(e),
                     });
                 }
             }

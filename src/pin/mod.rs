@@ -7,23 +7,41 @@ pub mod ssm_parameters;
 
 use async_trait::async_trait;
 
-use crate::model::{Change, EnvKey, Images};
+use crate::{
+    aws::{AwsError, ErrorClass},
+    model::{Change, EnvKey, Images},
+};
 
 pub use ssm_parameters::SsmParameters;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
-    #[error("failed to read pinned images at {location}: {message}")]
-    Read { location: String, message: String },
-    #[error("failed to pin {service} at {location}: {message}")]
+    #[error("failed to read pinned images at {location}: {source}")]
+    Read {
+        location: String,
+        #[source]
+        source: AwsError,
+    },
+    #[error("failed to pin {service} at {location}: {source}")]
     Write {
         service: String,
         location: String,
-        message: String,
+        #[source]
+        source: AwsError,
     },
     /// The release cannot be pinned this way at all; retrying will not help.
     #[error("{0}")]
     Refused(String),
+}
+
+impl PinError {
+    /// What a retry can do about this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Read { source, .. } | Self::Write { source, .. } => source.class,
+            Self::Refused(_) => ErrorClass::Permanent,
+        }
+    }
 }
 
 /// One environment's pins for one release.

@@ -69,7 +69,7 @@ impl SsmJsonDocument {
                 } else {
                     PinError::Read {
                         location: name.to_owned(),
-                        message: crate::aws::error_message(&e),
+                        source: crate::aws::AwsError::from_sdk(e),
                     }
                 }
             })?;
@@ -218,7 +218,7 @@ impl Pin for SsmJsonDocument {
                     .collect::<Vec<_>>()
                     .join(", "),
                 location: name.clone(),
-                message: crate::aws::error_message(&e),
+                source: crate::aws::AwsError::from_sdk(e),
             })?;
         Ok(())
     }

@@ -60,7 +60,7 @@ pub async fn read_label(client: &Client, project: &str, label: &str) -> Result<I
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| PinError::Read {
             location: path.clone(),
-            message: crate::aws::error_message(&e),
+            source: crate::aws::AwsError::from_sdk(e),
         })?;
         for parameter in page.parameters.unwrap_or_default() {
             let (Some(name), Some(value)) = (parameter.name, parameter.value) else {
@@ -93,10 +93,10 @@ impl Pin for SsmParameters {
     ) -> Result<(), PinError> {
         for change in changes {
             let name = parameter_name(target.key, &change.service);
-            let failed = |e: String| PinError::Write {
+            let failed = |e: crate::aws::AwsError| PinError::Write {
                 service: change.service.clone(),
                 location: name.clone(),
-                message: e,
+                source: e,
             };
             let written = self
                 .client
@@ -108,7 +108,7 @@ impl Pin for SsmParameters {
                 .description(format!("relctl: release {}", target.release_id))
                 .send()
                 .await
-                .map_err(|e| failed(crate::aws::error_message(&e)))?;
+                .map_err(|e| failed(crate::aws::AwsError::from_sdk(e)))?;
             if self.label {
                 self.client
                     .label_parameter_version()
@@ -117,7 +117,7 @@ impl Pin for SsmParameters {
                     .labels(release_label(target.release_id))
                     .send()
                     .await
-                    .map_err(|e| failed(crate::aws::error_message(&e)))?;
+                    .map_err(|e| failed(crate::aws::AwsError::from_sdk(e)))?;
             }
         }
         Ok(())

@@ -1,29 +1,20 @@
-//! The reconcile: for one environment, compare the newest intent with what is pinned,
-//! pin what differs, verify, and write the outcome back, both onto the deployment entry
-//! and into the state table. Level-triggered and idempotent: running it twice changes
+//! The reconcile of one environment: read the facts, [`decide`](decide::decide) the next
+//! step, carry it out (reading the pin or the actuator, writing pins, starting a run,
+//! writing the outcome through the one [`Writer`](outcome::Writer)), and decide again
+//! until a step ends it. Level-triggered and idempotent: running it twice changes
 //! nothing. `reconcile` says what to do next; `error_policy` picks the retry delay.
 
-mod apply;
-pub mod context;
-pub mod intake;
+pub mod decide;
 pub mod outcome;
-pub mod resync;
+mod steps;
 
 use std::time::Duration;
 
 use tracing::warn;
 
-pub use context::Context;
-
-use crate::{
-    config::Environment,
-    model::{
-        EnvKey, IntentRef, Release, Status, awaiting_approval, gate, record::Deployment,
-        resolve_images,
-    },
-    pin::PinError,
-    store::StoreError,
-};
+use crate::{aws::ErrorClass, context::Context, model::EnvKey, pin::PinError, store::StoreError};
+use decide::OnError;
+use outcome::Writer;
 
 /// What to do with the key after a reconcile that did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,140 +39,90 @@ pub enum Error {
         expected: String,
         actual: Option<String>,
     },
+    #[error("failed to decide: the reconcile took more than {0} steps")]
+    Runaway(usize),
+}
+
+impl Error {
+    /// What a retry can do about this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Store(e) => e.class(),
+            Self::Pin(e) => e.class(),
+            Self::Actuator(e) => e.class(),
+            Self::Verify { .. } | Self::Runaway(_) => ErrorClass::Transient,
+        }
+    }
 }
 
 pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
-    let mut state = ctx.state.get(key).await?;
-    resync::clear_stale(ctx, key, &state).await;
-    let Some(desired) = state.desired.clone() else {
+    let state = ctx.state.get(key).await?;
+    crate::intake::resync::clear_stale(ctx, key, &state).await;
+    if state.desired.is_none() {
         return Ok(Action::Done);
-    };
+    }
     let (Ok((project, env)), Some(adapters)) = (ctx.config.environment(key), ctx.adapters(key))
     else {
         return Ok(Action::Done);
     };
     let table = ctx.config.releases_table(project).to_owned();
-    outcome::supersede_active(ctx, key, &mut state, &table, &desired).await?;
-
-    let release = ctx.releases.get(&table, &desired.release_id).await?;
-    let Some((release, intent, entry)) = release.and_then(|r| locate(r, key, &desired)) else {
-        warn!(release_id = %desired.release_id, "desired intent is no longer in the releases table");
-        return Ok(Action::Done);
-    };
-    tracing::Span::current().record("release_id", intent.release_id.as_str());
-    state.requested_by = entry
-        .requested_by
-        .as_ref()
-        .and_then(|p| p.name.clone().or_else(|| p.id.clone()));
-    let images = match resolve_images(&release, project.image_uri_template.as_deref())
-        .and_then(|images| gate(&release, &key.environment, &env.requires).map(|()| images))
-    {
-        Ok(images) => images,
-        Err(refusal) => {
-            if !entry.status.is_some_and(Status::is_terminal) {
-                let message = refusal.to_string();
-                outcome::fail(ctx, key, &mut state, &table, &intent, &message).await?;
-            }
-            return Ok(Action::Done);
-        }
-    };
-    // Policies hold a deployment back only before its actuator started.
-    let started = state
-        .actuation
-        .as_ref()
-        .is_some_and(|a| a.intent.same_entry(&intent));
-    match entry.status {
-        Some(Status::Succeeded) => {
-            outcome::observe(ctx, key, &mut state, &intent, &images, adapters).await?;
-            Ok(Action::Done)
-        }
-        Some(status) if status.is_terminal() => Ok(Action::Done),
-        _ if !started && let Some(why) = approval_missing(env, &entry, &intent) => {
-            let status = Status::Blocked;
-            outcome::blocked(ctx, key, &mut state, &table, &intent, status, &why).await?;
-            Ok(Action::Done)
-        }
-        _ if !started && let Some((why, wait)) = frozen(env) => {
-            let status = Status::Frozen;
-            outcome::blocked(ctx, key, &mut state, &table, &intent, status, &why).await?;
-            Ok(Action::RequeueAfter(wait))
-        }
-        _ => {
-            let mut job = apply::Job {
-                ctx,
-                key,
-                state: &mut state,
-                table: &table,
-                intent: &intent,
-                images: &images,
-                adapters,
-            };
-            job.run().await
-        }
-    }
-}
-
-/// Why (and how long) a deployment waits for a freeze window to end, if it does.
-fn frozen(env: &Environment) -> Option<(String, Duration)> {
-    let now = chrono::Utc::now();
-    let window = env.frozen_at(now)?;
-    let wait = (window.until - now).to_std().unwrap_or_default() + Duration::from_millis(100);
-    let reason = window
-        .reason
-        .as_deref()
-        .map(|r| format!(" ({r})"))
-        .unwrap_or_default();
-    Some((
-        format!(
-            "environment {} is frozen until {}{reason}; the deployment goes ahead then",
-            env.id,
-            window.until.to_rfc3339()
-        ),
-        wait,
-    ))
-}
-
-/// Why a deployment to a `protected` environment must wait, if it must.
-fn approval_missing(env: &Environment, entry: &Deployment, intent: &IntentRef) -> Option<String> {
-    if !env.protected {
-        return None;
-    }
-    awaiting_approval(entry, &intent.release_id, &env.id, env.four_eyes)
-}
-
-/// The entry `desired` points at, found again by `date_created` if the list moved.
-fn locate(
-    release: Release,
-    key: &EnvKey,
-    desired: &IntentRef,
-) -> Option<(Release, IntentRef, Deployment)> {
-    let index = match release.deployments.get(desired.index) {
-        Some(entry)
-            if entry.date_created == desired.date_created
-                && entry.environment.id == key.environment =>
-        {
-            desired.index
-        }
-        _ => release.deployments.iter().position(|entry| {
-            entry.date_created == desired.date_created && entry.environment.id == key.environment
-        })?,
-    };
-    let entry = release.deployments.get(index)?.clone();
-    let intent = IntentRef {
-        index,
-        ..desired.clone()
-    };
-    Some((release, intent, entry))
-}
-
-/// After a failed reconcile: record the error, and either retry with backoff or, once
-/// the attempts are used up, mark the deployment `failed` so it is never stuck.
-pub async fn error_policy(ctx: &Context, key: &EnvKey, error: &Error) -> Option<Duration> {
-    let retry = outcome::record_error(ctx, key, error)
+    let writer = Writer::new(ctx, key, &table, state);
+    steps::Steps::new(ctx, key, project, env, adapters, writer)
+        .run()
         .await
-        .unwrap_or_else(|store| {
+}
+
+/// After a failed reconcile: count the attempt at the deployment in flight, and either
+/// retry with backoff (longer when throttled) or, once the attempts are used up or no
+/// retry can help, mark it `failed` so it is never stuck.
+pub async fn error_policy(ctx: &Context, key: &EnvKey, error: &Error) -> Option<Duration> {
+    let message = error.to_string();
+    let retry = match record_error(ctx, key, error.class(), &message).await {
+        Ok(retry) => retry,
+        Err(store) => {
             warn!(error = %store, "failed to record the error in the state table");
-            true
-        });
-    retry.then(|| ctx.backoffs.failed(key))
+            Some(false)
+        }
+    };
+    let throttled = retry?;
+    let delay = ctx.backoffs.failed(key);
+    Some(if throttled {
+        (delay * 4).min(ctx.config.controller.backoff_max)
+    } else {
+        delay
+    })
+}
+
+/// `Some(throttled)` to retry, `None` when the deployment was failed instead.
+async fn record_error(
+    ctx: &Context,
+    key: &EnvKey,
+    class: ErrorClass,
+    message: &str,
+) -> Result<Option<bool>, StoreError> {
+    let state = ctx.state.get(key).await?;
+    let max = ctx.config.controller.max_attempts;
+    let decision = decide::on_error(&state, class, message, max);
+    let Ok((project, _)) = ctx.config.environment(key) else {
+        return Ok(Some(false));
+    };
+    let table = ctx.config.releases_table(project).to_owned();
+    let mut writer = Writer::new(ctx, key, &table, state);
+    match decision {
+        OnError::Retry { note, throttled } => {
+            if let Some(note) = note {
+                writer.attempt_failed(&note, message).await?;
+            }
+            Ok(Some(throttled))
+        }
+        OnError::GiveUp { intent, message } => {
+            let requested_by = writer
+                .state
+                .activity
+                .current()
+                .and_then(|c| c.requested_by.clone());
+            writer.fail(&intent, requested_by, &message).await?;
+            Ok(None)
+        }
+    }
 }

@@ -1,332 +1,372 @@
-//! Writing what happened: the deployment entry's `status` fields and the environment's
-//! state item move together, in this order, so a crash between the two is repaired by
-//! the next reconcile (the entry is the user's view; the state is the controller's).
+//! The one writer of what a reconcile decided: the deployment entry's `status` fields and
+//! the environment's state item move together, the entry first, so a crash between the
+//! two is repaired by the next reconcile (the entry is the user's view; the state is the
+//! controller's). Each transition is one state write; every write is counted by target
+//! and outcome (`relctl_outcome_writes_total`).
 
 use tracing::{info, warn};
 
-use super::{Context, Error};
 use crate::{
-    model::{EnvKey, Images, IntentRef, Status, Timestamp},
-    store::{
-        StoreError,
-        releases::StatusWrite,
-        state::{EnvState, HistoryEntry, HistoryKind, Observed, Phase},
+    context::Context,
+    metrics::WriteLabels,
+    model::{
+        EnvKey, Images, IntentRef, Status, Timestamp,
+        intent::superseded_message,
+        state::{
+            Activity, Attempts, Current, EnvState, HistoryEntry, HistoryKind, Observed, Outcome,
+            Run, Wait,
+        },
     },
+    store::{StoreError, releases::StatusWrite},
 };
 
-fn push_history(
-    ctx: &Context,
-    state: &mut EnvState,
-    intent: &IntentRef,
-    status: Status,
-    message: &str,
-) {
-    state.history.insert(
-        0,
-        HistoryEntry {
-            kind: HistoryKind::Deployment,
-            release_id: intent.release_id.clone(),
-            requested_by: state.requested_by.clone(),
-            date_created: intent.date_created,
-            status,
-            message: message.to_owned(),
-            at: ctx.now(),
-        },
-    );
-    state.history.truncate(ctx.config.controller.history_limit);
+pub struct Writer<'a> {
+    ctx: &'a Context,
+    key: &'a EnvKey,
+    table: &'a str,
+    pub state: EnvState,
 }
 
-/// Marks the intent relctl was working on `superseded` when a newer one is desired.
-pub async fn supersede_active(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    table: &str,
-    desired: &IntentRef,
-) -> Result<(), StoreError> {
-    let Some(active) = state.active.clone() else {
-        return Ok(());
-    };
-    if active.same_entry(desired) || state.status.is_some_and(Status::is_terminal) {
-        return Ok(());
-    }
-    let message = superseded_message(desired);
-    ctx.releases
-        .write_status(table, &active, Status::Superseded, &message, ctx.now())
-        .await?;
-    info!(superseded = %active.release_id, "older deployment superseded");
-    push_history(ctx, state, &active, Status::Superseded, &message);
-    state.status = Some(Status::Superseded);
-    state.message = Some(message);
-    ctx.state.save_progress(key, state).await
-}
-
-pub fn superseded_message(by: &IntentRef) -> String {
-    format!(
-        "superseded by release {} (deployment requested at {})",
-        by.release_id, by.date_created
-    )
-}
-
-/// A run being followed: write the status only when it says something new.
-pub async fn waiting(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    table: &str,
-    intent: &IntentRef,
-    status: Status,
-    message: &str,
-) -> Result<(), StoreError> {
-    if state.status == Some(status) && state.message.as_deref() == Some(message) {
-        return Ok(());
-    }
-    let now = ctx.now();
-    ctx.releases
-        .write_status(table, intent, status, message, now)
-        .await?;
-    state.phase = Some(Phase::Applying);
-    state.status = Some(status);
-    state.message = Some(message.to_owned());
-    state.updated_at = Some(now);
-    ctx.state.save_progress(key, state).await
-}
-
-/// Records `intent` as what runs, since `now`.
-fn converged(state: &mut EnvState, intent: &IntentRef, images: &Images, now: Timestamp) {
-    state.observed = Some(Observed {
-        release_id: intent.release_id.clone(),
-        date_created: intent.date_created,
-        images: images.clone(),
-        since: now,
-    });
-    state.phase = Some(Phase::Converged);
-    state.status = Some(Status::Succeeded);
-}
-
-/// A deployment held back by a policy: `blocked` (an approval missing) or `frozen` (a
-/// freeze window), with why.
-pub async fn blocked(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    table: &str,
-    intent: &IntentRef,
-    status: Status,
-    message: &str,
-) -> Result<(), StoreError> {
-    if state.active.as_ref() == Some(intent) && state.message.as_deref() == Some(message) {
-        return Ok(());
-    }
-    let now = ctx.now();
-    ctx.releases
-        .write_status(table, intent, status, message, now)
-        .await?;
-    state.active = Some(intent.clone());
-    state.phase = Some(Phase::Blocked);
-    state.status = Some(status);
-    state.message = Some(message.to_owned());
-    state.since = Some(now);
-    state.updated_at = Some(now);
-    ctx.state.save_progress(key, state).await
-}
-
-/// Marks `intent` in progress (entry and state). `Refused` means the entry is no longer
-/// ours to write: another intent replaced it, or it finished meanwhile.
-pub async fn start(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    table: &str,
-    intent: &IntentRef,
-    message: &str,
-) -> Result<StatusWrite, StoreError> {
-    let now = ctx.now();
-    let written = ctx
-        .releases
-        .write_status(table, intent, Status::InProgress, message, now)
-        .await?;
-    if written == StatusWrite::Refused {
-        return Ok(written);
-    }
-    if state.active.as_ref() != Some(intent) {
-        state.active = Some(intent.clone());
-        state.since = Some(now);
-        state.attempts = 0;
-        state.last_error = None;
-    }
-    state.phase = Some(Phase::Pinning);
-    state.status = Some(Status::InProgress);
-    state.message = Some(message.to_owned());
-    state.updated_at = Some(now);
-    ctx.state.save_progress(key, state).await?;
-    Ok(written)
-}
-
-pub async fn progress(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    phase: Phase,
-    message: &str,
-) -> Result<(), StoreError> {
-    state.phase = Some(phase);
-    state.message = Some(message.to_owned());
-    state.updated_at = Some(ctx.now());
-    ctx.state.save_progress(key, state).await
-}
-
-pub async fn succeed(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    table: &str,
-    intent: &IntentRef,
-    images: &Images,
-    message: &str,
-) -> Result<(), StoreError> {
-    let now = ctx.now();
-    ctx.releases
-        .write_status(table, intent, Status::Succeeded, message, now)
-        .await?;
-    crate::failpoint::hit("status-succeeded");
-    ctx.releases
-        .mark_deployed(table, &intent.release_id, now)
-        .await?;
-    converged(state, intent, images, now);
-    state.message = Some(message.to_owned());
-    state.last_error = None;
-    state.attempts = 0;
-    state.drift.clear();
-    if let Ok(mut drifted) = ctx.drifted.lock() {
-        drifted.remove(key);
-    }
-    state.since = Some(now);
-    state.updated_at = Some(now);
-    push_history(ctx, state, intent, Status::Succeeded, message);
-    ctx.backoffs.succeeded(key);
-    ctx.state.save_progress(key, state).await
-}
-
-/// Refuses `intent` for good: `failed` with `message`, nothing pinned.
-pub async fn fail(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    table: &str,
-    intent: &IntentRef,
-    message: &str,
-) -> Result<(), StoreError> {
-    warn!(reason = message, "deployment refused");
-    let now = ctx.now();
-    ctx.releases
-        .write_status(table, intent, Status::Failed, message, now)
-        .await?;
-    state.active = Some(intent.clone());
-    state.phase = Some(Phase::Failed);
-    state.status = Some(Status::Failed);
-    state.message = Some(message.to_owned());
-    state.last_error = Some(message.to_owned());
-    state.updated_at = Some(now);
-    push_history(ctx, state, intent, Status::Failed, message);
-    ctx.state.save_progress(key, state).await
-}
-
-/// For an intent already `succeeded`: record it as observed if the state lost track, and
-/// report drift when the pins no longer hold its images.
-pub async fn observe(
-    ctx: &Context,
-    key: &EnvKey,
-    state: &mut EnvState,
-    intent: &IntentRef,
-    images: &Images,
-    adapters: &crate::adapters::Adapters,
-) -> Result<(), Error> {
-    let target = crate::pin::Target {
-        key,
-        release_id: &intent.release_id,
-    };
-    let changes = match adapters.pin.diff(&target, images).await {
-        Ok(changes) => changes,
-        Err(crate::pin::PinError::Refused(why)) => {
-            warn!(reason = %why, "cannot check the pins of the deployed release");
-            return Ok(());
-        }
-        Err(other) => return Err(other.into()),
-    };
-    let self_heal = ctx
-        .config
-        .environment(key)
-        .is_ok_and(|(_, env)| env.self_heal);
-    let healed = self_heal && !changes.is_empty();
-    let drift: Vec<String> = if healed {
-        let services: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
-        warn!(services = ?services, "pins drifted; self_heal is on: pinning the deployed release again");
-        adapters.pin.write(&target, images, &changes).await?;
-        let message = format!("self-healed drift in {}", services.join(", "));
-        push_history(ctx, state, intent, Status::Succeeded, &message);
-        if let Some(entry) = state.history.first_mut() {
-            entry.kind = HistoryKind::SelfHeal;
-        }
-        state.message = Some(message);
-        Vec::new()
-    } else {
-        changes.into_iter().map(|c| c.service).collect()
-    };
-    let known = state.observed.as_ref().is_some_and(|o| {
-        o.release_id == intent.release_id && o.date_created == intent.date_created
-    });
-    if known && drift == state.drift && !healed {
-        return Ok(());
-    }
-    if !drift.is_empty() {
-        warn!(services = ?drift, "pinned images drifted from the deployed release");
-    }
-    if let Ok(mut drifted) = ctx.drifted.lock() {
-        if drift.is_empty() {
-            drifted.remove(key);
-        } else {
-            drifted.insert(key.clone());
+impl<'a> Writer<'a> {
+    pub fn new(ctx: &'a Context, key: &'a EnvKey, table: &'a str, state: EnvState) -> Self {
+        Self {
+            ctx,
+            key,
+            table,
+            state,
         }
     }
-    if !known {
-        converged(state, intent, images, ctx.now());
-    }
-    state.drift = drift;
-    state.updated_at = Some(ctx.now());
-    ctx.state.save_progress(key, state).await?;
-    Ok(())
-}
 
-/// Counts a failed attempt at the deployment in progress; past `max_attempts` it is
-/// marked `failed`. Returns whether to retry.
-pub async fn record_error(ctx: &Context, key: &EnvKey, error: &Error) -> Result<bool, StoreError> {
-    let mut state = ctx.state.get(key).await?;
-    let message = error.to_string();
-    state.attempts = state.attempts.saturating_add(1);
-    state.last_error = Some(message.clone());
-    state.updated_at = Some(ctx.now());
-    let attempts = state.attempts;
-    let exhausted = attempts >= ctx.config.controller.max_attempts;
-    // Only the deployment being applied has attempts to use up; an error before one
-    // started (a table read, say) is retried with backoff until the next succeeds.
-    let active = state
-        .active
-        .clone()
-        .filter(|_| state.status == Some(Status::InProgress));
-    if let (Some(intent), Ok((project, _))) = (active, ctx.config.environment(key)) {
-        let table = ctx.config.releases_table(project).to_owned();
-        if exhausted {
-            let message = format!("gave up after {attempts} attempts: {message}");
-            fail(ctx, key, &mut state, &table, &intent, &message).await?;
-            return Ok(false);
+    fn count(&self, target: &'static str, outcome: &'static str) {
+        self.ctx
+            .metrics
+            .writes
+            .get_or_create(&WriteLabels { target, outcome })
+            .inc();
+    }
+
+    /// Writes `status` onto the entry `intent` points at.
+    async fn entry(
+        &self,
+        intent: &IntentRef,
+        status: Status,
+        message: &str,
+    ) -> Result<StatusWrite, StoreError> {
+        let result = self
+            .ctx
+            .releases
+            .write_status(self.table, intent, status, message, self.ctx.now())
+            .await;
+        self.count(
+            "entry",
+            match &result {
+                Ok(StatusWrite::Written) => "ok",
+                Ok(StatusWrite::Refused) => "conflict",
+                Err(_) => "error",
+            },
+        );
+        result
+    }
+
+    /// Writes the state item (everything but the desired pointer).
+    async fn save(&mut self) -> Result<(), StoreError> {
+        self.state.updated_at = Some(self.ctx.now());
+        let result = self.ctx.state.save_progress(self.key, &self.state).await;
+        self.count("state", if result.is_ok() { "ok" } else { "error" });
+        result
+    }
+
+    fn history(&mut self, current: &Current, status: Status, message: &str, kind: HistoryKind) {
+        self.state.history.insert(
+            0,
+            HistoryEntry {
+                kind,
+                release_id: current.intent.release_id.clone(),
+                requested_by: current.requested_by.clone(),
+                date_created: current.intent.date_created,
+                status,
+                message: message.to_owned(),
+                at: self.ctx.now(),
+            },
+        );
+        self.state
+            .history
+            .truncate(self.ctx.config.controller.history_limit);
+    }
+
+    /// The same intent, since when it was first worked on, or from now.
+    fn current(&self, intent: &IntentRef, requested_by: Option<String>) -> Current {
+        let since = self
+            .state
+            .activity
+            .current()
+            .filter(|c| c.intent.same_entry(intent))
+            .map_or_else(|| self.ctx.now(), |c| c.since);
+        Current {
+            intent: intent.clone(),
+            requested_by,
+            since,
         }
-        let note = format!("attempt {attempts} failed, retrying: {message}");
-        ctx.releases
-            .write_status(&table, &intent, Status::InProgress, &note, ctx.now())
+    }
+
+    fn attempts(&self, intent: &IntentRef) -> Attempts {
+        self.state
+            .activity
+            .attempts()
+            .filter(|_| {
+                self.state
+                    .activity
+                    .intent()
+                    .is_some_and(|i| i.same_entry(intent))
+            })
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The intent in flight lost to `by`.
+    pub async fn supersede(&mut self, older: &Current, by: &IntentRef) -> Result<(), StoreError> {
+        let message = superseded_message(by);
+        self.entry(&older.intent, Status::Superseded, &message)
             .await?;
-        state.message = Some(note);
+        info!(superseded = %older.intent.release_id, "older deployment superseded");
+        self.history(older, Status::Superseded, &message, HistoryKind::Deployment);
+        self.state.activity = Activity::Finished {
+            current: older.clone(),
+            outcome: Outcome::Superseded,
+            message,
+        };
+        self.save().await
     }
-    ctx.state.save_progress(key, &state).await?;
-    Ok(true)
+
+    /// Held back by a policy: `blocked` (an approval) or `frozen` (a freeze window).
+    pub async fn wait(
+        &mut self,
+        intent: &IntentRef,
+        requested_by: Option<String>,
+        why: Wait,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let status = match why {
+            Wait::Approval => Status::Blocked,
+            Wait::Freeze => Status::Frozen,
+        };
+        self.entry(intent, status, message).await?;
+        self.state.activity = Activity::Waiting {
+            current: self.current(intent, requested_by),
+            why,
+            message: message.to_owned(),
+        };
+        self.save().await
+    }
+
+    /// Marks `intent` in progress. `Refused`: the entry is no longer ours to write
+    /// (another intent replaced it, or it finished meanwhile).
+    pub async fn start(
+        &mut self,
+        intent: &IntentRef,
+        requested_by: Option<String>,
+        message: &str,
+    ) -> Result<StatusWrite, StoreError> {
+        let written = self.entry(intent, Status::InProgress, message).await?;
+        if written == StatusWrite::Refused {
+            return Ok(written);
+        }
+        self.state.activity = Activity::Pinning {
+            current: self.current(intent, requested_by),
+            message: message.to_owned(),
+            verifying: false,
+            attempts: self.attempts(intent),
+        };
+        self.save().await?;
+        Ok(written)
+    }
+
+    /// Pins written: now reading them back.
+    pub async fn verifying(&mut self) -> Result<(), StoreError> {
+        if let Activity::Pinning {
+            verifying, message, ..
+        } = &mut self.state.activity
+        {
+            *verifying = true;
+            *message = "verifying pins".into();
+        }
+        self.save().await
+    }
+
+    /// The actuator's run started; from now on it is followed, never started again.
+    pub async fn applying(
+        &mut self,
+        intent: &IntentRef,
+        requested_by: Option<String>,
+        run: Run,
+    ) -> Result<(), StoreError> {
+        let message = format!("{}; started {}", run.pinned, run.kind);
+        self.state.activity = Activity::Applying {
+            current: self.current(intent, requested_by),
+            attempts: self.attempts(intent),
+            run,
+            message,
+            awaiting_approval: false,
+        };
+        self.save().await
+    }
+
+    /// The run being followed says something new.
+    pub async fn follow(
+        &mut self,
+        intent: &IntentRef,
+        awaiting_approval: bool,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let status = if awaiting_approval {
+            Status::AwaitingApproval
+        } else {
+            Status::InProgress
+        };
+        self.entry(intent, status, message).await?;
+        if let Activity::Applying {
+            message: m,
+            awaiting_approval: a,
+            ..
+        } = &mut self.state.activity
+        {
+            *m = message.to_owned();
+            *a = awaiting_approval;
+        }
+        self.save().await
+    }
+
+    /// What runs is what was asked for.
+    pub async fn succeed(
+        &mut self,
+        intent: &IntentRef,
+        requested_by: Option<String>,
+        images: &Images,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.ctx.now();
+        self.entry(intent, Status::Succeeded, message).await?;
+        crate::failpoint::hit("status-succeeded");
+        self.ctx
+            .releases
+            .mark_deployed(self.table, &intent.release_id, now)
+            .await?;
+        let current = self.current(intent, requested_by);
+        self.observed(intent, images, now);
+        self.state.drift.clear();
+        self.history(
+            &current,
+            Status::Succeeded,
+            message,
+            HistoryKind::Deployment,
+        );
+        self.state.activity = Activity::Finished {
+            current: Current {
+                since: now,
+                ..current
+            },
+            outcome: Outcome::Succeeded,
+            message: message.to_owned(),
+        };
+        self.save().await
+    }
+
+    /// `intent` failed for good: refused, or its run failed.
+    pub async fn fail(
+        &mut self,
+        intent: &IntentRef,
+        requested_by: Option<String>,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        warn!(reason = message, "deployment failed");
+        self.entry(intent, Status::Failed, message).await?;
+        let current = self.current(intent, requested_by);
+        self.history(&current, Status::Failed, message, HistoryKind::Deployment);
+        self.state.activity = Activity::Finished {
+            current,
+            outcome: Outcome::Failed,
+            message: message.to_owned(),
+        };
+        self.save().await
+    }
+
+    fn observed(&mut self, intent: &IntentRef, images: &Images, since: Timestamp) {
+        self.state.observed = Some(Observed {
+            release_id: intent.release_id.clone(),
+            date_created: intent.date_created,
+            images: images.clone(),
+            since,
+        });
+    }
+
+    /// A succeeded intent the state lost track of (a crash after its status was written):
+    /// it is what the environment converged on.
+    pub fn converged(&mut self, intent: &IntentRef, requested_by: Option<String>, message: &str) {
+        let current = Current {
+            since: self.ctx.now(),
+            ..self.current(intent, requested_by)
+        };
+        self.state.activity = Activity::Finished {
+            current,
+            outcome: Outcome::Succeeded,
+            message: message.to_owned(),
+        };
+    }
+
+    /// A succeeded intent: what runs, and how the pins drifted from it.
+    pub async fn observe(
+        &mut self,
+        intent: &IntentRef,
+        images: &Images,
+        drift: Vec<String>,
+        record_observed: bool,
+    ) -> Result<(), StoreError> {
+        if record_observed {
+            self.observed(intent, images, self.ctx.now());
+        }
+        self.state.drift = drift;
+        self.save().await
+    }
+
+    /// Drifted pins were put back: say so in the history.
+    pub async fn healed(
+        &mut self,
+        intent: &IntentRef,
+        images: &Images,
+        services: &[&str],
+        record_observed: bool,
+    ) -> Result<(), StoreError> {
+        let message = format!("self-healed drift in {}", services.join(", "));
+        let current = Current {
+            intent: intent.clone(),
+            requested_by: None,
+            since: self.ctx.now(),
+        };
+        self.history(&current, Status::Succeeded, &message, HistoryKind::SelfHeal);
+        if let Activity::Finished { message: m, .. } = &mut self.state.activity {
+            *m = message;
+        }
+        self.observe(intent, images, Vec::new(), record_observed)
+            .await
+    }
+
+    /// A failed attempt at the deployment in flight, to be retried.
+    pub async fn attempt_failed(&mut self, note: &str, error: &str) -> Result<(), StoreError> {
+        let Some(intent) = self.state.activity.intent().cloned() else {
+            return Ok(());
+        };
+        self.entry(&intent, Status::InProgress, note).await?;
+        if let Activity::Pinning {
+            attempts, message, ..
+        }
+        | Activity::Applying {
+            attempts, message, ..
+        } = &mut self.state.activity
+        {
+            attempts.count = attempts.count.saturating_add(1);
+            attempts.last_error = Some(error.to_owned());
+            *message = note.to_owned();
+        }
+        self.save().await
+    }
 }

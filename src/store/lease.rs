@@ -208,7 +208,7 @@ pub async fn fenced(
             .build()
             .map_err(|e| StoreError::Encode {
                 what: "lease check",
-                message: e.to_string(),
+                source: e.into(),
             })?;
         request =
             request.transact_items(TransactWriteItem::builder().condition_check(check).build());

@@ -11,22 +11,36 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub use releases::ReleaseStore;
+
+use crate::aws::{AwsError, ErrorClass};
+
+/// A cause kept as it is, whatever its type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub use state::StateStore;
 
 pub type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("failed to {op} on table {table}: {message}")]
+    #[error("failed to {op} on table {table}: {source}")]
     Aws {
         op: &'static str,
         table: String,
-        message: String,
+        #[source]
+        source: AwsError,
     },
-    #[error("failed to encode {what}: {message}")]
-    Encode { what: &'static str, message: String },
-    #[error("failed to decode {what}: {message}")]
-    Decode { what: String, message: String },
+    #[error("failed to encode {what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("failed to decode {what}: {source}")]
+    Decode {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
     #[error("table {table} cannot be used by relctl: {}; nothing was changed on it", problems.join("; "))]
     Unusable {
         table: String,
@@ -45,13 +59,30 @@ impl StoreError {
         error: aws_sdk_dynamodb::error::SdkError<E, R>,
     ) -> Self
     where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
         Self::Aws {
             op,
             table: table.to_owned(),
-            message: crate::aws::error_message(&error),
+            source: crate::aws::AwsError::from_sdk(error),
+        }
+    }
+}
+
+impl StoreError {
+    /// What a retry can do about this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Aws { source, .. } => source.class,
+            Self::Fenced { .. } => ErrorClass::Conflict,
+            Self::Encode { .. } | Self::Decode { .. } | Self::Unusable { .. } => {
+                ErrorClass::Permanent
+            }
         }
     }
 }

@@ -29,7 +29,7 @@ where
                 };
                 Err(StoreError::Decode {
                     what: format!("release item ({key})"),
-                    message: full,
+                    source: full.into(),
                 })
             }
         },
@@ -86,7 +86,7 @@ impl ReleaseStore {
     pub async fn create(&self, table: &str, release: &Release) -> Result<(), StoreError> {
         let item: Item = serde_dynamo::to_item(release).map_err(|e| StoreError::Encode {
             what: "release",
-            message: e.to_string(),
+            source: e.into(),
         })?;
         self.client
             .put_item()
@@ -110,7 +110,7 @@ impl ReleaseStore {
         let value: aws_sdk_dynamodb::types::AttributeValue =
             serde_dynamo::to_attribute_value(entry).map_err(|e| StoreError::Encode {
                 what: "deployment entry",
-                message: e.to_string(),
+                source: e.into(),
             })?;
         let output = self
             .client
@@ -190,7 +190,7 @@ impl ReleaseStore {
         let person: aws_sdk_dynamodb::types::AttributeValue = serde_dynamo::to_attribute_value(by)
             .map_err(|e| StoreError::Encode {
                 what: "approver",
-                message: e.to_string(),
+                source: e.into(),
             })?;
         let result = self
             .client

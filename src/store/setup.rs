@@ -316,7 +316,7 @@ async fn apply(
             }
             let create = create.build().map_err(|e| StoreError::Encode {
                 what: "index creation",
-                message: e.to_string(),
+                source: e.into(),
             })?;
             // Every definition the table has, plus the index's keys: some emulators
             // replace the table's definitions with the ones given.
@@ -449,7 +449,10 @@ async fn wait_active(
     Err(StoreError::Aws {
         op: "DescribeTable",
         table: table.into(),
-        message: "table or index did not become ACTIVE within an hour".into(),
+        source: crate::aws::AwsError::other(
+            "table or index did not become ACTIVE within an hour",
+            crate::aws::ErrorClass::Timeout,
+        ),
     })
 }
 

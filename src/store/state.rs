@@ -16,135 +16,27 @@ use super::{
     lease::{self, Fence, Written},
     s,
 };
-use crate::model::{EnvKey, Images, IntentRef, Status, Timestamp};
+use crate::model::{EnvKey, IntentRef, Timestamp};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct EnvState {
-    /// The newest intent seen for this environment; only ever moves forward.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub desired: Option<IntentRef>,
-    /// The intent the reconciler last started on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active: Option<IntentRef>,
-    /// The release last confirmed running, and its images.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed: Option<Observed>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Status>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    #[serde(default)]
-    pub attempts: u32,
-    /// Services whose pinned image differs from `observed`, found on resync.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub drift: Vec<String>,
-    #[serde(default)]
-    pub history: Vec<HistoryEntry>,
-    /// Who requested `active`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_by: Option<String>,
-    /// The actuator run started for `active`: followed, never started twice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actuation: Option<Actuation>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<Timestamp>,
-    /// Why the last resync of this environment failed, and when; written only by
-    /// [`StateStore::set_resync_error`], never by a reconcile's progress.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resync_error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resync_error_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Observed {
-    pub release_id: String,
-    pub date_created: Timestamp,
-    pub images: Images,
-    pub since: Timestamp,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actuation {
-    pub intent: IntentRef,
-    pub kind: String,
-    /// What the actuator follows the run by (an execution id, say).
-    pub handle: String,
-    pub started_at: Timestamp,
-    /// What pinning did, for the final status message.
-    pub pinned: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Waiting on a policy: an approval.
-    Blocked,
-    Pinning,
-    Applying,
-    Verifying,
-    Converged,
-    Failed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    /// A deployment's outcome, or something the controller did on its own.
-    #[serde(default, skip_serializing_if = "HistoryKind::is_deployment")]
-    pub kind: HistoryKind,
-    pub release_id: String,
-    /// Who requested the deployment (their name, else their id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_by: Option<String>,
-    pub date_created: Timestamp,
-    pub status: Status,
-    pub message: String,
-    pub at: Timestamp,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HistoryKind {
-    #[default]
-    Deployment,
-    /// Drifted pins put back by `self_heal`.
-    SelfHeal,
-}
-
-impl HistoryKind {
-    pub fn is_deployment(&self) -> bool {
-        *self == Self::Deployment
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deployment => "deployment",
-            Self::SelfHeal => "self_heal",
-        }
-    }
-}
+pub use crate::model::state::{
+    Activity, Attempts, Current, EnvState, HistoryEntry, HistoryKind, Observed, Outcome, Run,
+    STATE_VERSION, Wait,
+};
 
 /// Attributes the reconciler owns; `desired` is written only by [`StateStore::advance`].
-const PROGRESS: &[&str] = &[
+const PROGRESS: &[&str] = &["activity", "observed", "drift", "history", "updated_at"];
+
+/// Attributes of the item shape before version 2: read once, removed by the next write.
+const LEGACY: &[&str] = &[
     "active",
-    "observed",
     "phase",
     "status",
     "message",
     "last_error",
     "attempts",
-    "drift",
-    "history",
     "actuation",
     "requested_by",
     "since",
-    "updated_at",
 ];
 
 /// The outcome of offering an intent as an environment's desired one.
@@ -226,7 +118,7 @@ impl StateStore {
             None => Ok(EnvState::default()),
             Some(item) => serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
                 what: format!("state of {key}"),
-                message: e.to_string(),
+                source: e.into(),
             }),
         }
     }
@@ -237,7 +129,7 @@ impl StateStore {
         let pointer: AttributeValue =
             serde_dynamo::to_attribute_value(intent).map_err(|e| StoreError::Encode {
                 what: "intent pointer",
-                message: e.to_string(),
+                source: e.into(),
             })?;
         for _ in 0..5 {
             let current = self.get(key).await?.desired;
@@ -264,7 +156,7 @@ impl StateStore {
             };
             let update = update.build().map_err(|e| StoreError::Encode {
                 what: "desired pointer update",
-                message: e.to_string(),
+                source: e.into(),
             })?;
             if self
                 .write(TransactWriteItem::builder().update(update).build())
@@ -278,7 +170,10 @@ impl StateStore {
         Err(StoreError::Aws {
             op: "advance the desired pointer",
             table: self.table.clone(),
-            message: format!("{key}: the pointer kept changing under five attempts"),
+            source: crate::aws::AwsError::other(
+                format!("{key}: the pointer kept changing under five attempts"),
+                crate::aws::ErrorClass::Conflict,
+            ),
         })
     }
 
@@ -286,7 +181,7 @@ impl StateStore {
     pub async fn save_progress(&self, key: &EnvKey, state: &EnvState) -> Result<(), StoreError> {
         let mut item: Item = serde_dynamo::to_item(state).map_err(|e| StoreError::Encode {
             what: "environment state",
-            message: e.to_string(),
+            source: e.into(),
         })?;
         let mut sets = Vec::new();
         let mut removes = Vec::new();
@@ -305,6 +200,14 @@ impl StateStore {
                 None => removes.push(format!("#a{i}")),
             }
         }
+        for (i, name) in LEGACY.iter().enumerate() {
+            request = request.expression_attribute_names(format!("#l{i}"), *name);
+            removes.push(format!("#l{i}"));
+        }
+        sets.push("#version = :version".into());
+        request = request
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", AttributeValue::N(STATE_VERSION.to_string()));
         sets.push("#project = :project".into());
         request = request.expression_attribute_names("#project", "project");
         sets.push("#env = :environment".into());
@@ -319,7 +222,7 @@ impl StateStore {
                 .build()
                 .map_err(|e| StoreError::Encode {
                     what: "environment state update",
-                    message: e.to_string(),
+                    source: e.into(),
                 })?;
         self.write(TransactWriteItem::builder().update(update).build())
             .await?;
@@ -353,7 +256,7 @@ impl StateStore {
         };
         let update = update.build().map_err(|e| StoreError::Encode {
             what: "resync error",
-            message: e.to_string(),
+            source: e.into(),
         })?;
         self.write(TransactWriteItem::builder().update(update).build())
             .await?;
@@ -376,7 +279,7 @@ impl StateStore {
                     .build()
                     .map_err(|e| StoreError::Encode {
                         what: "state keys",
-                        message: e.to_string(),
+                        source: e.into(),
                     })?;
                 let output = self
                     .client
@@ -395,7 +298,7 @@ impl StateStore {
                     };
                     let state = serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
                         what: format!("state {pk}"),
-                        message: e.to_string(),
+                        source: e.into(),
                     })?;
                     found.insert(pk, state);
                 }
@@ -469,7 +372,7 @@ impl StateStore {
             Some(shards) => {
                 serde_dynamo::from_attribute_value(shards).map_err(|e| StoreError::Decode {
                     what: format!("checkpoints of {stream_arn}"),
-                    message: e.to_string(),
+                    source: e.into(),
                 })
             }
         }
@@ -485,7 +388,7 @@ impl StateStore {
         let shards: AttributeValue =
             serde_dynamo::to_attribute_value(shards).map_err(|e| StoreError::Encode {
                 what: "checkpoints",
-                message: e.to_string(),
+                source: e.into(),
             })?;
         let put = Put::builder()
             .table_name(&self.table)
@@ -495,7 +398,7 @@ impl StateStore {
             .build()
             .map_err(|e| StoreError::Encode {
                 what: "checkpoints",
-                message: e.to_string(),
+                source: e.into(),
             })?;
         self.write(TransactWriteItem::builder().put(put).build())
             .await?;

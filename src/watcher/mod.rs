@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
+    context::Context,
+    intake,
     metrics::TableLabels,
     model::EnvKey,
     queue::Priority,
-    reconciler::{Context, intake},
     store::{StoreError, releases::decode, state::Checkpoint},
 };
 use shards::{Shard, StartAt};
@@ -36,11 +37,12 @@ pub enum WatchError {
         "table {table} has no stream; run `relctl setup` to turn on its NEW_AND_OLD_IMAGES stream"
     )]
     NoStream { table: String },
-    #[error("failed to {op} for table {table}: {message}")]
+    #[error("failed to {op} for table {table}: {source}")]
     Aws {
         op: &'static str,
         table: String,
-        message: String,
+        #[source]
+        source: crate::aws::AwsError,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -209,13 +211,17 @@ impl Watcher {
         error: aws_sdk_dynamodbstreams::error::SdkError<E, R>,
     ) -> WatchError
     where
-        E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        E: aws_sdk_dynamodbstreams::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
         WatchError::Aws {
             op,
             table: self.table.clone(),
-            message: crate::aws::error_message(&error),
+            source: crate::aws::AwsError::from_sdk(error),
         }
     }
 
@@ -247,7 +253,10 @@ impl Watcher {
         output.shard_iterator.ok_or_else(|| WatchError::Aws {
             op: "GetShardIterator",
             table: self.table.clone(),
-            message: format!("no iterator returned for shard {}", shard.id),
+            source: crate::aws::AwsError::other(
+                format!("no iterator returned for shard {}", shard.id),
+                crate::aws::ErrorClass::Transient,
+            ),
         })
     }
 

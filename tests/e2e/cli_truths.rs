@@ -3,12 +3,8 @@
 //! someone else requested, refusals at once where the controller would refuse, one
 //! exit-code rule, and `health` reading the controller's own `http.listen`.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
+use crate::support::{Harness, release};
 use serde_json::{Value, json};
-use support::{Harness, release};
 
 const TABLE: &str = "relctl-releases";
 
@@ -22,7 +18,7 @@ async fn json_of(h: &Harness, args: &[&str]) -> Value {
 
 #[tokio::test]
 async fn with_no_controller_status_and_deploy_wait_say_nothing_will_be_applied() {
-    let h = Harness::new(support::BUGFARM).await;
+    let h = Harness::new(crate::support::BUGFARM).await;
     h.put_release(
         TABLE,
         release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
@@ -68,7 +64,7 @@ async fn with_no_controller_status_and_deploy_wait_say_nothing_will_be_applied()
 
 #[tokio::test]
 async fn release_list_shows_where_each_release_runs_now() {
-    let h = Harness::new(support::BUGFARM).await;
+    let h = Harness::new(crate::support::BUGFARM).await;
     for id in ["r1", "r2"] {
         h.put_release(
             TABLE,
@@ -112,7 +108,7 @@ async fn release_list_shows_where_each_release_runs_now() {
 
 #[tokio::test]
 async fn refusals_come_at_once_with_exit_1_and_usage_errors_with_2() {
-    let h = Harness::new(support::BUGFARM).await;
+    let h = Harness::new(crate::support::BUGFARM).await;
     h.put_release(
         TABLE,
         release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
@@ -177,7 +173,7 @@ async fn refusals_come_at_once_with_exit_1_and_usage_errors_with_2() {
 
 #[tokio::test]
 async fn health_asks_the_address_the_configuration_gives_the_controller() {
-    let h = Harness::new(support::BUGFARM).await;
+    let h = Harness::new(crate::support::BUGFARM).await;
     let controller = h.start_controller().await;
     // As the ECS task runs it: the address comes from the environment, not a flag.
     let mut health = h.relctl();

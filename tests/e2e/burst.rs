@@ -6,16 +6,12 @@
 //! finished (BatchGetItem, just their deployments), shrugs off a read that a loaded
 //! machine times out, and fails only when nothing has finished for [`STALL`].
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::{collections::HashMap, time::Duration};
 
+use crate::support::Harness;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use relctl::model::Status;
 use serde_json::json;
-use support::Harness;
 
 const TABLE: &str = "relctl-releases";
 const ENVIRONMENTS: usize = 100;

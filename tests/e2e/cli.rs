@@ -1,12 +1,8 @@
 //! The CLI against moto, with the controller running in-process: set-up, creating a
 //! release, deploying and waiting, and the refusals with their exit codes.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
+use crate::support::{BUGFARM, Harness};
 use relctl::model::Status;
-use support::{BUGFARM, Harness};
 
 async fn relctl(h: &Harness, args: &[&str]) -> (i32, String, String) {
     h.run(args).await

@@ -1,13 +1,9 @@
 //! End to end against moto: a deployment entry written with plain DynamoDB calls becomes
 //! pinned SSM parameters and a written status, through the real stream.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
+use crate::support::{BUGFARM, Harness, release};
 use relctl::model::Status;
 use serde_json::json;
-use support::{BUGFARM, Harness, release};
 
 const TABLE: &str = "relctl-releases";
 
@@ -27,10 +23,9 @@ async fn a_deployment_record_is_pinned_verified_and_marked_succeeded() {
         ),
     )
     .await;
-    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000001")
+    let entry = h
+        .deploy(TABLE, "r1", "stage", "2024-05-01T10:00:00.000001")
         .await;
-
-    let entry = h.finished(TABLE, "r1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     assert_eq!(
         entry.status_message.as_deref(),
@@ -45,13 +40,16 @@ async fn a_deployment_record_is_pinned_verified_and_marked_succeeded() {
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bugfarm/hatching:v1"
     );
 
-    let state = h.env_state("bugfarm", "stage").await;
+    // The state item follows the entry by one write.
+    let state = h
+        .until_state("bugfarm", "stage", |s| s.observed.is_some())
+        .await;
     let observed = state.observed.expect("observed release recorded");
     assert_eq!(observed.release_id, "r1");
     assert_eq!(state.desired.expect("desired pointer").release_id, "r1");
-    assert_eq!(state.status, Some(Status::Succeeded));
+    assert_eq!(state.activity.status(), Some(Status::Succeeded));
+    assert_eq!(state.activity.phase(), Some("converged"));
     assert_eq!(state.history.len(), 1);
-    assert_eq!(state.attempts, 0);
 
     let release = h.release(TABLE, "r1").await;
     assert!(
@@ -124,9 +122,9 @@ async fn an_older_intent_arriving_after_a_newer_one_is_superseded_not_applied() 
         Some(Status::Succeeded)
     );
 
-    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+    let late = h
+        .deploy(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let late = h.finished(TABLE, "r1", 0).await;
     assert_eq!(late.status, Some(Status::Superseded), "{late:?}");
     let pinned = h.parameters("/bugfarm/images/stage").await;
     assert_eq!(
@@ -236,8 +234,13 @@ async fn refused_intents_fail_with_their_reason_pin_nothing_and_others_keep_flow
     }
     assert!(h.parameters("/").await.is_empty(), "nothing may be pinned");
     let state = h.env_state("bugfarm", "stage").await;
-    assert_eq!(state.status, Some(Status::Failed));
-    assert!(state.last_error.is_some_and(|e| e.contains("not an image")));
+    assert_eq!(state.activity.status(), Some(Status::Failed));
+    assert!(
+        state
+            .activity
+            .last_error()
+            .is_some_and(|e| e.contains("not an image"))
+    );
 
     // A good intent after all of that still goes through.
     h.put_release(

@@ -1,10 +1,7 @@
 //! Adopting a table written by the older weco-deploy tooling: a per-project table made
 //! without a stream, naive timestamps, `ref.<sha>` images and NULLs.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
+use crate::support::Harness;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
@@ -17,7 +14,6 @@ use relctl::{
     },
 };
 use serde_json::json;
-use support::Harness;
 
 const TABLE: &str = "wellcome-releases-bugfarm";
 
@@ -181,9 +177,9 @@ async fn legacy_items_decode_and_deploy_with_ref_images_resolved() {
     assert_eq!(null.images["hatching"], None);
 
     let controller = h.start_controller().await;
-    h.request(TABLE, "legacy-1", "stage", "2019-07-10T10:44:12.983539")
+    let entry = h
+        .deploy(TABLE, "legacy-1", "stage", "2019-07-10T10:44:12.983539")
         .await;
-    let entry = h.finished(TABLE, "legacy-1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     let pinned = h.parameters("/bugfarm/images/stage").await;
     assert_eq!(

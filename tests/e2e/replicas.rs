@@ -1,18 +1,14 @@
 //! Two replicas against one table: only the lease holder acts, a standby takes over
 //! when the leader dies, and a paused former leader's late writes are refused.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Harness, process::Controller, release};
 use relctl::{
     model::{EnvKey, Status},
     store::{StateStore, StoreError, lease::Leases, state::EnvState},
 };
 use serde_json::json;
-use support::{Harness, process::Controller, release};
 
 const TABLE: &str = "relctl-releases";
 const WAIT: Duration = Duration::from_secs(30);
@@ -119,11 +115,11 @@ async fn writes_fenced_by_a_superseded_lease_are_refused() {
         .save_progress(
             &key,
             &EnvState {
-                attempts: 3,
+                drift: vec!["app".into()],
                 ..Default::default()
             },
         )
         .await
         .unwrap();
-    assert_eq!(leader.get(&key).await.unwrap().attempts, 3);
+    assert_eq!(leader.get(&key).await.unwrap().drift, ["app"]);
 }

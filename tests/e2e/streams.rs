@@ -4,18 +4,14 @@
 //! checkpoint, and trimmed records answered with a full resync. The table itself, and
 //! everything else, is moto.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
 };
 
+use crate::support::{Harness, release, stub::Stub};
 use relctl::model::Status;
 use serde_json::{Value, json};
-use support::{Harness, release, stub::Stub};
 
 const TABLE: &str = "relctl-releases";
 
@@ -58,7 +54,7 @@ impl Stream {
         self.shards.get_mut(shard).unwrap().2.push(record);
     }
 
-    fn handle(&mut self, op: &str, body: Value) -> Result<Value, support::stub::Fault> {
+    fn handle(&mut self, op: &str, body: Value) -> Result<Value, crate::support::stub::Fault> {
         match op {
             "DescribeStream" => {
                 let shards: Vec<Value> = self

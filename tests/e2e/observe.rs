@@ -2,15 +2,9 @@
 //! reported after someone changes a pin by hand, and the status page in a real
 //! headless Chromium (Debian's package; scripts/test installs it).
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
-use std::time::Duration;
-
+use crate::support::{BUGFARM, Harness, get, release};
 use relctl::model::Status;
 use serde_json::json;
-use support::{BUGFARM, Harness, get, release};
 
 const TABLE: &str = "relctl-releases";
 
@@ -81,7 +75,7 @@ async fn metrics_move_during_a_deployment_and_health_endpoints_answer() {
 
 /// Deploys r1 to stage, stops the controller, changes the pin by hand, and starts the
 /// controller again: its start-up resync is what looks at the pin.
-async fn deployed_then_changed_by_hand(h: &Harness) -> support::Running {
+async fn deployed_then_changed_by_hand(h: &Harness) -> crate::support::Running {
     h.put_release(
         TABLE,
         release(
@@ -111,18 +105,10 @@ async fn deployed_then_changed_by_hand(h: &Harness) -> support::Running {
 async fn a_pin_changed_by_hand_is_reported_as_drift() {
     let h = Harness::new(BUGFARM).await;
     let controller = deployed_then_changed_by_hand(&h).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while h.env_state("bugfarm", "stage").await.drift.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "drift never reported"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        h.env_state("bugfarm", "stage").await.drift,
-        vec!["hatching".to_owned()]
-    );
+    let state = h
+        .until_state("bugfarm", "stage", |s| !s.drift.is_empty())
+        .await;
+    assert_eq!(state.drift, vec!["hatching".to_owned()]);
     let (_, metrics) = get(controller.addr, "/metrics").await;
     assert_eq!(
         sample(&metrics, "relctl_drifted_environments"),
@@ -203,19 +189,21 @@ async fn with_self_heal_a_drifted_pin_is_put_back() {
     )
     .await;
     let controller = deployed_then_changed_by_hand(&h).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let pinned = h.parameters("/bugfarm/images/stage").await;
-        if pinned["/bugfarm/images/stage/hatching"].0 == "r.example/hatching:1" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never healed: {pinned:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let state = h.env_state("bugfarm", "stage").await;
+    crate::support::until(
+        "the drifted pin put back",
+        async || {
+            h.parameters("/bugfarm/images/stage").await["/bugfarm/images/stage/hatching"]
+                .0
+                .clone()
+        },
+        |pinned| pinned == "r.example/hatching:1",
+    )
+    .await;
+    let state = h
+        .until_state("bugfarm", "stage", |s| {
+            !s.history.is_empty() && s.history[0].kind.as_str() == "self_heal"
+        })
+        .await;
     assert!(state.drift.is_empty());
     assert_eq!(state.history[0].message, "self-healed drift in hatching");
     // People see it where they look for what happened: `relctl history`.

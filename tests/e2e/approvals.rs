@@ -1,16 +1,10 @@
 //! Protected environments: a deployment waits `blocked` until an approval is recorded
 //! (`relctl approve`), and with `four_eyes` the approver must not be the requester.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
-use std::time::Duration;
-
+use crate::support::{Harness, release};
 use aws_sdk_dynamodb::types::AttributeValue;
 use relctl::model::Status;
 use serde_json::json;
-use support::{Harness, release};
 
 const TABLE: &str = "relctl-releases";
 
@@ -23,21 +17,6 @@ environments = [
   { id = "live", name = "Live", protected = true, four_eyes = true },
 ]
 "#;
-
-async fn until_message(h: &Harness, release_id: &str, status: Status) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let entry = h.release(TABLE, release_id).await.deployments[0].clone();
-        if entry.status == Some(status) {
-            return entry.status_message.unwrap_or_default();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {status}: {entry:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_protected_deployment_waits_for_an_approval() {
@@ -61,7 +40,7 @@ async fn a_protected_deployment_waits_for_an_approval() {
         err.contains("prod is protected: the deployment waits for `relctl approve r1 --env prod`"),
         "{err}"
     );
-    let message = until_message(&h, "r1", Status::Blocked).await;
+    let message = h.until_status(TABLE, "r1", 0, Status::Blocked).await;
     assert_eq!(
         message,
         "environment prod is protected: waiting for an approval (`relctl approve r1 --env prod`)"
@@ -70,10 +49,10 @@ async fn a_protected_deployment_waits_for_an_approval() {
         h.parameters("/bugfarm").await.is_empty(),
         "nothing pinned before the approval"
     );
-    assert_eq!(
-        h.env_state("bugfarm", "prod").await.status,
-        Some(Status::Blocked)
-    );
+    h.until_state("bugfarm", "prod", |s| {
+        s.activity.status() == Some(Status::Blocked)
+    })
+    .await;
 
     let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
     assert_eq!(code, 0, "{err}");
@@ -94,7 +73,7 @@ async fn four_eyes_needs_an_approver_other_than_the_requester() {
     .await;
     let controller = h.start_controller().await;
     assert_eq!(h.run(&["deploy", "r1", "--env", "live"]).await.0, 0);
-    until_message(&h, "r1", Status::Blocked).await;
+    h.until_status(TABLE, "r1", 0, Status::Blocked).await;
     // The requester's own approval is refused at once, with the controller's reason.
     let (code, _, err) = h.run(&["approve", "r1", "--env", "live"]).await;
     assert_eq!(code, 1, "{err}");
@@ -151,7 +130,7 @@ async fn a_deployment_during_a_freeze_waits_frozen_and_goes_ahead_after() {
     let controller = h.start_controller().await;
     h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
         .await;
-    let message = until_message(&h, "r1", Status::Frozen).await;
+    let message = h.until_status(TABLE, "r1", 0, Status::Frozen).await;
     assert!(
         message.starts_with("environment prod is frozen until"),
         "{message}"

@@ -2,8 +2,6 @@
 //! at it, a controller run in-process, and helpers that write records the way a user
 //! would (plain DynamoDB calls, not relctl's own code).
 
-#![allow(dead_code)] // each test binary uses a different part of the fixtures
-
 pub mod moto;
 pub mod pipeline;
 pub mod process;
@@ -17,7 +15,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use relctl::{
     config::Config,
     controller::Health,
-    model::{EnvKey, Release, record::Deployment},
+    model::{EnvKey, Release, Status, record::Deployment},
     store::{StateStore, releases::decode, setup, state::EnvState},
 };
 use tokio::task::JoinHandle;
@@ -286,24 +284,87 @@ impl Harness {
         decode(item).expect("release decodes")
     }
 
-    /// Polls until deployment `index` of the release has a finished status, or panics
-    /// after `timeout` with what it last saw.
+    /// Waits until deployment `index` of the release has a finished status.
     pub async fn finished(&self, table: &str, release_id: &str, index: usize) -> Deployment {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let release = self.release(table, release_id).await;
-            let entry = release.deployments.get(index).cloned();
-            if let Some(entry) = &entry
-                && entry.status.is_some_and(|s| s.is_terminal())
-            {
-                return entry.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "deployment {release_id}[{index}] did not finish: {entry:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.until_entry(table, release_id, index, |e| {
+            e.status.is_some_and(|s| s.is_terminal())
+        })
+        .await
+    }
+
+    /// Waits until deployment `index` of the release satisfies `done`.
+    pub async fn until_entry(
+        &self,
+        table: &str,
+        release_id: &str,
+        index: usize,
+        done: impl Fn(&Deployment) -> bool,
+    ) -> Deployment {
+        let seen = until(
+            &format!("deployment {release_id}[{index}]"),
+            async || {
+                self.try_release(table, release_id)
+                    .await
+                    .and_then(|r| r.deployments.get(index).cloned())
+            },
+            |entry| entry.as_ref().is_some_and(&done),
+        )
+        .await;
+        seen.unwrap_or_else(|| unreachable!("done holds only for an entry"))
+    }
+
+    /// Waits until deployment `index` has `status`; returns its message.
+    pub async fn until_status(
+        &self,
+        table: &str,
+        release_id: &str,
+        index: usize,
+        status: Status,
+    ) -> String {
+        self.until_entry(table, release_id, index, |e| e.status == Some(status))
+            .await
+            .status_message
+            .unwrap_or_default()
+    }
+
+    /// Waits until the environment's state satisfies `done`.
+    pub async fn until_state(
+        &self,
+        project: &str,
+        env: &str,
+        done: impl Fn(&EnvState) -> bool,
+    ) -> EnvState {
+        let store = StateStore::new(self.dynamodb.clone(), &self.config.tables.state);
+        let key = EnvKey::new(project, env);
+        let seen = until(
+            &format!("state of {key}"),
+            async || store.get(&key).await.ok(),
+            |state| state.as_ref().is_some_and(&done),
+        )
+        .await;
+        seen.unwrap_or_else(|| unreachable!("done holds only for a state"))
+    }
+
+    /// Appends a deployment entry by hand and waits for it to finish.
+    pub async fn deploy(&self, table: &str, release_id: &str, env: &str, date: &str) -> Deployment {
+        self.request(table, release_id, env, date).await;
+        let index = self.release(table, release_id).await.deployments.len() - 1;
+        self.finished(table, release_id, index).await
+    }
+
+    /// The release, or None when it cannot be read now (a loaded machine).
+    pub async fn try_release(&self, table: &str, release_id: &str) -> Option<Release> {
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .key("release_id", AttributeValue::S(release_id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .ok()?
+            .item?;
+        decode(item).ok()
     }
 
     /// Every parameter under `path` (recursive): name → (value, version).
@@ -348,6 +409,37 @@ impl Harness {
             .get(&EnvKey::new(project, env))
             .await
             .expect("state readable")
+    }
+}
+
+/// How long what a test watches may stay the same before it fails: a loaded machine
+/// makes a test slower, never red, while a stuck controller still fails it.
+pub const STALL: Duration = Duration::from_secs(120);
+
+/// Polls `look` until `done` holds. Fails only when what it sees has not changed for
+/// [`STALL`]: the test waits on progress, not on the clock.
+pub async fn until<T: std::fmt::Debug + PartialEq>(
+    what: &str,
+    mut look: impl AsyncFnMut() -> T,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let mut last: Option<T> = None;
+    let mut changed = tokio::time::Instant::now();
+    loop {
+        let seen = look().await;
+        if done(&seen) {
+            return seen;
+        }
+        if last.as_ref() == Some(&seen) {
+            assert!(
+                changed.elapsed() < STALL,
+                "{what}: nothing changed for {STALL:?}; last seen: {seen:?}"
+            );
+        } else {
+            last = Some(seen);
+            changed = tokio::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

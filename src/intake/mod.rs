@@ -2,12 +2,17 @@
 //! keep `last_date_deployed` current, advance the environment's desired pointer (forward
 //! only), and supersede what it replaced. The caller queues the environments returned,
 //! after its whole batch: intents that arrive together are all seen before any reconcile.
+//!
+//! Below the reconcile in the pipeline: the watcher and the resync ([`resync`]) feed
+//! the queue through here, and neither depends on the reconciler.
+
+pub mod resync;
 
 use tracing::{debug, info, warn};
 
-use super::{Context, outcome::superseded_message};
 use crate::{
-    model::{EnvKey, Intent, IntentRef, Release, Status, new_intents},
+    context::Context,
+    model::{EnvKey, Intent, IntentRef, Release, Status, intent::superseded_message, new_intents},
     store::{StoreError, state::Advance},
 };
 

@@ -1,14 +1,10 @@
 //! A controller stopped and started again resumes the stream from its checkpoint: what it
 //! did is not done again, and what was written while it was down is picked up.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
+use crate::support::{BUGFARM, Harness, release};
 use aws_sdk_dynamodb::types::AttributeValue;
 use relctl::model::Status;
 use serde_json::json;
-use support::{BUGFARM, Harness, release};
 
 const TABLE: &str = "relctl-releases";
 
@@ -27,9 +23,9 @@ async fn a_restarted_controller_resumes_from_its_checkpoint() {
         .await;
     }
     let controller = h.start_controller().await;
-    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+    let done = h
+        .deploy(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let done = h.finished(TABLE, "r1", 0).await;
     assert_eq!(done.status, Some(Status::Succeeded));
     controller.stop().await;
 

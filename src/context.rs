@@ -1,4 +1,6 @@
-//! Everything a reconcile needs, built once and shared.
+//! What one leadership term shares: the configuration, the stores (fenced by the lease),
+//! each environment's pin and actuator, the queue and the metrics. Intake, the watcher,
+//! the resync and the reconcile all take it; it depends on none of them.
 
 use std::{collections::HashMap, sync::Arc};
 

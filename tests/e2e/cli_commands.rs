@@ -2,13 +2,9 @@
 //! update, list, show, status, history, diff, rollback, validate, the promotion gate,
 //! and the shapes of their `--output json`.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
+use crate::support::Harness;
 use relctl::model::Status;
 use serde_json::Value;
-use support::Harness;
 
 const GATED: &str = r#"
 [[projects]]

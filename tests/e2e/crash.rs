@@ -3,24 +3,20 @@
 //! started again, and the deployment still ends `succeeded`, with exactly one pipeline
 //! execution for the intent and nothing left in progress.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use relctl::model::Status;
-use serde_json::json;
-use support::{
+use crate::support::{
     Harness,
     pipeline::{Pipeline, handle},
     process::Controller,
     release,
     stub::Stub,
 };
+use relctl::model::Status;
+use serde_json::json;
 
 const TABLE: &str = "relctl-releases";
 
@@ -78,19 +74,11 @@ environments = [ {{ id = "stage", name = "S", actuator = {{ kind = "codepipeline
         "{step}: one execution per intent"
     );
     // The state item follows the entry by one write.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let env = loop {
-        let env = h.env_state("tre", "stage").await;
-        if env.status == Some(Status::Succeeded) || tokio::time::Instant::now() > deadline {
-            break env;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(
-        env.status,
-        Some(Status::Succeeded),
-        "{step}: nothing left in progress"
-    );
+    let env = h
+        .until_state("tre", "stage", |s| {
+            s.activity.status() == Some(Status::Succeeded)
+        })
+        .await;
     assert_eq!(env.observed.unwrap().release_id, "r1");
 }
 

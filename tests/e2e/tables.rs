@@ -3,15 +3,9 @@
 //! other project deploys; it is picked up once the table exists. A missing state table
 //! is waited for (503 on `/readyz`), not a crash loop.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
-use std::time::Duration;
-
+use crate::support::{Harness, get};
 use relctl::{model::Status, store::setup};
 use serde_json::json;
-use support::{Harness, get};
 
 const TWO_PROJECTS: &str = r#"
 [[projects]]
@@ -51,7 +45,7 @@ async fn a_project_without_its_table_waits_while_others_deploy_and_is_picked_up_
     // The other project is not held up.
     h.put_release(
         "relctl-releases",
-        support::release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+        crate::support::release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
     )
     .await;
     h.request(
@@ -65,11 +59,9 @@ async fn a_project_without_its_table_waits_while_others_deploy_and_is_picked_up_
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
 
     // The waiting environment says why, where `relctl status` reads it.
-    let state = until(|| async {
-        let state = h.env_state("legacy", "stage").await;
-        state.resync_error.is_some().then_some(state)
-    })
-    .await;
+    let state = h
+        .until_state("legacy", "stage", |s| s.resync_error.is_some())
+        .await;
     assert!(
         state
             .resync_error
@@ -89,7 +81,7 @@ async fn a_project_without_its_table_waits_while_others_deploy_and_is_picked_up_
     assert_eq!(code, 0, "{stderr}");
     h.put_release(
         "wellcome-releases-legacy",
-        support::release("l1", "legacy", json!({ "app": "r.example/app:1" })),
+        crate::support::release("l1", "legacy", json!({ "app": "r.example/app:1" })),
     )
     .await;
     h.request(
@@ -99,34 +91,33 @@ async fn a_project_without_its_table_waits_while_others_deploy_and_is_picked_up_
         "2024-05-01T10:00:00.000000",
     )
     .await;
-    let entry = until(|| async {
-        let release = h.release("wellcome-releases-legacy", "l1").await;
-        release.deployments[0]
-            .status
-            .filter(|s| s.is_terminal())
-            .map(|_| release.deployments[0].clone())
-    })
-    .await;
+    let entry = h.finished("wellcome-releases-legacy", "l1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     let (_, body) = get(controller.addr, "/readyz").await;
     assert!(body.contains("\"unusable_tables\":{}"), "{body}");
-    let state = until(|| async {
-        let state = h.env_state("legacy", "stage").await;
-        state.resync_error.is_none().then_some(state)
-    })
-    .await;
+    let state = h
+        .until_state("legacy", "stage", |s| {
+            s.resync_error.is_none() && s.observed.is_some()
+        })
+        .await;
     assert_eq!(state.observed.unwrap().release_id, "l1");
     controller.stop().await;
 }
 
 #[tokio::test]
 async fn a_missing_state_table_is_waited_for_with_readyz_saying_why() {
-    let h = Harness::without_tables(support::BUGFARM).await;
+    let h = Harness::without_tables(crate::support::BUGFARM).await;
     setup::ensure_releases_table(&h.dynamodb, "relctl-releases", &mut |_| {})
         .await
         .unwrap();
     let (controller, health) = h.spawn_controller().await;
-    let (status, body) = get(controller.addr, "/readyz").await;
+    // The first check of the table comes just after HTTP is served.
+    let (status, body) = crate::support::until(
+        "readiness naming the state table",
+        async || get(controller.addr, "/readyz").await,
+        |(_, body)| body.contains("relctl-state"),
+    )
+    .await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("relctl-state"), "{body}");
     assert!(body.contains("does not exist"), "{body}");
@@ -144,19 +135,4 @@ async fn a_missing_state_table_is_waited_for_with_readyz_saying_why() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"role\":\"leader\""), "{body}");
     controller.stop().await;
-}
-
-/// Polls `check` until it yields; a loaded machine only makes this slower.
-async fn until<T, F, Fut>(mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    for _ in 0..1200 {
-        if let Some(found) = check().await {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the condition never held within 1,200 polls");
 }

@@ -1,14 +1,10 @@
 //! Pins other than plain parameters, and the Lambda actuator, against moto: an SSM JSON
 //! document (tfvars in SSM), an ECR floating tag, SSM parameter labels.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
+use crate::support::{Harness, release};
 use aws_sdk_ecr::types::ImageIdentifier;
 use relctl::model::Status;
 use serde_json::{Value, json};
-use support::{Harness, release};
 
 const TABLE: &str = "relctl-releases";
 const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
@@ -39,9 +35,9 @@ async fn a_json_document_is_patched_at_its_key_path_keeping_every_other_key() {
     .await;
     let controller = h.start_controller().await;
 
-    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
         .await;
-    let entry = h.finished(TABLE, "r1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     let per_service = h.parameters("/tre").await;
     assert!(
@@ -82,9 +78,9 @@ async fn a_json_document_is_patched_at_its_key_path_keeping_every_other_key() {
         "pretty stays pretty: {doc_text}"
     );
 
-    h.request(TABLE, "r0", "prod", "2024-05-01T11:00:00.000000")
+    let refused = h
+        .deploy(TABLE, "r0", "prod", "2024-05-01T11:00:00.000000")
         .await;
-    let refused = h.finished(TABLE, "r0", 0).await;
     assert_eq!(refused.status, Some(Status::Failed));
     assert_eq!(
         refused.status_message.as_deref(),
@@ -195,17 +191,17 @@ async fn an_ecr_tag_moves_to_the_release_manifest_and_a_tag_already_there_is_a_n
         Some(second.clone())
     );
 
-    h.request(TABLE, "r2-again", "stage", "2024-05-01T12:00:00.000000")
+    let again = h
+        .deploy(TABLE, "r2-again", "stage", "2024-05-01T12:00:00.000000")
         .await;
-    let again = h.finished(TABLE, "r2-again", 0).await;
     assert_eq!(
         again.status_message.as_deref(),
         Some("all 1 images were already pinned; verified")
     );
 
-    h.request(TABLE, "ghost", "stage", "2024-05-01T13:00:00.000000")
+    let ghost = h
+        .deploy(TABLE, "ghost", "stage", "2024-05-01T13:00:00.000000")
         .await;
-    let ghost = h.finished(TABLE, "ghost", 0).await;
     assert_eq!(ghost.status, Some(Status::Failed));
     assert!(
         ghost
@@ -299,9 +295,9 @@ async fn lambda_functions_are_updated_to_the_image_and_the_pin_is_kept_too() {
     )
     .await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let entry = h.finished(TABLE, "r2", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     let function = lambda
         .get_function()
@@ -336,9 +332,9 @@ async fn an_environment_in_another_account_is_pinned_through_its_assumed_role() 
     )
     .await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
         .await;
-    let entry = h.finished(TABLE, "r1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     // moto keeps each account apart: the pin is in the role's account, not ours.
     assert!(
@@ -360,7 +356,7 @@ async fn an_environment_in_another_account_is_pinned_through_its_assumed_role() 
         pinned.parameter.unwrap().value.unwrap(),
         "registry.example/parser:1"
     );
-    let (_, metrics) = support::get(controller.addr, "/metrics").await;
+    let (_, metrics) = crate::support::get(controller.addr, "/metrics").await;
     assert!(
         metrics.contains(
             r#"relctl_aws_calls_total{service="SSM",operation="PutParameter",outcome="ok"} 1"#

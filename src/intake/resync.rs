@@ -12,7 +12,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{Context, intake};
+use crate::{context::Context, intake};
 use crate::{
     model::{EnvKey, Intent, intent::intents_of},
     queue::Priority,

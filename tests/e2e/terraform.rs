@@ -1,15 +1,11 @@
 //! The Terraform actuator with a real `terraform` (scripts/test installs one when PATH
 //! has none) against tests/fixtures/terraform: variables and outputs only, offline.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::{path::Path, process::Command};
 
+use crate::support::{Harness, release};
 use relctl::model::Status;
 use serde_json::{Value, json};
-use support::{Harness, release};
 
 const TABLE: &str = "relctl-releases";
 
@@ -45,10 +41,9 @@ async fn terraform_applies_the_release_and_the_plan_afterwards_is_clean() {
     h.put_release(TABLE, release("r1", "tre", images.clone()))
         .await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
         .await;
-
-    let entry = h.finished(TABLE, "r1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     assert!(
         entry
@@ -91,10 +86,9 @@ async fn a_failing_apply_fails_the_deployment_with_the_tail_of_its_output() {
     )
     .await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "bad-1", "prod", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "bad-1", "prod", "2024-05-01T10:00:00.000000")
         .await;
-
-    let entry = h.finished(TABLE, "bad-1", 0).await;
     assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
     let message = entry.status_message.unwrap();
     assert!(
@@ -105,10 +99,12 @@ async fn a_failing_apply_fails_the_deployment_with_the_tail_of_its_output() {
         message.contains("Release ids starting with bad are refused"),
         "{message}"
     );
+    let state = h.env_state("tre", "prod").await;
     assert_eq!(
-        h.env_state("tre", "prod").await.attempts,
+        state.activity.attempts().map_or(0, |a| a.count),
         0,
         "a failed apply is not retried"
     );
+    assert_eq!(state.activity.status(), Some(Status::Failed));
     controller.stop().await;
 }

@@ -4,8 +4,6 @@
 //! ECS task (`RELCTL_CONFIG_TOML` beside the module's own `RELCTL_*` variables); and
 //! README's command transcripts are run by trycmd.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
 use std::path::{Path, PathBuf};
 
 use relctl::config::Config;

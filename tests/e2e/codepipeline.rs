@@ -3,23 +3,19 @@
 //! manual approval waiting, failure, stop, supersession, and a controller restart while
 //! an execution is being followed.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use relctl::model::Status;
-use serde_json::json;
-use support::{
+use crate::support::{
     Harness,
     pipeline::{Pipeline, handle},
     release,
     stub::Stub,
 };
+use relctl::model::Status;
+use serde_json::json;
 
 const TABLE: &str = "relctl-releases";
 
@@ -60,29 +56,13 @@ environments = [
     (h, stub, state)
 }
 
-/// Polls until the entry's status is `status`; returns its message.
-async fn until_status(h: &Harness, release_id: &str, status: Status) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let entry = h.release(TABLE, release_id).await.deployments[0].clone();
-        if entry.status == Some(status) {
-            return entry.status_message.unwrap_or_default();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {status}: {entry:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_pipeline_is_started_once_with_its_variables_and_followed_to_success() {
     let (h, stub, state) = setup(vec![vec!["InProgress", "InProgress", "Succeeded"]]).await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let entry = h.finished(TABLE, "r1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     assert!(
         entry
@@ -111,7 +91,12 @@ async fn a_pipeline_is_started_once_with_its_variables_and_followed_to_success()
         "registry.example/parser:r1",
         "pinned before the pipeline ran"
     );
-    assert!(h.env_state("tre", "stage").await.actuation.is_none());
+    let state = h
+        .until_state("tre", "stage", |s| {
+            s.activity.status() == Some(Status::Succeeded)
+        })
+        .await;
+    assert!(state.activity.run().is_none(), "the run is over");
     controller.stop().await;
 }
 
@@ -121,15 +106,17 @@ async fn a_waiting_manual_approval_is_its_own_state_not_a_timeout() {
     let controller = h.start_controller().await;
     h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let message = until_status(&h, "r1", Status::AwaitingApproval).await;
+    let message = h
+        .until_status(TABLE, "r1", 0, Status::AwaitingApproval)
+        .await;
     assert_eq!(
         message,
         "pipeline terraform-stage: awaiting approval in stage Approve (action ManualApproval)"
     );
-    assert_eq!(
-        h.env_state("tre", "stage").await.status,
-        Some(Status::AwaitingApproval)
-    );
+    h.until_state("tre", "stage", |s| {
+        s.activity.status() == Some(Status::AwaitingApproval)
+    })
+    .await;
 
     state.lock().unwrap().release = true;
     assert_eq!(
@@ -180,18 +167,12 @@ async fn a_restarted_controller_follows_the_recorded_execution_instead_of_starti
     let controller = h.start_controller().await;
     h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let message = until_status(&h, "r1", Status::InProgress).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while h.env_state("tre", "stage").await.actuation.is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "execution never recorded: {message}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    h.until_status(TABLE, "r1", 0, Status::InProgress).await;
+    h.until_state("tre", "stage", |s| s.activity.run().is_some())
+        .await;
     controller.stop().await;
-    let recorded = h.env_state("tre", "stage").await.actuation.unwrap();
-    assert_eq!(recorded.handle, "exec-1");
+    let recorded = h.env_state("tre", "stage").await;
+    assert_eq!(recorded.activity.run().unwrap().handle, "exec-1");
 
     state.lock().unwrap().release = true;
     let controller = h.start_controller().await;
@@ -215,7 +196,7 @@ async fn a_newer_intent_supersedes_one_whose_pipeline_is_still_running() {
     let controller = h.start_controller().await;
     h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    until_status(&h, "r1", Status::InProgress).await;
+    h.until_status(TABLE, "r1", 0, Status::InProgress).await;
     while stub.count("StartPipelineExecution") == 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

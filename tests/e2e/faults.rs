@@ -2,19 +2,15 @@
 //! ProvisionedThroughputExceeded, 500s and delays on the operations relctl depends on.
 //! Deployments still converge, and the failed attempts are counted.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::time::Duration;
 
-use relctl::model::Status;
-use serde_json::json;
-use support::{
+use crate::support::{
     Harness, get,
     proxy::{Fault, Proxy, Rule},
     release,
 };
+use relctl::model::Status;
+use serde_json::json;
 
 const TABLE: &str = "relctl-releases";
 

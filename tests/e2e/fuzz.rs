@@ -1,8 +1,6 @@
 //! Property tests: whatever arrives in a record, a configuration file, an image URI or
 //! a timestamp, decoding returns a value or an error, never a panic.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
 use proptest::prelude::*;
 use relctl::{
     config::Config,

@@ -2,18 +2,14 @@
 //! move (moto never moves them): new revisions are registered only for services whose
 //! images change, and each rollout completes, fails or is rolled back by script.
 
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-
-mod support;
-
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
 };
 
+use crate::support::{Harness, release, stub::Stub};
 use relctl::model::Status;
 use serde_json::{Value, json};
-use support::{Harness, release, stub::Stub};
 
 const TABLE: &str = "relctl-releases";
 
@@ -127,7 +123,7 @@ impl Cluster {
         })
     }
 
-    fn handle(&mut self, op: &str, body: Value) -> Result<Value, support::stub::Fault> {
+    fn handle(&mut self, op: &str, body: Value) -> Result<Value, crate::support::stub::Fault> {
         match op {
             "ListServices" => Ok(json!({ "serviceArns": self.services.keys()
                 .map(|n| format!("arn:aws:ecs:eu-west-1:123456789012:service/apps/{n}")).collect::<Vec<_>>() })),
@@ -250,10 +246,9 @@ async fn only_services_whose_images_change_are_redeployed_and_done_means_complet
     let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", services = { hatching = ["hatching-stage", "multi-stage"], feeding = ["multi-stage", "feeding-stage"] } }"#;
     let (h, stub, cluster) = setup(cluster, actuator).await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
         .await;
-
-    let entry = h.finished(TABLE, "r2", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     assert!(
         entry
@@ -289,9 +284,9 @@ async fn a_failed_rollout_fails_the_deployment_without_a_retry_loop() {
     let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", services = { hatching = ["hatching-stage"] } }"#;
     let (h, stub, _) = setup(cluster, actuator).await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let entry = h.finished(TABLE, "r2", 0).await;
     assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
     assert!(
         entry
@@ -331,9 +326,9 @@ async fn a_rolled_back_rollout_is_a_failure_and_services_are_found_by_tags() {
         r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", discover = "tags" }"#;
     let (h, _stub, cluster) = setup(cluster, actuator).await;
     let controller = h.start_controller().await;
-    h.request(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
         .await;
-    let entry = h.finished(TABLE, "r2", 0).await;
     assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
     assert!(
         entry

@@ -1,0 +1,488 @@
+//! The reconcile's decisions, pure: [`decide`] looks at what was read (the environment's
+//! state and configuration, the desired intent's entry and release, what the pin and
+//! the actuator reported so far in this reconcile) and says what to do next, as a
+//! closed [`Step`]. It reads no clock (`now` is passed in) and touches no AWS type; the
+//! reconcile carries each step out, then asks again, until a step ends it.
+//!
+//! [`on_error`] is the same for a failed reconcile: retry, or give up on the intent.
+
+use std::time::Duration;
+
+use crate::{
+    actuator::Progress,
+    aws::ErrorClass,
+    config::Environment,
+    model::{
+        Change, Images, IntentRef, Release, Status, Timestamp, awaiting_approval, gate,
+        record::Deployment,
+        resolve_images,
+        state::{Activity, Current, EnvState, Run},
+    },
+};
+
+/// Everything [`decide`] looks at.
+pub struct Facts<'a> {
+    pub env: &'a Environment,
+    /// The project's `image_uri_template`.
+    pub template: Option<&'a str>,
+    pub state: &'a EnvState,
+    /// The desired intent, as found in the releases table.
+    pub found: Found<'a>,
+    /// The environment's actuator, if it has one.
+    pub actuator: Option<ActuatorFacts>,
+    /// What this reconcile has seen and done so far.
+    pub seen: &'a Seen,
+}
+
+/// The desired intent's entry in the releases table.
+pub enum Found<'a> {
+    /// Not looked for (there is no desired intent).
+    NotRead,
+    /// Its release or its entry is gone.
+    Missing,
+    Entry {
+        /// The intent, its index corrected if the list moved.
+        intent: &'a IntentRef,
+        release: &'a Release,
+        entry: &'a Deployment,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ActuatorFacts {
+    pub kind: &'static str,
+    pub timeout: Duration,
+}
+
+/// What one reconcile has learnt and done, step by step.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// The entry was marked in progress in this reconcile.
+    pub started: bool,
+    /// What the pin reported last: the changes that would make it hold the images.
+    pub pins: Option<Vec<Change>>,
+    /// What this reconcile wrote to the pin.
+    pub written: Option<Vec<Change>>,
+    /// The pin refused the release (it can never be pinned this way).
+    pub refused: Option<String>,
+    /// What the actuator reported of the run.
+    pub progress: Option<Progress>,
+}
+
+/// What to do next. Each variant carries what carrying it out needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Nothing to do until a new intent or the next resync.
+    Nothing,
+    /// Look again after this long, writing nothing (a freeze already recorded).
+    WaitFor(Duration),
+    /// Read the desired intent's release.
+    ReadDesired,
+    /// The desired intent is no longer in the releases table.
+    Lost { intent: IntentRef },
+    /// The unfinished intent relctl was working on lost to a newer one.
+    Supersede { older: Current, by: IntentRef },
+    /// Refused for good, before anything is pinned.
+    Refuse { intent: IntentRef, why: String },
+    /// Held back until an approval is recorded.
+    Block { intent: IntentRef, message: String },
+    /// Held back until a freeze window ends.
+    Freeze {
+        intent: IntentRef,
+        message: String,
+        wait: Duration,
+    },
+    /// Mark the entry in progress and start pinning.
+    Start { intent: IntentRef, message: String },
+    /// Ask the pin what differs from `images` (before writing, or to verify after).
+    LookAtPins { images: Images },
+    /// Write `changes` to the pin (none: nothing to write).
+    Pin {
+        images: Images,
+        changes: Vec<Change>,
+    },
+    /// The pin does not hold what was written: an error, retried with backoff.
+    VerifyFailed { left: Change },
+    /// Pinned and verified: start the actuator.
+    StartRun {
+        intent: IntentRef,
+        images: Images,
+        pinned: String,
+    },
+    /// Ask the actuator where the run is.
+    LookAtRun { images: Images, run: Run },
+    /// The run goes on: record what it says (if new), look again after `after`.
+    Follow {
+        intent: IntentRef,
+        awaiting_approval: bool,
+        message: String,
+        after: Duration,
+        write: bool,
+    },
+    /// What runs is what was asked for.
+    Succeed {
+        intent: IntentRef,
+        images: Images,
+        message: String,
+        run: Option<&'static str>,
+    },
+    /// The run failed or timed out, or the pin refused the release.
+    Fail {
+        intent: IntentRef,
+        message: String,
+        run: Option<&'static str>,
+    },
+    /// A deployment that succeeded: record it as running (with the entry's message,
+    /// where the state lost track, e.g. after a crash), and its drift.
+    Observe {
+        intent: IntentRef,
+        images: Images,
+        drift: Vec<String>,
+        record_observed: bool,
+        message: String,
+    },
+    /// Put drifted pins back (`self_heal`).
+    Heal {
+        intent: IntentRef,
+        images: Images,
+        changes: Vec<Change>,
+        record_observed: bool,
+    },
+    /// The deployed release's pins cannot be read this way: say so, do nothing.
+    Unverifiable { why: String },
+}
+
+pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
+    let state = facts.state;
+    let Some(desired) = &state.desired else {
+        return Step::Nothing;
+    };
+    if let Some(current) = state.activity.current()
+        && state.activity.is_unfinished()
+        && !current.intent.same_entry(desired)
+    {
+        return Step::Supersede {
+            older: current.clone(),
+            by: desired.clone(),
+        };
+    }
+    let (intent, release, entry) = match &facts.found {
+        Found::NotRead => return Step::ReadDesired,
+        Found::Missing => {
+            return Step::Lost {
+                intent: desired.clone(),
+            };
+        }
+        Found::Entry {
+            intent,
+            release,
+            entry,
+        } => (*intent, *release, *entry),
+    };
+    let finished = entry.status.is_some_and(Status::is_terminal);
+    let images = match resolve_images(release, facts.template)
+        .and_then(|images| gate(release, &facts.env.id, &facts.env.requires).map(|()| images))
+    {
+        Ok(images) => images,
+        Err(_) if finished => return Step::Nothing,
+        Err(refusal) => {
+            return Step::Refuse {
+                intent: intent.clone(),
+                why: refusal.to_string(),
+            };
+        }
+    };
+    match entry.status {
+        Some(Status::Succeeded) => return observe(facts, intent, entry, images),
+        _ if finished => return Step::Nothing,
+        _ => {}
+    }
+    let run = state
+        .activity
+        .run()
+        .filter(|_| {
+            state
+                .activity
+                .intent()
+                .is_some_and(|i| i.same_entry(intent))
+        })
+        .filter(|_| facts.actuator.is_some());
+    match run {
+        Some(run) => follow(facts, intent, images, run, now),
+        None => {
+            if let Some(step) = held_back(facts, intent, entry, now) {
+                return step;
+            }
+            apply(facts, intent, images)
+        }
+    }
+}
+
+/// Policies hold a deployment back only before its actuator started.
+fn held_back(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    entry: &Deployment,
+    now: Timestamp,
+) -> Option<Step> {
+    let env = facts.env;
+    let recorded = |message: &str| {
+        matches!(&facts.state.activity, Activity::Waiting { current, message: m, .. }
+            if current.intent == *intent && m == message)
+    };
+    if env.protected
+        && let Some(message) = awaiting_approval(entry, &intent.release_id, &env.id, env.four_eyes)
+    {
+        return Some(if recorded(&message) {
+            Step::Nothing
+        } else {
+            Step::Block {
+                intent: intent.clone(),
+                message,
+            }
+        });
+    }
+    let (message, wait) = frozen(env, now)?;
+    Some(if recorded(&message) {
+        Step::WaitFor(wait)
+    } else {
+        Step::Freeze {
+            intent: intent.clone(),
+            message,
+            wait,
+        }
+    })
+}
+
+/// Why (and how long) a deployment waits for a freeze window to end, if it does.
+fn frozen(env: &Environment, now: Timestamp) -> Option<(String, Duration)> {
+    let now = now.as_utc();
+    let window = env.frozen_at(now)?;
+    let wait = (window.until - now).to_std().unwrap_or_default() + Duration::from_millis(100);
+    let reason = window
+        .reason
+        .as_deref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default();
+    Some((
+        format!(
+            "environment {} is frozen until {}{reason}; the deployment goes ahead then",
+            env.id,
+            window.until.to_rfc3339()
+        ),
+        wait,
+    ))
+}
+
+/// Pin what differs, verify, then finish or start the actuator.
+fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images) -> Step {
+    let seen = facts.seen;
+    if !seen.started {
+        return Step::Start {
+            intent: intent.clone(),
+            message: format!(
+                "pinning {} images of release {}",
+                images.len(),
+                intent.release_id
+            ),
+        };
+    }
+    if let Some(why) = &seen.refused {
+        return Step::Fail {
+            intent: intent.clone(),
+            message: why.clone(),
+            run: None,
+        };
+    }
+    match (&seen.written, &seen.pins) {
+        (_, None) => Step::LookAtPins { images },
+        (None, Some(changes)) => Step::Pin {
+            images,
+            changes: changes.clone(),
+        },
+        (Some(_), Some(left)) if !left.is_empty() => Step::VerifyFailed {
+            left: left[0].clone(),
+        },
+        (Some(written), Some(_)) => {
+            let pinned = pinned_words(written, images.len());
+            match facts.actuator {
+                None => Step::Succeed {
+                    intent: intent.clone(),
+                    images,
+                    message: pinned,
+                    run: None,
+                },
+                Some(_) => Step::StartRun {
+                    intent: intent.clone(),
+                    images,
+                    pinned,
+                },
+            }
+        }
+    }
+}
+
+/// What pinning did, in words.
+fn pinned_words(written: &[Change], total: usize) -> String {
+    if written.is_empty() {
+        return format!("all {total} images were already pinned; verified");
+    }
+    let services: Vec<&str> = written.iter().map(|c| c.service.as_str()).collect();
+    format!(
+        "pinned {} of {total} images ({}); verified",
+        services.len(),
+        services.join(", ")
+    )
+}
+
+/// Follow a started run until it is done, failed or timed out.
+fn follow(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    images: Images,
+    run: &Run,
+    now: Timestamp,
+) -> Step {
+    let Some(actuator) = facts.actuator else {
+        return Step::Nothing;
+    };
+    let elapsed = (now.as_utc() - run.started_at.as_utc())
+        .to_std()
+        .unwrap_or_default();
+    if elapsed > actuator.timeout {
+        return Step::Fail {
+            intent: intent.clone(),
+            message: format!(
+                "{} did not finish within {} (handle {})",
+                run.kind,
+                humantime::format_duration(actuator.timeout),
+                run.handle
+            ),
+            run: Some("timed_out"),
+        };
+    }
+    let Some(progress) = &facts.seen.progress else {
+        return Step::LookAtRun {
+            images,
+            run: run.clone(),
+        };
+    };
+    let (awaiting_approval, message, after) = match progress {
+        Progress::Done { message } => {
+            return Step::Succeed {
+                intent: intent.clone(),
+                images,
+                message: format!("{}; {message}", run.pinned),
+                run: Some("succeeded"),
+            };
+        }
+        Progress::Failed { message } => {
+            return Step::Fail {
+                intent: intent.clone(),
+                message: message.clone(),
+                run: Some("failed"),
+            };
+        }
+        Progress::Waiting { after, message } => (false, message, *after),
+        Progress::AwaitingApproval { after, message } => (true, message, *after),
+    };
+    let unchanged = matches!(&facts.state.activity, Activity::Applying { message: m, awaiting_approval: a, .. }
+        if m == message && *a == awaiting_approval);
+    Step::Follow {
+        intent: intent.clone(),
+        awaiting_approval,
+        message: message.clone(),
+        after,
+        write: !unchanged,
+    }
+}
+
+/// For an intent that succeeded: record it as running if the state lost track, and
+/// report drift where the pins no longer hold its images (or heal it).
+fn observe(facts: &Facts<'_>, intent: &IntentRef, entry: &Deployment, images: Images) -> Step {
+    let seen = facts.seen;
+    if let Some(why) = &seen.refused {
+        return Step::Unverifiable { why: why.clone() };
+    }
+    let Some(changes) = &seen.pins else {
+        return Step::LookAtPins { images };
+    };
+    let state = facts.state;
+    let known = state.observed.as_ref().is_some_and(|o| {
+        o.release_id == intent.release_id && o.date_created == intent.date_created
+    });
+    if !changes.is_empty() && facts.env.self_heal && seen.written.is_none() {
+        return Step::Heal {
+            intent: intent.clone(),
+            images,
+            changes: changes.clone(),
+            record_observed: !known,
+        };
+    }
+    let drift: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
+    if known && drift == state.drift {
+        return Step::Nothing;
+    }
+    Step::Observe {
+        intent: intent.clone(),
+        images,
+        drift,
+        record_observed: !known,
+        message: entry
+            .status_message
+            .clone()
+            .unwrap_or_else(|| "succeeded".into()),
+    }
+}
+
+/// What to do after a reconcile failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnError {
+    /// Retry with backoff; `note` is written on the deployment in flight, if any.
+    Retry {
+        note: Option<String>,
+        throttled: bool,
+    },
+    /// Out of attempts (or an error no retry can fix): the intent in flight fails.
+    GiveUp { intent: IntentRef, message: String },
+}
+
+/// A failed attempt at the deployment in flight counts; past `max_attempts`, or when no
+/// retry can help, it fails. An error outside a deployment (a table read, say) is
+/// retried with backoff until the next succeeds.
+pub fn on_error(state: &EnvState, class: ErrorClass, message: &str, max_attempts: u32) -> OnError {
+    let throttled = class == ErrorClass::Throttled;
+    let Some(attempts) = state.activity.attempts() else {
+        return OnError::Retry {
+            note: None,
+            throttled,
+        };
+    };
+    let Some(intent) = state.activity.intent() else {
+        return OnError::Retry {
+            note: None,
+            throttled,
+        };
+    };
+    let count = attempts.count.saturating_add(1);
+    if class == ErrorClass::Permanent {
+        return OnError::GiveUp {
+            intent: intent.clone(),
+            message: format!("gave up: {message} (a retry cannot help)"),
+        };
+    }
+    if count >= max_attempts {
+        return OnError::GiveUp {
+            intent: intent.clone(),
+            message: format!("gave up after {count} attempts: {message}"),
+        };
+    }
+    OnError::Retry {
+        note: Some(format!("attempt {count} failed, retrying: {message}")),
+        throttled,
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

@@ -1,0 +1,593 @@
+//! Every branch of [`decide`] and [`on_error`], as plain tests over built facts.
+
+use std::time::Duration;
+
+use super::*;
+use crate::{
+    config::{Config, environment::FreezeWindow},
+    model::{
+        Person,
+        record::EnvironmentRef,
+        state::{Attempts, Observed, Outcome, Wait},
+    },
+};
+
+fn at(text: &str) -> Timestamp {
+    Timestamp::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn intent(release: &str, date: &str) -> IntentRef {
+    IntentRef {
+        date_created: at(date),
+        release_id: release.into(),
+        index: 0,
+    }
+}
+
+fn current(intent: &IntentRef) -> Current {
+    Current {
+        intent: intent.clone(),
+        requested_by: Some("someone".into()),
+        since: at("2024-05-01T10:00:00"),
+    }
+}
+
+fn change(service: &str) -> Change {
+    Change {
+        service: service.into(),
+        from: Some(format!("r.example/{service}:0")),
+        to: format!("r.example/{service}:1"),
+    }
+}
+
+/// Facts for one environment, built up a piece at a time.
+struct Fixture {
+    env: Environment,
+    state: EnvState,
+    release: Release,
+    entry: Deployment,
+    intent: IntentRef,
+    found: bool,
+    actuator: Option<ActuatorFacts>,
+    seen: Seen,
+}
+
+fn fixture() -> Fixture {
+    let config = Config::from_toml(
+        "[[projects]]\nid = \"bugfarm\"\nname = \"B\"\n[[projects.environments]]\nid = \"prod\"\nname = \"P\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let intent = intent("r1", "2024-05-01T10:00:00");
+    let entry = Deployment {
+        date_created: intent.date_created,
+        description: None,
+        environment: EnvironmentRef {
+            id: "prod".into(),
+            name: None,
+        },
+        requested_by: Some(Person {
+            id: Some("arn:aws:iam::1:user/someone".into()),
+            name: Some("someone".into()),
+        }),
+        status: None,
+        status_message: None,
+        status_updated_at: None,
+        approved_by: None,
+        approved_at: None,
+    };
+    let release = Release {
+        release_id: "r1".into(),
+        project_id: "bugfarm".into(),
+        project_name: None,
+        date_created: None,
+        last_date_deployed: None,
+        description: None,
+        requested_by: None,
+        images: [("app".to_owned(), Some("r.example/app:1".to_owned()))].into(),
+        release_manifest: None,
+        deployments: vec![entry.clone()],
+        malformed: None,
+    };
+    Fixture {
+        env: config.projects[0].environments[0].clone(),
+        state: EnvState {
+            desired: Some(intent.clone()),
+            ..Default::default()
+        },
+        release,
+        entry,
+        intent,
+        found: true,
+        actuator: None,
+        seen: Seen::default(),
+    }
+}
+
+const NOW: &str = "2024-05-01T10:05:00";
+
+impl Fixture {
+    fn decide(&self) -> Step {
+        self.decide_at(NOW)
+    }
+
+    fn decide_at(&self, now: &str) -> Step {
+        let facts = Facts {
+            env: &self.env,
+            template: None,
+            state: &self.state,
+            found: if self.found {
+                Found::Entry {
+                    intent: &self.intent,
+                    release: &self.release,
+                    entry: &self.entry,
+                }
+            } else {
+                Found::Missing
+            },
+            actuator: self.actuator,
+            seen: &self.seen,
+        };
+        decide(&facts, at(now))
+    }
+
+    fn with_status(mut self, status: Status) -> Self {
+        self.entry.status = Some(status);
+        self
+    }
+
+    fn with_actuator(mut self) -> Self {
+        self.actuator = Some(ActuatorFacts {
+            kind: "codepipeline",
+            timeout: Duration::from_secs(600),
+        });
+        self
+    }
+
+    fn started(mut self) -> Self {
+        self.seen.started = true;
+        self
+    }
+
+    fn applying(mut self, started_at: &str) -> Self {
+        self.state.activity = Activity::Applying {
+            current: current(&self.intent),
+            run: Run {
+                kind: "codepipeline".into(),
+                handle: "exec-1".into(),
+                started_at: at(started_at),
+                pinned: "pinned 1 of 1 images (app); verified".into(),
+            },
+            message: "started".into(),
+            awaiting_approval: false,
+            attempts: Attempts::default(),
+        };
+        self
+    }
+
+    fn images(&self) -> Images {
+        [("app".to_owned(), "r.example/app:1".to_owned())].into()
+    }
+}
+
+#[test]
+fn no_desired_intent_means_nothing_to_do() {
+    let mut f = fixture();
+    f.state.desired = None;
+    assert_eq!(f.decide(), Step::Nothing);
+}
+
+#[test]
+fn the_release_is_read_before_anything_is_decided_about_it() {
+    let f = fixture();
+    let facts = Facts {
+        env: &f.env,
+        template: None,
+        state: &f.state,
+        found: Found::NotRead,
+        actuator: None,
+        seen: &f.seen,
+    };
+    assert_eq!(decide(&facts, at(NOW)), Step::ReadDesired);
+}
+
+#[test]
+fn a_desired_intent_gone_from_the_table_is_lost() {
+    let mut f = fixture();
+    f.found = false;
+    assert_eq!(
+        f.decide(),
+        Step::Lost {
+            intent: f.intent.clone()
+        }
+    );
+}
+
+#[test]
+fn a_newer_intent_supersedes_the_one_in_flight_even_mid_apply() {
+    let older = intent("r0", "2024-05-01T09:00:00");
+    let mut f = fixture();
+    f.state.activity = Activity::Pinning {
+        current: current(&older),
+        message: "pinning".into(),
+        verifying: false,
+        attempts: Attempts::default(),
+    };
+    assert_eq!(
+        f.decide(),
+        Step::Supersede {
+            older: current(&older),
+            by: f.intent.clone()
+        }
+    );
+    f.state.activity = Activity::Finished {
+        current: current(&older),
+        outcome: Outcome::Succeeded,
+        message: "done".into(),
+    };
+    assert!(
+        matches!(f.decide(), Step::Start { .. }),
+        "a finished one is not superseded"
+    );
+}
+
+#[test]
+fn an_image_that_cannot_be_resolved_is_refused_with_the_reason() {
+    let mut f = fixture();
+    f.release.images.insert("feeding".into(), None);
+    let Step::Refuse { why, .. } = f.decide() else {
+        panic!("{:?}", f.decide());
+    };
+    assert!(why.contains("no image for service \"feeding\""), "{why}");
+    let f = f.with_status(Status::Failed);
+    assert_eq!(f.decide(), Step::Nothing, "already refused");
+}
+
+#[test]
+fn the_promotion_gate_refuses_a_release_that_never_succeeded_upstream() {
+    let mut f = fixture();
+    f.env.requires = vec!["stage".into()];
+    let Step::Refuse { why, .. } = f.decide() else {
+        panic!("{:?}", f.decide());
+    };
+    assert!(why.contains("has not succeeded in stage yet"), "{why}");
+}
+
+#[test]
+fn a_protected_environment_blocks_until_approved_and_records_it_once() {
+    let mut f = fixture();
+    f.env.protected = true;
+    let Step::Block { message, .. } = f.decide() else {
+        panic!("{:?}", f.decide());
+    };
+    assert!(message.contains("waiting for an approval"), "{message}");
+    f.state.activity = Activity::Waiting {
+        current: current(&f.intent),
+        why: Wait::Approval,
+        message,
+    };
+    assert_eq!(f.decide(), Step::Nothing, "already recorded: no write");
+    f.entry.approved_by = Some(Person {
+        id: Some("arn:aws:iam::1:user/reviewer".into()),
+        name: Some("reviewer".into()),
+    });
+    assert!(
+        matches!(f.decide(), Step::Start { .. }),
+        "approved: goes ahead"
+    );
+}
+
+#[test]
+fn four_eyes_refuses_the_requester_as_approver() {
+    let mut f = fixture();
+    f.env.protected = true;
+    f.env.four_eyes = true;
+    f.entry.approved_by = f.entry.requested_by.clone();
+    let Step::Block { message, .. } = f.decide() else {
+        panic!("{:?}", f.decide());
+    };
+    assert!(message.contains("needs four eyes"), "{message}");
+}
+
+#[test]
+fn a_freeze_holds_the_deployment_until_the_window_ends_then_lets_it_go() {
+    let mut f = fixture();
+    f.env.freeze = vec![FreezeWindow {
+        from: at("2024-05-01T10:00:00").as_utc(),
+        until: at("2024-05-01T11:00:00").as_utc(),
+        reason: Some("release freeze".into()),
+    }];
+    let Step::Freeze { message, wait, .. } = f.decide() else {
+        panic!("{:?}", f.decide());
+    };
+    assert!(message.contains("frozen until") && message.contains("(release freeze)"));
+    assert_eq!(
+        wait,
+        Duration::from_secs(55 * 60) + Duration::from_millis(100)
+    );
+    f.state.activity = Activity::Waiting {
+        current: current(&f.intent),
+        why: Wait::Freeze,
+        message,
+    };
+    assert!(
+        matches!(f.decide(), Step::WaitFor(_)),
+        "recorded: wait without writing"
+    );
+    assert!(
+        matches!(f.decide_at("2024-05-01T11:00:01"), Step::Start { .. }),
+        "the window ended"
+    );
+}
+
+#[test]
+fn policies_do_not_hold_back_a_run_already_started() {
+    let mut f = fixture().with_actuator().applying("2024-05-01T10:04:00");
+    f.env.protected = true;
+    assert!(
+        matches!(f.decide(), Step::LookAtRun { .. }),
+        "{:?}",
+        f.decide()
+    );
+}
+
+#[test]
+fn applying_goes_start_then_look_then_pin_then_verify_then_succeed() {
+    let f = fixture();
+    assert!(matches!(f.decide(), Step::Start { .. }));
+    let mut f = f.started();
+    assert_eq!(f.decide(), Step::LookAtPins { images: f.images() });
+    f.seen.pins = Some(vec![change("app")]);
+    assert_eq!(
+        f.decide(),
+        Step::Pin {
+            images: f.images(),
+            changes: vec![change("app")]
+        }
+    );
+    f.seen.written = Some(vec![change("app")]);
+    f.seen.pins = None;
+    assert_eq!(
+        f.decide(),
+        Step::LookAtPins { images: f.images() },
+        "verify"
+    );
+    f.seen.pins = Some(vec![]);
+    assert_eq!(
+        f.decide(),
+        Step::Succeed {
+            intent: f.intent.clone(),
+            images: f.images(),
+            message: "pinned 1 of 1 images (app); verified".into(),
+            run: None,
+        }
+    );
+}
+
+#[test]
+fn pins_that_do_not_hold_after_writing_fail_verification() {
+    let mut f = fixture().started();
+    f.seen.written = Some(vec![change("app")]);
+    f.seen.pins = Some(vec![change("app")]);
+    assert_eq!(
+        f.decide(),
+        Step::VerifyFailed {
+            left: change("app")
+        }
+    );
+}
+
+#[test]
+fn a_pin_that_refuses_the_release_fails_it() {
+    let mut f = fixture().started();
+    f.seen.refused = Some("image does not exist".into());
+    assert!(
+        matches!(f.decide(), Step::Fail { message, run: None, .. } if message == "image does not exist")
+    );
+}
+
+#[test]
+fn with_an_actuator_a_verified_pin_starts_the_run() {
+    let mut f = fixture().with_actuator().started();
+    f.seen.written = Some(vec![]);
+    f.seen.pins = Some(vec![]);
+    assert_eq!(
+        f.decide(),
+        Step::StartRun {
+            intent: f.intent.clone(),
+            images: f.images(),
+            pinned: "all 1 images were already pinned; verified".into()
+        }
+    );
+}
+
+#[test]
+fn after_a_restart_a_recorded_run_is_followed_never_started_again() {
+    let mut f = fixture().with_actuator().applying("2024-05-01T10:04:00");
+    assert!(matches!(f.decide(), Step::LookAtRun { run, .. } if run.handle == "exec-1"));
+    f.seen.progress = Some(Progress::Waiting {
+        after: Duration::from_secs(15),
+        message: "stage Deploy running".into(),
+    });
+    assert_eq!(
+        f.decide(),
+        Step::Follow {
+            intent: f.intent.clone(),
+            awaiting_approval: false,
+            message: "stage Deploy running".into(),
+            after: Duration::from_secs(15),
+            write: true,
+        }
+    );
+    if let Activity::Applying { message, .. } = &mut f.state.activity {
+        *message = "stage Deploy running".into();
+    }
+    assert!(
+        matches!(f.decide(), Step::Follow { write: false, .. }),
+        "nothing new: no write"
+    );
+    f.seen.progress = Some(Progress::AwaitingApproval {
+        after: Duration::from_secs(15),
+        message: "awaiting approval in stage Approve".into(),
+    });
+    assert!(matches!(
+        f.decide(),
+        Step::Follow {
+            awaiting_approval: true,
+            write: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_run_that_finishes_succeeds_with_what_pinning_did_and_one_that_fails_fails() {
+    let mut f = fixture().with_actuator().applying("2024-05-01T10:04:00");
+    f.seen.progress = Some(Progress::Done {
+        message: "pipeline succeeded".into(),
+    });
+    assert!(
+        matches!(f.decide(), Step::Succeed { message, run: Some("succeeded"), .. }
+        if message == "pinned 1 of 1 images (app); verified; pipeline succeeded")
+    );
+    f.seen.progress = Some(Progress::Failed {
+        message: "stage Deploy failed".into(),
+    });
+    assert!(matches!(
+        f.decide(),
+        Step::Fail {
+            run: Some("failed"),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_run_past_its_timeout_fails_naming_its_handle() {
+    let f = fixture().with_actuator().applying("2024-05-01T09:50:00");
+    let Step::Fail { message, run, .. } = f.decide() else {
+        panic!("{:?}", f.decide());
+    };
+    assert_eq!(run, Some("timed_out"));
+    assert!(
+        message.contains("did not finish within 10m (handle exec-1)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_succeeded_deployment_is_observed_for_drift_with_and_without_self_heal() {
+    let mut f = fixture().with_status(Status::Succeeded);
+    assert_eq!(f.decide(), Step::LookAtPins { images: f.images() });
+    f.seen.pins = Some(vec![]);
+    f.entry.status_message = Some("pinned 1 of 1 images (app); verified".into());
+    assert!(
+        matches!(
+            f.decide(),
+            Step::Observe { record_observed: true, message, .. }
+                if message == "pinned 1 of 1 images (app); verified"
+        ),
+        "the state lost track: record what runs"
+    );
+    f.state.observed = Some(Observed {
+        release_id: "r1".into(),
+        date_created: f.intent.date_created,
+        images: f.images(),
+        since: at(NOW),
+    });
+    assert_eq!(f.decide(), Step::Nothing, "converged, no drift");
+    f.seen.pins = Some(vec![change("app")]);
+    assert_eq!(
+        f.decide(),
+        Step::Observe {
+            intent: f.intent.clone(),
+            images: f.images(),
+            drift: vec!["app".into()],
+            record_observed: false,
+            message: "pinned 1 of 1 images (app); verified".into(),
+        }
+    );
+    f.state.drift = vec!["app".into()];
+    assert_eq!(f.decide(), Step::Nothing, "drift already recorded");
+    f.env.self_heal = true;
+    assert!(matches!(f.decide(), Step::Heal { changes, .. } if changes == vec![change("app")]));
+}
+
+#[test]
+fn a_deployed_release_whose_pins_cannot_be_read_is_reported_not_failed() {
+    let mut f = fixture().with_status(Status::Succeeded);
+    f.seen.refused = Some("no such document".into());
+    assert_eq!(
+        f.decide(),
+        Step::Unverifiable {
+            why: "no such document".into()
+        }
+    );
+}
+
+#[test]
+fn finished_intents_are_left_alone() {
+    for status in [Status::Failed, Status::Superseded] {
+        assert_eq!(fixture().with_status(status).decide(), Step::Nothing);
+    }
+}
+
+fn pinning(count: u32) -> EnvState {
+    let i = intent("r1", "2024-05-01T10:00:00");
+    EnvState {
+        desired: Some(i.clone()),
+        activity: Activity::Pinning {
+            current: current(&i),
+            message: "pinning".into(),
+            verifying: false,
+            attempts: Attempts {
+                count,
+                last_error: None,
+            },
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_failed_attempt_is_retried_until_max_attempts_then_the_deployment_fails() {
+    assert_eq!(
+        on_error(&pinning(0), ErrorClass::Transient, "boom", 3),
+        OnError::Retry {
+            note: Some("attempt 1 failed, retrying: boom".into()),
+            throttled: false
+        }
+    );
+    assert_eq!(
+        on_error(&pinning(2), ErrorClass::Transient, "boom", 3),
+        OnError::GiveUp {
+            intent: intent("r1", "2024-05-01T10:00:00"),
+            message: "gave up after 3 attempts: boom".into()
+        }
+    );
+}
+
+#[test]
+fn throttling_is_retried_later_and_a_permanent_error_fails_at_once() {
+    assert!(matches!(
+        on_error(&pinning(0), ErrorClass::Throttled, "slow down", 3),
+        OnError::Retry {
+            throttled: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        on_error(&pinning(0), ErrorClass::Permanent, "AccessDenied", 3),
+        OnError::GiveUp { message, .. } if message.contains("a retry cannot help")
+    ));
+}
+
+#[test]
+fn an_error_outside_a_deployment_is_retried_without_counting() {
+    assert_eq!(
+        on_error(&EnvState::default(), ErrorClass::Permanent, "no table", 1),
+        OnError::Retry {
+            note: None,
+            throttled: false
+        }
+    );
+}

@@ -1,0 +1,432 @@
+//! Carrying out a reconcile's steps, one [`decide`] at a time: each step either reads
+//! something (the release, the pin, the actuator) and asks again, does something (pins,
+//! starts a run) and asks again, or writes the outcome and ends the reconcile.
+
+use tracing::{info, warn};
+
+use super::{
+    Action, Error,
+    decide::{ActuatorFacts, Facts, Found, Seen, Step, decide},
+    outcome::Writer,
+};
+use crate::{
+    actuator::Run as ActuatorRun,
+    adapters::Adapters,
+    config::{Environment, Project},
+    context::Context,
+    metrics::{ActuatorLabels, KindLabels},
+    model::{
+        Change, EnvKey, Images, IntentRef, Release,
+        record::Deployment,
+        state::{Run, Wait},
+    },
+    pin::{PinError, Target},
+    store::releases::StatusWrite,
+};
+
+/// More than any reconcile takes (read, start, look, pin, look, start a run, look,
+/// finish): a decision that never ends is a bug, reported rather than spun on.
+const MAX_STEPS: usize = 16;
+
+pub struct Steps<'a> {
+    ctx: &'a Context,
+    key: &'a EnvKey,
+    project: &'a Project,
+    env: &'a Environment,
+    adapters: &'a Adapters,
+    writer: Writer<'a>,
+    seen: Seen,
+    /// The desired intent's release and entry, once read (None inside: not found).
+    found: Option<Option<(Release, IntentRef, Deployment)>>,
+}
+
+impl<'a> Steps<'a> {
+    pub fn new(
+        ctx: &'a Context,
+        key: &'a EnvKey,
+        project: &'a Project,
+        env: &'a Environment,
+        adapters: &'a Adapters,
+        writer: Writer<'a>,
+    ) -> Self {
+        Self {
+            ctx,
+            key,
+            project,
+            env,
+            adapters,
+            writer,
+            seen: Seen::default(),
+            found: None,
+        }
+    }
+
+    fn step(&self) -> Step {
+        let found = match &self.found {
+            None => Found::NotRead,
+            Some(None) => Found::Missing,
+            Some(Some((release, intent, entry))) => Found::Entry {
+                intent,
+                release,
+                entry,
+            },
+        };
+        let facts = Facts {
+            env: self.env,
+            template: self.project.image_uri_template.as_deref(),
+            state: &self.writer.state,
+            found,
+            actuator: self.adapters.actuator.as_ref().map(|a| ActuatorFacts {
+                kind: a.kind(),
+                timeout: a.timeout(),
+            }),
+            seen: &self.seen,
+        };
+        decide(&facts, self.ctx.now())
+    }
+
+    pub async fn run(mut self) -> Result<Action, Error> {
+        for _ in 0..MAX_STEPS {
+            let step = self.step();
+            if let Some(action) = self.carry_out(step).await? {
+                return Ok(action);
+            }
+        }
+        Err(Error::Runaway(MAX_STEPS))
+    }
+
+    /// Who requested the desired intent (their name, else their id).
+    fn requested_by(&self) -> Option<String> {
+        let (_, _, entry) = self.found.as_ref()?.as_ref()?;
+        let person = entry.requested_by.as_ref()?;
+        person.name.clone().or_else(|| person.id.clone())
+    }
+
+    async fn read_desired(&mut self) -> Result<(), Error> {
+        let Some(desired) = self.writer.state.desired.clone() else {
+            self.found = Some(None);
+            return Ok(());
+        };
+        let table = self.ctx.config.releases_table(self.project);
+        let release = self.ctx.releases.get(table, &desired.release_id).await?;
+        let located = release.and_then(|r| locate(r, self.key, &desired));
+        if let Some((_, intent, _)) = &located {
+            tracing::Span::current().record("release_id", intent.release_id.as_str());
+        }
+        self.found = Some(located);
+        Ok(())
+    }
+
+    fn target(&self) -> Option<&IntentRef> {
+        self.found
+            .as_ref()
+            .and_then(|f| f.as_ref())
+            .map(|(_, intent, _)| intent)
+    }
+
+    /// Carries `step` out: `Some` ends the reconcile, `None` asks again.
+    async fn carry_out(&mut self, step: Step) -> Result<Option<Action>, Error> {
+        let requested_by = self.requested_by();
+        let w = &mut self.writer;
+        match step {
+            Step::Nothing => Ok(Some(Action::Done)),
+            Step::WaitFor(wait) => Ok(Some(Action::RequeueAfter(wait))),
+            Step::ReadDesired => {
+                self.read_desired().await?;
+                Ok(None)
+            }
+            Step::Lost { intent } => {
+                warn!(release_id = %intent.release_id, "desired intent is no longer in the releases table");
+                Ok(Some(Action::Done))
+            }
+            Step::Supersede { older, by } => {
+                w.supersede(&older, &by).await?;
+                Ok(None)
+            }
+            Step::Refuse { intent, why } => {
+                w.fail(&intent, requested_by, &why).await?;
+                Ok(Some(Action::Done))
+            }
+            Step::Block { intent, message } => {
+                w.wait(&intent, requested_by, Wait::Approval, &message)
+                    .await?;
+                Ok(Some(Action::Done))
+            }
+            Step::Freeze {
+                intent,
+                message,
+                wait,
+            } => {
+                w.wait(&intent, requested_by, Wait::Freeze, &message)
+                    .await?;
+                Ok(Some(Action::RequeueAfter(wait)))
+            }
+            Step::Start { intent, message } => {
+                if w.start(&intent, requested_by, &message).await? == StatusWrite::Refused {
+                    // Superseded (or rewritten) under us: whoever did it queued the key again.
+                    return Ok(Some(Action::Done));
+                }
+                self.seen.started = true;
+                Ok(None)
+            }
+            Step::LookAtPins { images } => {
+                self.look_at_pins(&images).await?;
+                Ok(None)
+            }
+            Step::Pin { images, changes } => {
+                self.pin(&images, changes).await?;
+                Ok(None)
+            }
+            Step::VerifyFailed { left } => Err(Error::Verify {
+                service: left.service,
+                expected: left.to,
+                actual: left.from,
+            }),
+            Step::StartRun {
+                intent,
+                images,
+                pinned,
+            } => {
+                self.start_run(&intent, &images, pinned, requested_by)
+                    .await?;
+                Ok(None)
+            }
+            Step::LookAtRun { images, run } => {
+                let Some(actuator) = self.adapters.actuator.clone() else {
+                    return Ok(Some(Action::Done));
+                };
+                let Some(intent) = self.target().cloned() else {
+                    return Ok(Some(Action::Done));
+                };
+                let progress = actuator
+                    .check(&self.as_run(&intent, &images), &run.handle)
+                    .await?;
+                self.seen.progress = Some(progress);
+                Ok(None)
+            }
+            Step::Follow {
+                intent,
+                awaiting_approval,
+                message,
+                after,
+                write,
+            } => {
+                if write {
+                    w.follow(&intent, awaiting_approval, &message).await?;
+                }
+                Ok(Some(Action::RequeueAfter(after)))
+            }
+            Step::Succeed {
+                intent,
+                images,
+                message,
+                run,
+            } => {
+                if let Some(outcome) = run {
+                    self.count_run(outcome);
+                }
+                info!("deployment succeeded");
+                self.writer
+                    .succeed(&intent, requested_by, &images, &message)
+                    .await?;
+                self.ctx.backoffs.succeeded(self.key);
+                self.set_drifted(false);
+                Ok(Some(Action::Done))
+            }
+            Step::Fail {
+                intent,
+                message,
+                run,
+            } => {
+                if let Some(outcome) = run {
+                    self.count_run(outcome);
+                }
+                self.writer.fail(&intent, requested_by, &message).await?;
+                Ok(Some(Action::Done))
+            }
+            Step::Observe {
+                intent,
+                images,
+                drift,
+                record_observed,
+                message,
+            } => {
+                if !drift.is_empty() {
+                    warn!(services = ?drift, "pinned images drifted from the deployed release");
+                }
+                self.set_drifted(!drift.is_empty());
+                if record_observed {
+                    self.writer.converged(&intent, requested_by, &message);
+                }
+                self.writer
+                    .observe(&intent, &images, drift, record_observed)
+                    .await?;
+                Ok(Some(Action::Done))
+            }
+            Step::Heal {
+                intent,
+                images,
+                changes,
+                record_observed,
+            } => {
+                self.heal(&intent, &images, &changes, record_observed)
+                    .await?;
+                Ok(Some(Action::Done))
+            }
+            Step::Unverifiable { why } => {
+                warn!(reason = %why, "cannot check the pins of the deployed release");
+                Ok(Some(Action::Done))
+            }
+        }
+    }
+
+    fn pin_target(&self) -> Option<(IntentRef, Target<'_>)> {
+        let intent = self.target()?.clone();
+        let (release, _, _) = self.found.as_ref()?.as_ref()?;
+        Some((
+            intent,
+            Target {
+                key: self.key,
+                release_id: &release.release_id,
+            },
+        ))
+    }
+
+    async fn look_at_pins(&mut self, images: &Images) -> Result<(), Error> {
+        let Some((_, target)) = self.pin_target() else {
+            return Ok(());
+        };
+        match self.adapters.pin.diff(&target, images).await {
+            Ok(changes) => self.seen.pins = Some(changes),
+            Err(PinError::Refused(why)) => self.seen.refused = Some(why),
+            Err(other) => return Err(other.into()),
+        }
+        Ok(())
+    }
+
+    async fn pin(&mut self, images: &Images, changes: Vec<Change>) -> Result<(), Error> {
+        if !changes.is_empty() {
+            let Some((_, target)) = self.pin_target() else {
+                return Ok(());
+            };
+            match self.adapters.pin.write(&target, images, &changes).await {
+                Ok(()) => {}
+                Err(PinError::Refused(why)) => {
+                    self.seen.refused = Some(why);
+                    return Ok(());
+                }
+                Err(other) => return Err(other.into()),
+            }
+            self.ctx
+                .metrics
+                .pins_written
+                .get_or_create(&KindLabels {
+                    kind: self.adapters.pin.kind(),
+                })
+                .inc_by(changes.len() as u64);
+        }
+        crate::failpoint::hit("pinned");
+        self.writer.verifying().await?;
+        self.seen.written = Some(changes);
+        self.seen.pins = None;
+        Ok(())
+    }
+
+    async fn start_run(
+        &mut self,
+        intent: &IntentRef,
+        images: &Images,
+        pinned: String,
+        requested_by: Option<String>,
+    ) -> Result<(), Error> {
+        let Some(actuator) = self.adapters.actuator.clone() else {
+            return Ok(());
+        };
+        let kind = actuator.kind();
+        let handle = actuator.start(&self.as_run(intent, images)).await?;
+        self.count_run("started");
+        crate::failpoint::hit("actuator-started");
+        info!(kind, handle, "actuator started");
+        let run = Run {
+            kind: kind.to_owned(),
+            handle,
+            started_at: self.ctx.now(),
+            pinned,
+        };
+        self.writer.applying(intent, requested_by, run).await?;
+        Ok(())
+    }
+
+    async fn heal(
+        &mut self,
+        intent: &IntentRef,
+        images: &Images,
+        changes: &[Change],
+        record_observed: bool,
+    ) -> Result<(), Error> {
+        let services: Vec<&str> = changes.iter().map(|c| c.service.as_str()).collect();
+        warn!(services = ?services, "pins drifted; self_heal is on: pinning the deployed release again");
+        let target = Target {
+            key: self.key,
+            release_id: &intent.release_id,
+        };
+        self.adapters.pin.write(&target, images, changes).await?;
+        self.set_drifted(false);
+        self.writer
+            .healed(intent, images, &services, record_observed)
+            .await?;
+        Ok(())
+    }
+
+    fn as_run<'b>(&'b self, intent: &'b IntentRef, images: &'b Images) -> ActuatorRun<'b> {
+        ActuatorRun {
+            key: self.key,
+            intent,
+            images,
+        }
+    }
+
+    fn count_run(&self, outcome: &'static str) {
+        if let Some(actuator) = &self.adapters.actuator {
+            self.ctx
+                .metrics
+                .actuator_runs
+                .get_or_create(&ActuatorLabels {
+                    kind: actuator.kind(),
+                    outcome,
+                })
+                .inc();
+        }
+    }
+
+    fn set_drifted(&self, drifted: bool) {
+        if let Ok(mut set) = self.ctx.drifted.lock() {
+            if drifted {
+                set.insert(self.key.clone());
+            } else {
+                set.remove(self.key);
+            }
+        }
+    }
+}
+
+/// The entry `desired` points at, found again by `date_created` if the list moved.
+fn locate(
+    release: Release,
+    key: &EnvKey,
+    desired: &IntentRef,
+) -> Option<(Release, IntentRef, Deployment)> {
+    let is_it = |entry: &Deployment| {
+        entry.date_created == desired.date_created && entry.environment.id == key.environment
+    };
+    let index = match release.deployments.get(desired.index) {
+        Some(entry) if is_it(entry) => desired.index,
+        _ => release.deployments.iter().position(is_it)?,
+    };
+    let entry = release.deployments.get(index)?.clone();
+    let intent = IntentRef {
+        index,
+        ..desired.clone()
+    };
+    Some((release, intent, entry))
+}

@@ -1,0 +1,30 @@
+//! End-to-end tests: one binary, one module per area, each test against its own
+//! `moto_server` on a free 127.0.0.1 port, through the real SDK clients (and the real
+//! `relctl` binary where a test says so). Wire-level stubs in `support/` stand in where
+//! moto lacks an API.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod support;
+
+mod approvals;
+mod binary;
+mod burst;
+mod cli;
+mod cli_commands;
+mod cli_truths;
+mod codepipeline;
+mod controller;
+mod crash;
+mod docs;
+mod ecs;
+mod faults;
+mod fuzz;
+mod legacy;
+mod observe;
+mod pins;
+mod replicas;
+mod restart;
+mod streams;
+mod tables;
+mod terraform;

@@ -38,6 +38,7 @@ pub mod context;
 pub mod controller;
 pub mod emf;
 pub mod failpoint;
+pub mod health;
 pub mod http;
 pub mod intake;
 pub mod metrics;

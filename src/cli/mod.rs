@@ -4,14 +4,15 @@
 
 mod approve;
 mod controller;
-mod create;
 mod deploy;
 mod diff;
 mod follow;
 mod health;
 mod history;
 mod lookup;
+mod past;
 mod release;
+mod request;
 mod rollback;
 mod setup;
 mod status;

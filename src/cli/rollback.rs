@@ -5,8 +5,9 @@
 use clap::Args;
 
 use super::{
-    Failure, deploy, history,
+    Failure,
     lookup::{self, Aws},
+    past, request,
 };
 use crate::{config::Config, model::EnvKey};
 
@@ -25,7 +26,7 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
     lookup::project_of(config, &args.project)?;
     let key = EnvKey::new(&args.project, &args.environment);
     let store = aws.releases();
-    let past = history::deployments(config, &store, &key, 200).await?;
+    let past = past::deployments(config, &store, &key, 200).await?;
     let current = past.first().map(|(p, _)| p.release_id.clone());
     let (table, target) = match &args.to {
         Some(id) => lookup::find(config, &store, id).await?,
@@ -48,7 +49,7 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
         current.as_deref().unwrap_or("nothing"),
         target.release_id
     );
-    deploy::request(
+    request::request(
         config,
         aws,
         &store,

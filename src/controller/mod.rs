@@ -15,7 +15,6 @@ use std::{
 };
 
 use aws_config::SdkConfig;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -25,7 +24,7 @@ use crate::{
     context::Context,
     metrics::Metrics,
     model::EnvKey,
-    store::{StateStore, StoreError, lease::Leases, setup::TableProblems},
+    store::{StateStore, StoreError, lease::Leases, state::EnvState},
     watcher::WatchError,
 };
 
@@ -43,56 +42,7 @@ pub enum ControllerError {
     },
 }
 
-/// What `/healthz` and `/readyz` report, shared with whoever serves them.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: watch::Sender<bool>,
-    leader: watch::Sender<bool>,
-    addr: std::sync::OnceLock<std::net::SocketAddr>,
-    /// Tables relctl cannot use now, and why.
-    pub tables: Arc<TableProblems>,
-}
-
-impl Health {
-    /// Records what keeps relctl from using `table` (none: usable); returns the old list.
-    pub fn set_problems(&self, table: &str, problems: Vec<String>) -> Vec<String> {
-        self.tables.set(table, problems)
-    }
-
-    /// Where `/metrics`, `/healthz`, `/readyz` and the status page are served.
-    pub fn addr(&self) -> Option<std::net::SocketAddr> {
-        self.addr.get().copied()
-    }
-
-    pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
-    }
-
-    /// Resolves once the controller has opened its streams and started its resync.
-    pub async fn wait_ready(&self) {
-        let mut ready = self.ready.subscribe();
-        let _ = ready.wait_for(|ready| *ready).await;
-    }
-
-    fn set_ready(&self, ready: bool) {
-        self.ready.send_replace(ready);
-    }
-
-    /// Whether this replica holds the lease and acts.
-    pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
-    }
-
-    /// Resolves once this replica leads (streams open, resync started).
-    pub async fn wait_leader(&self) {
-        let mut leader = self.leader.subscribe();
-        let _ = leader.wait_for(|leader| *leader).await;
-    }
-
-    fn set_leader(&self, leader: bool) {
-        self.leader.send_replace(leader);
-    }
-}
+pub use crate::health::Health;
 
 /// What every term of this replica shares.
 pub struct Shared {
@@ -118,6 +68,42 @@ impl Shared {
 
     pub fn current(&self) -> Option<Arc<Context>> {
         self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Brings the gauges that mirror the current term up to date (before a scrape).
+    fn refresh_gauges(&self) {
+        let metrics = &self.metrics;
+        match self.current() {
+            Some(ctx) => {
+                metrics.queue_depth.set(ctx.queue.len() as i64);
+                metrics.in_flight.set(ctx.queue.in_flight() as i64);
+                let drifted = ctx.drifted.lock().map(|d| d.len()).unwrap_or_default();
+                metrics.drifted.set(drifted as i64);
+            }
+            None => {
+                metrics.queue_depth.set(0);
+                metrics.in_flight.set(0);
+            }
+        }
+    }
+}
+
+/// The status page's view: every configured environment's state, read in batches.
+struct Environments {
+    config: Arc<Config>,
+    state: StateStore,
+}
+
+#[async_trait::async_trait]
+impl crate::http::StatusSource for Environments {
+    async fn environments(&self) -> Result<Vec<(EnvKey, EnvState)>, String> {
+        let keys: Vec<EnvKey> = self.config.keys().collect();
+        let states = self
+            .state
+            .get_many(&keys)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(keys.into_iter().zip(states).collect())
     }
 }
 
@@ -168,9 +154,15 @@ pub async fn run(
         let _ = health.addr.set(addr);
         info!(%addr, "serving /metrics, /healthz, /readyz and the status page");
     }
+    let gauges = shared.clone();
     let site = crate::http::Site {
-        shared: shared.clone(),
+        health: health.clone(),
         registry: Arc::new(registry),
+        refresh: Arc::new(move || gauges.refresh_gauges()),
+        status: Arc::new(Environments {
+            config: config.clone(),
+            state: shared.state.clone(),
+        }),
     };
     // HTTP outlives the drain: health and readiness answer until the very end.
     let http_stop = CancellationToken::new();

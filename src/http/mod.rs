@@ -2,11 +2,16 @@
 //! `/healthz` (the process is alive), `/readyz` (200 once the state table can be used,
 //! with this replica's role and any releases table it cannot use; 503 before that and
 //! from the start of shutdown), and a read-only status page at `/`.
+//!
+//! It takes narrow inputs and imports nothing of the controller: a readiness handle
+//! ([`Health`]), the metrics registry with a hook that brings its gauges up to date, and
+//! a read-only source of the environments' state ([`StatusSource`]).
 
 mod page;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::{
     Json, Router,
     extract::State,
@@ -19,12 +24,25 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::{controller::Shared, metrics::Metrics};
+use crate::{
+    health::Health,
+    metrics::Metrics,
+    model::{EnvKey, Timestamp, state::EnvState},
+};
+
+/// Every configured environment with its state, in configuration order.
+#[async_trait]
+pub trait StatusSource: Send + Sync {
+    async fn environments(&self) -> Result<Vec<(EnvKey, EnvState)>, String>;
+}
 
 #[derive(Clone)]
 pub struct Site {
-    pub shared: Arc<Shared>,
+    pub health: Arc<Health>,
     pub registry: Arc<Registry>,
+    /// Called before `/metrics` is encoded, to bring gauges up to date.
+    pub refresh: Arc<dyn Fn() + Send + Sync>,
+    pub status: Arc<dyn StatusSource>,
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, site: Site, shutdown: CancellationToken) {
@@ -43,19 +61,7 @@ pub async fn serve(listener: tokio::net::TcpListener, site: Site, shutdown: Canc
 }
 
 async fn metrics(State(site): State<Site>) -> Response {
-    let metrics = &site.shared.metrics;
-    match site.shared.current() {
-        Some(ctx) => {
-            metrics.queue_depth.set(ctx.queue.len() as i64);
-            metrics.in_flight.set(ctx.queue.in_flight() as i64);
-            let drifted = ctx.drifted.lock().map(|d| d.len()).unwrap_or_default();
-            metrics.drifted.set(drifted as i64);
-        }
-        None => {
-            metrics.queue_depth.set(0);
-            metrics.in_flight.set(0);
-        }
-    }
+    (site.refresh)();
     (
         [(
             header::CONTENT_TYPE,
@@ -67,7 +73,7 @@ async fn metrics(State(site): State<Site>) -> Response {
 }
 
 async fn ready(State(site): State<Site>) -> Response {
-    let health = &site.shared.health;
+    let health = &site.health;
     let ready = health.is_ready();
     let status = if ready {
         StatusCode::OK
@@ -89,9 +95,9 @@ async fn ready(State(site): State<Site>) -> Response {
 }
 
 async fn status_page(State(site): State<Site>) -> Response {
-    let now = crate::model::Timestamp::from_utc(chrono::Utc::now());
-    match site.shared.state.list().await {
-        Ok(states) => Html(page::render(&site.shared.config, &states, now)).into_response(),
+    let now = Timestamp::from_utc(chrono::Utc::now());
+    match site.status.environments().await {
+        Ok(states) => Html(page::render(&states, now)).into_response(),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot read the state table: {error}\n"),

@@ -3,11 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::{
-    config::Config,
-    model::{EnvKey, Timestamp},
-    store::state::EnvState,
-};
+use crate::model::{EnvKey, Timestamp, state::EnvState};
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -51,8 +47,8 @@ fn message(state: &EnvState) -> String {
     cell
 }
 
-/// The page for every configured environment, with what the state table says of it.
-pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
+/// The page for `states`: every configured environment, in configuration order.
+pub fn render(states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
     let mut html = String::new();
     let _ = write!(
         html,
@@ -62,12 +58,7 @@ pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) ->
          <table id=\"environments\"><tr><th>project</th><th>environment</th><th>running release</th>\
          <th>desired release</th><th>phase</th><th>status</th><th>since</th><th>message</th></tr>"
     );
-    let empty = EnvState::default();
-    for key in config.keys() {
-        let state = states
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(&empty, |(_, s)| s);
+    for (key, state) in states {
         let status = state.activity.status().map_or("none", |s| s.as_str());
         let drift = if state.drift.is_empty() {
             String::new()
@@ -118,6 +109,7 @@ pub fn render(config: &Config, states: &[(EnvKey, EnvState)], now: Timestamp) ->
 mod tests {
     use super::*;
     use crate::{
+        config::Config,
         model::{IntentRef, Status},
         store::state::{Activity, Current, HistoryEntry, Observed, Outcome},
     };
@@ -166,7 +158,18 @@ mod tests {
             }],
             ..Default::default()
         };
-        let html = render(&config, &[(EnvKey::new("bugfarm", "stage"), state)], at);
+        let states: Vec<(EnvKey, EnvState)> = config
+            .keys()
+            .map(|key| {
+                let s = if key.environment == "stage" {
+                    state.clone()
+                } else {
+                    EnvState::default()
+                };
+                (key, s)
+            })
+            .collect();
+        let html = render(&states, at);
         assert!(html.contains("data-env=\"bugfarm/stage\""));
         assert!(
             html.contains("data-env=\"bugfarm/prod\""),

@@ -1,59 +1,18 @@
-//! `relctl release create|update|list|show`, and the look-ups other commands share.
+//! `relctl release list`: a project's releases, newest first, with where each runs now.
 
 use std::collections::BTreeMap;
 
-use clap::Subcommand;
 use serde::Serialize;
 
-use super::{
-    Failure, Output,
-    lookup::{Aws, find, project_of},
-};
 use crate::{
+    cli::{
+        Failure, Output,
+        lookup::{Aws, project_of},
+    },
     config::Config,
     model::{EnvKey, Release, Status},
     store::ReleaseStore,
 };
-
-#[derive(Debug, Subcommand)]
-pub enum ReleaseCommand {
-    /// Write a new release from a label's images in SSM and/or explicit --service pairs.
-    Create(super::create::CreateArgs),
-    /// A new release from an existing one with some services' images swapped.
-    Update(super::create::UpdateArgs),
-    /// The releases of a project, newest first, with where each is deployed.
-    List {
-        #[arg(long)]
-        project: String,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// One release, with its deployments and their status.
-    Show { release_id: String },
-}
-
-pub async fn run(
-    config: &Config,
-    aws: &Aws,
-    command: ReleaseCommand,
-    output: Output,
-) -> Result<(), Failure> {
-    let store = aws.releases();
-    match command {
-        ReleaseCommand::Create(args) => super::create::create(config, aws, &store, args).await,
-        ReleaseCommand::Update(args) => super::create::update(config, aws, &store, args).await,
-        ReleaseCommand::List { project, limit } => {
-            list(config, aws, &store, &project, limit, output).await
-        }
-        ReleaseCommand::Show { release_id } => {
-            let (_, release) = find(config, &store, &release_id).await?;
-            if !output.json(&release)? {
-                print_release(&release);
-            }
-            Ok(())
-        }
-    }
-}
 
 /// One line of `release list --output json`.
 #[derive(Debug, Serialize)]
@@ -80,7 +39,7 @@ fn deployed_to(release: &Release) -> BTreeMap<String, String> {
     found
 }
 
-async fn list(
+pub async fn run(
     config: &Config,
     aws: &Aws,
     store: &ReleaseStore,
@@ -143,29 +102,4 @@ async fn list(
         );
     }
     Ok(())
-}
-
-fn print_release(release: &Release) {
-    println!("release   {}", release.release_id);
-    println!("project   {}", release.project_id);
-    if let Some(created) = release.date_created {
-        println!("created   {created}");
-    }
-    if let Some(description) = release.description.as_deref().filter(|d| !d.is_empty()) {
-        println!("about     {description}");
-    }
-    println!("images");
-    for (service, uri) in &release.images {
-        println!("  {service:<20} {}", uri.as_deref().unwrap_or("(none)"));
-    }
-    println!("deployments");
-    for entry in &release.deployments {
-        println!(
-            "  {} {:<12} {:<18} {}",
-            entry.date_created,
-            entry.environment.id,
-            entry.status.map_or("pending", Status::as_str),
-            entry.status_message.as_deref().unwrap_or_default()
-        );
-    }
 }

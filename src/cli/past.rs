@@ -1,0 +1,90 @@
+//! Past deployments to an environment, read from the releases themselves (newest
+//! deployed first on `deployment_gsi`), and what the controller did on its own there
+//! (self-heals, from the environment's state): for `history` and `rollback`.
+
+use serde::Serialize;
+
+use super::{Failure, lookup::Aws};
+use crate::{
+    config::Config,
+    model::{EnvKey, Release, Status},
+    store::{ReleaseStore, state::HistoryKind},
+};
+
+/// One line of `history --output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Past {
+    /// `deployment`, or `self_heal` (drifted pins put back by the controller).
+    pub kind: &'static str,
+    pub release_id: String,
+    pub environment: String,
+    pub date_created: String,
+    pub requested_by: Option<String>,
+    pub description: Option<String>,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub status_updated_at: Option<String>,
+}
+
+/// Every deployment to `key`, newest first, at most `limit`.
+pub async fn deployments(
+    config: &Config,
+    store: &ReleaseStore,
+    key: &EnvKey,
+    limit: usize,
+) -> Result<Vec<(Past, Release)>, Failure> {
+    let (project, _) = config.environment(key)?;
+    let table = config.releases_table(project);
+    let mut found: Vec<(Past, Release)> = Vec::new();
+    for release in store
+        .recently_deployed(table, &project.id, |_| true)
+        .await?
+    {
+        let Ok(release) = release else { continue };
+        for entry in release
+            .deployments
+            .iter()
+            .filter(|d| d.environment.id == key.environment)
+        {
+            let past = Past {
+                kind: "deployment",
+                release_id: release.release_id.clone(),
+                environment: key.environment.clone(),
+                date_created: entry.date_created.to_wire(),
+                requested_by: entry
+                    .requested_by
+                    .as_ref()
+                    .and_then(|p| p.name.clone().or(p.id.clone())),
+                description: entry.description.clone(),
+                status: entry.status.map_or("pending", Status::as_str).to_owned(),
+                status_message: entry.status_message.clone(),
+                status_updated_at: entry.status_updated_at.map(|t| t.to_wire()),
+            };
+            found.push((past, release.clone()));
+        }
+    }
+    found.sort_by(|a, b| b.0.date_created.cmp(&a.0.date_created));
+    found.truncate(limit);
+    Ok(found)
+}
+
+/// What the controller did on its own (self-heals), from the environment's state.
+pub async fn self_heals(aws: &Aws, config: &Config, key: &EnvKey) -> Result<Vec<Past>, Failure> {
+    let state = aws.state(config).get(key).await?;
+    Ok(state
+        .history
+        .into_iter()
+        .filter(|entry| entry.kind == HistoryKind::SelfHeal)
+        .map(|entry| Past {
+            kind: entry.kind.as_str(),
+            release_id: entry.release_id,
+            environment: key.environment.clone(),
+            date_created: entry.at.to_wire(),
+            requested_by: Some("relctl (self_heal)".into()),
+            description: None,
+            status: entry.status.as_str().to_owned(),
+            status_message: Some(entry.message),
+            status_updated_at: Some(entry.at.to_wire()),
+        })
+        .collect())
+}

@@ -1,0 +1,65 @@
+//! Requesting a deployment (`deploy`, `rollback`): check it as the controller would,
+//! then append the entry to the release atomically.
+
+use super::{Failure, lookup::Aws};
+use crate::{
+    config::Config,
+    model::{
+        EnvKey, Release, Timestamp,
+        record::{Deployment, EnvironmentRef},
+    },
+    store::ReleaseStore,
+};
+
+/// Validates a deployment of `release` to `environment` and appends its entry (an
+/// atomic list append: two people deploying at once both land). Returns the entry and
+/// its index.
+pub async fn request(
+    config: &Config,
+    aws: &Aws,
+    store: &ReleaseStore,
+    table: &str,
+    release: &Release,
+    environment: &str,
+    description: &str,
+) -> Result<(Deployment, usize), Failure> {
+    let key = EnvKey::new(&release.project_id, environment);
+    let (project, environment) = config.environment(&key)?;
+    crate::model::resolve_images(release, project.image_uri_template.as_deref())?;
+    crate::model::gate(release, &environment.id, &environment.requires)?;
+    let entry = Deployment {
+        date_created: Timestamp::from_utc(chrono::Utc::now()),
+        description: Some(description.to_owned()),
+        environment: EnvironmentRef {
+            id: environment.id.clone(),
+            name: Some(environment.name.clone()),
+        },
+        requested_by: Some(aws.caller().await),
+        status: None,
+        status_message: None,
+        status_updated_at: None,
+        approved_by: None,
+        approved_at: None,
+    };
+    let index = store
+        .append_deployment(table, &release.release_id, &entry)
+        .await?;
+    eprintln!(
+        "requested deployment of release {} to {} ({})",
+        release.release_id, environment.id, environment.name
+    );
+    if environment.protected {
+        eprintln!(
+            "{} is protected: the deployment waits for `relctl approve {} --env {}`{}",
+            environment.id,
+            release.release_id,
+            environment.id,
+            if environment.four_eyes {
+                " by someone else"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok((entry, index))
+}

@@ -8,25 +8,34 @@
 //! # Layout
 //!
 //! ```text
-//!  DynamoDB stream ──▶ watcher ──┐                      ┌──▶ pin: SSM /{p}/images/{env}/{svc}
-//!  (hint, fast path)             ├─▶ queue ─▶ reconcile ┤
-//!  periodic resync ──────────────┘   (dedup by          └──▶ verify, write status
-//!  (truth: query the table)          project+env)
+//!  DynamoDB stream ──▶ watcher ──┐                      ┌──▶ pin: SSM /{p}/images/{env}/{svc},
+//!  (hint, fast path)             ├▶ intake ▶ queue ▶ reconcile │      a JSON document, an ECR tag
+//!  periodic resync ──────────────┘  (desired    (dedup by  ├──▶ actuator: Terraform, CodePipeline,
+//!  (truth: query the table)          pointer)   project+env)│     ECS, Lambda
+//!                                                          └──▶ verify, write the outcome
 //! ```
 //!
-//! - [`model`]: pure domain (ids, records, intents, `plan`); no I/O.
-//! - [`config`]: figment-layered operator configuration.
-//! - [`store`]: DynamoDB adapters (releases table, state table, set-up).
-//! - [`watcher`]: DynamoDB Streams → intents, with checkpoints.
+//! A reconcile reads the facts, asks [`reconciler::decide`] (pure: no clock, no AWS
+//! types) for the next step, carries it out, and asks again; an environment's state is
+//! one [`model::state::Activity`] enum, changed only by carrying out steps, written by
+//! one writer.
+//!
+//! From the bottom up (a module imports only those below it):
+//! - [`model`]: pure domain (ids, records, intents, the environment's state, `plan`).
+//! - [`config`]: figment-layered operator configuration, every problem at once.
+//! - [`aws`], [`metrics`], [`aws_metrics`], [`telemetry`]: SDK set-up, rate limits,
+//!   error classes; the Prometheus registry.
+//! - [`store`]: DynamoDB adapters (releases table, state table, lease, set-up checks).
+//! - [`pin`] and [`actuator`]: where desired images are recorded, and what applies them;
+//!   [`adapters`] builds both per environment, with clients for its account.
 //! - [`queue`]: keyed delay queue with per-key backoff.
-//! - [`reconciler`]: intake, resync, reconcile and outcome writing.
-//! - [`pin`]: where desired images are recorded (SSM parameters, an SSM JSON document,
-//!   an ECR tag).
-//! - [`actuator`]: what applies them (commands/Terraform, CodePipeline, ECS, Lambda).
-//! - [`adapters`]: builds each environment's pin and actuator for its account.
-//! - [`controller`]: wires the above into the daemon, with graceful shutdown.
-//! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz` and the status page.
-//! - [`cli`]: the `relctl` commands.
+//! - [`context`]: what one leadership term shares.
+//! - [`intake`]: intents taken in (desired pointer, supersede) and the resync.
+//! - [`watcher`]: DynamoDB Streams → intake, with checkpoints.
+//! - [`reconciler`]: `decide`, the steps that carry it out, the outcome writer.
+//! - [`health`] and [`http`]: readiness; `/metrics`, `/healthz`, `/readyz`, the page.
+//! - [`controller`]: the daemon: lease, table checks, watchers, dispatch, shutdown.
+//! - [`cli`]: the `relctl` commands, one file each.
 
 pub mod actuator;
 pub mod adapters;

@@ -1,8 +1,9 @@
 //! One leadership term: while this replica holds the lease, the watchers, the resync
 //! loop and the dispatcher run against a state store fenced by the lease. The term ends
-//! when the lease is lost (everything stops at once: in-flight reconciles are dropped at
-//! their next await, and their fenced writes would be refused anyway) or on shutdown
-//! (no new work; in-flight reconciles finish within `controller.drain_timeout`).
+//! when the lease is lost (in-flight reconciles are dropped at their next await, and any
+//! state write they would still make is refused by the fence; a child process an
+//! actuator started is not stopped by this) or on shutdown (no new work; in-flight
+//! reconciles finish within `controller.drain_timeout`, then are dropped).
 
 use std::{sync::Arc, time::Duration};
 

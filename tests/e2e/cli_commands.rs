@@ -43,17 +43,16 @@ fn keys(value: &Value) -> Vec<&str> {
     keys
 }
 
-#[tokio::test]
-async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
-    let h = Harness::new(GATED).await;
+/// Two releases, each deployed to stage then prod through the promotion gate (which
+/// first refuses prod), with the CLI as a person would: (r1, r2).
+async fn through_stage_to_prod(h: &Harness) -> (String, String) {
     h.put_parameter("/bugfarm/images/latest/hatching", "r.example/hatching:v1")
         .await;
     h.put_parameter("/bugfarm/images/latest/feeding", "r.example/feeding:v1")
         .await;
-    let controller = h.start_controller().await;
 
     let r1 = ok(
-        &h,
+        h,
         &[
             "release",
             "create",
@@ -64,31 +63,31 @@ async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
         ],
     )
     .await;
-    let r1 = r1.trim();
+    let r1 = r1.trim().to_owned();
     let r2 = ok(
-        &h,
+        h,
         &[
             "release",
             "update",
-            r1,
+            &r1,
             "--service",
             "hatching=r.example/hatching:v2",
         ],
     )
     .await;
-    let r2 = r2.trim();
+    let r2 = r2.trim().to_owned();
     assert_ne!(r1, r2);
 
     // The promotion gate: prod needs a success in stage first.
-    let (code, _, err) = relctl(&h, &["deploy", r2, "--env", "prod"]).await;
+    let (code, _, err) = relctl(h, &["deploy", &r2, "--env", "prod"]).await;
     assert_eq!(code, 1);
     assert!(
         err.contains("has not succeeded in stage yet, which prod requires first"),
         "{err}"
     );
-    for (release, env) in [(r1, "stage"), (r1, "prod"), (r2, "stage"), (r2, "prod")] {
+    for (release, env) in [(&r1, "stage"), (&r1, "prod"), (&r2, "stage"), (&r2, "prod")] {
         let (code, _, err) = relctl(
-            &h,
+            h,
             &[
                 "deploy",
                 release,
@@ -104,6 +103,15 @@ async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
         assert!(err.contains("succeeded"), "{err}");
     }
 
+    (r1, r2)
+}
+
+#[tokio::test]
+async fn read_commands_print_their_documented_json_shapes() {
+    let h = Harness::new(GATED).await;
+    let controller = h.start_controller().await;
+    let (r1, r2) = through_stage_to_prod(&h).await;
+    let (r1, r2) = (r1.as_str(), r2.as_str());
     let listed = json(&h, &["release", "list", "--project", "bugfarm"]).await;
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 2);
@@ -190,6 +198,15 @@ async fn a_release_goes_through_stage_to_prod_then_is_rolled_back() {
     assert_eq!(prod["running_release"], r2);
     assert_eq!(prod["phase"], "converged");
 
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn diff_writes_nothing_and_rollback_deploys_the_previous_success() {
+    let h = Harness::new(GATED).await;
+    let controller = h.start_controller().await;
+    let (r1, r2) = through_stage_to_prod(&h).await;
+    let (r1, r2) = (r1.as_str(), r2.as_str());
     let diff = json(&h, &["diff", r1, "--env", "prod"]).await;
     assert_eq!(
         keys(&diff),

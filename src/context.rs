@@ -12,13 +12,15 @@ use crate::{
     metrics::Metrics,
     model::{EnvKey, Timestamp},
     queue::{Backoffs, Queue},
-    store::{ReleaseStore, StateStore, setup::TableProblems},
+    store::{ReleaseStore, StateStore, attestations::Attestations, setup::TableProblems},
 };
 
 pub struct Context {
     pub config: Arc<Config>,
     pub releases: ReleaseStore,
     pub state: StateStore,
+    /// Who approved and who requested deployments, as the approvals table proves.
+    pub attestations: Attestations,
     /// Each configured environment's pin and actuator.
     pub adapters: HashMap<EnvKey, Adapters>,
     pub queue: Arc<Queue<EnvKey>>,
@@ -40,6 +42,7 @@ impl Context {
         config: Arc<Config>,
         releases: ReleaseStore,
         state: StateStore,
+        attestations: Attestations,
         adapters: HashMap<EnvKey, Adapters>,
         metrics: Arc<Metrics>,
         tables: Arc<TableProblems>,
@@ -49,6 +52,7 @@ impl Context {
             config,
             releases,
             state,
+            attestations,
             adapters,
             queue: Arc::new(Queue::new()),
             backoffs,

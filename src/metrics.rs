@@ -65,6 +65,8 @@ pub struct Metrics {
     pub stream_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
     pub stream_records: Family<TableLabels, Counter>,
     pub poison_records: Family<TableLabels, Counter>,
+    /// Deployment entries refused on their own (an unreadable field).
+    pub rejected_entries: Family<TableLabels, Counter>,
     /// Problems that keep relctl from using a table (0 when it is usable).
     pub table_problems: Family<TableLabels, Gauge>,
     pub aws_calls: Family<AwsLabels, Counter>,
@@ -91,6 +93,7 @@ impl Default for Metrics {
             stream_lag: Family::default(),
             stream_records: Family::default(),
             poison_records: Family::default(),
+            rejected_entries: Family::default(),
             table_problems: Family::default(),
             aws_calls: Family::default(),
             aws_failed_attempts: Family::default(),
@@ -133,6 +136,11 @@ impl Metrics {
             "outcome_writes",
             "Outcome writes by target (entry, state) and outcome (ok, conflict, error)",
             metrics.writes.clone(),
+        );
+        r.register(
+            "rejected_entries",
+            "Deployment entries refused on their own because a field could not be read",
+            metrics.rejected_entries.clone(),
         );
         r.register(
             "table_problems",

@@ -1,5 +1,7 @@
-//! `relctl approve RELEASE --env E`: record the caller's approval on the release's
-//! waiting deployment to a `protected` environment; the controller then applies it.
+//! `relctl approve RELEASE --env E`: record the caller's approval of the release's
+//! waiting deployment to a `protected` environment in the approvals table, under the
+//! caller's own AWS identity (which IAM makes the item's key); the controller then
+//! applies it. Refused at once where the controller would refuse it.
 
 use clap::Args;
 
@@ -9,7 +11,11 @@ use super::{
 };
 use crate::{
     config::Config,
-    model::{EnvKey, IntentRef, Status, Timestamp},
+    model::{
+        EnvKey, IntentRef, Person, Status, Timestamp,
+        approval::{Approvals, approval_missing},
+    },
+    store::attestations::{Kind, subject},
 };
 
 #[derive(Debug, Args)]
@@ -33,27 +39,30 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
     let waiting = found
         .deployments
         .iter()
-        .enumerate()
-        .filter(|(_, d)| d.environment.id == environment.id)
-        .filter(|(_, d)| !d.status.is_some_and(Status::is_terminal))
-        .max_by_key(|(_, d)| d.date_created)
+        .filter(|d| d.environment.id == environment.id)
+        .filter(|d| !d.status.is_some_and(Status::is_terminal))
+        .max_by_key(|d| d.date_created.clone())
         .ok_or_else(|| {
             Failure::refused(format!(
                 "no deployment of release {} to {} is waiting; `relctl deploy {} --env {}` first",
                 found.release_id, environment.id, found.release_id, environment.id
             ))
         })?;
-    let intent = IntentRef {
-        date_created: waiting.1.date_created,
-        release_id: found.release_id.clone(),
-        index: waiting.0,
-    };
-    let by = aws.caller().await;
+    let intent = IntentRef::of(&found.release_id, waiting);
+    let me = aws.principal().await?;
     // Refuse now what the controller would refuse later (four eyes).
-    let mut approved = waiting.1.clone();
-    approved.approved_by = Some(by.clone());
-    if let Some(why) = crate::model::awaiting_approval(
-        &approved,
+    let attestations = aws.attestations(config);
+    let requester = attestations
+        .principals(&subject(Kind::Request, &key, &intent))
+        .await?
+        .into_iter()
+        .next();
+    let approvals = Approvals {
+        approvers: vec![me.clone()],
+        requester,
+    };
+    if let Some(why) = approval_missing(
+        &approvals,
         &found.release_id,
         &environment.id,
         environment.four_eyes,
@@ -61,17 +70,18 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
         return Err(Failure::refused(format!("{why}; nothing was approved")));
     }
     let now = Timestamp::from_utc(chrono::Utc::now());
-    if !store.approve(&table, &intent, &by, now).await? {
-        return Err(Failure::refused(
-            "the deployment finished or changed meanwhile; nothing was approved",
-        ));
+    attestations
+        .record(&me, &subject(Kind::Approve, &key, &intent), now)
+        .await?;
+    // Shown on the entry for people (and it wakes the controller through the stream);
+    // the controller trusts only the approvals table.
+    let shown = Person::from_arn(&me.arn);
+    if !store.approve(&table, &intent, &shown, now).await? {
+        eprintln!("note: the deployment finished or changed meanwhile");
     }
     eprintln!(
         "approved the deployment of release {} to {} (requested at {}) as {}",
-        found.release_id,
-        environment.id,
-        intent.date_created,
-        by.name.or(by.id).unwrap_or_default()
+        found.release_id, environment.id, intent.date_created, me.arn
     );
     Ok(())
 }

@@ -69,7 +69,7 @@ pub async fn follow(
             Ok(env)
                 if env.activity.intent().is_some_and(|a| {
                     a.release_id == followed.release_id
-                        && a.date_created == followed.entry.date_created
+                        && a.date_created == followed.entry.date_created.at
                 }) =>
             {
                 env.activity

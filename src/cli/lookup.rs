@@ -11,9 +11,10 @@ use crate::{
     adapters::Clients,
     config::{Config, Project},
     metrics::Metrics,
-    model::{Person, Release},
+    model::{Person, Release, approval::Principal},
     store::{
         ReleaseStore, StateStore,
+        attestations::Attestations,
         lease::{Holder, Leases},
     },
 };
@@ -69,6 +70,27 @@ impl Aws {
                 name: Some("unknown".into()),
             },
         }
+    }
+
+    /// The caller as IAM identifies it (`aws:userid` and ARN): what an attestation is
+    /// keyed by, and what the approvers' and deployers' policies allow them to write.
+    pub async fn principal(&self) -> Result<Principal, Failure> {
+        let identity = self.sts.get_caller_identity().send().await.map_err(|e| {
+            Failure::refused(format!(
+                "failed to learn who you are (sts:GetCallerIdentity): {}",
+                crate::aws::error_message(&e)
+            ))
+        })?;
+        match (identity.user_id, identity.arn) {
+            (Some(id), Some(arn)) => Ok(Principal { id, arn }),
+            _ => Err(Failure::refused(
+                "sts:GetCallerIdentity named no user id and ARN",
+            )),
+        }
+    }
+
+    pub fn attestations(&self, config: &Config) -> Attestations {
+        Attestations::new(self.dynamodb.clone(), &config.tables.approvals)
     }
 
     /// Who holds the leader lease, if it could be read.

@@ -50,7 +50,7 @@ pub async fn deployments(
                 kind: "deployment",
                 release_id: release.release_id.clone(),
                 environment: key.environment.clone(),
-                date_created: entry.date_created.to_wire(),
+                date_created: entry.date_created.at.to_wire(),
                 requested_by: entry
                     .requested_by
                     .as_ref()

@@ -5,10 +5,13 @@ use super::{Failure, lookup::Aws};
 use crate::{
     config::Config,
     model::{
-        EnvKey, Release, Timestamp,
+        EnvKey, IntentRef, Release, Stamp, Timestamp,
         record::{Deployment, EnvironmentRef},
     },
-    store::ReleaseStore,
+    store::{
+        ReleaseStore,
+        attestations::{Kind, subject},
+    },
 };
 
 /// Validates a deployment of `release` to `environment` and appends its entry (an
@@ -26,9 +29,34 @@ pub async fn request(
     let key = EnvKey::new(&release.project_id, environment);
     let (project, environment) = config.environment(&key)?;
     crate::model::resolve_images(release, project.image_uri_template.as_deref())?;
-    crate::model::gate(release, &environment.id, &environment.requires)?;
+    let verified = aws
+        .state(config)
+        .verified(&key.project, &environment.requires, &release.release_id)
+        .await?;
+    crate::model::gate(
+        &release.release_id,
+        &environment.id,
+        &environment.requires,
+        &verified,
+    )?;
+    let date_created = Stamp::new(Timestamp::from_utc(chrono::Utc::now()));
+    if environment.protected {
+        // Who asked, under their own identity, before the entry exists: four eyes
+        // compares the approver with this, never with the entry's free-text requester.
+        let me = aws.principal().await?;
+        let intent = IntentRef {
+            date_created: date_created.at,
+            release_id: release.release_id.clone(),
+            index: 0,
+            date_created_raw: None,
+        };
+        aws.attestations(config)
+            .record(&me, &subject(Kind::Request, &key, &intent), date_created.at)
+            .await?;
+    }
     let entry = Deployment {
-        date_created: Timestamp::from_utc(chrono::Utc::now()),
+        index: 0,
+        date_created,
         description: Some(description.to_owned()),
         environment: EnvironmentRef {
             id: environment.id.clone(),

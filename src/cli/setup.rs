@@ -17,11 +17,22 @@ pub async fn run(config: &Config, aws: &Aws) -> Result<(), Failure> {
             }
         }
     }
-    match setup::ensure_state_table(&client, &config.tables.state).await {
-        Ok(action) => println!("{action}"),
-        Err(error) => {
-            eprintln!("error: {error}");
-            refused.push(config.tables.state.clone());
+    for (table, ensured) in [
+        (
+            &config.tables.state,
+            setup::ensure_state_table(&client, &config.tables.state).await,
+        ),
+        (
+            &config.tables.approvals,
+            setup::ensure_approvals_table(&client, &config.tables.approvals).await,
+        ),
+    ] {
+        match ensured {
+            Ok(action) => println!("{action}"),
+            Err(error) => {
+                eprintln!("error: {error}");
+                refused.push(table.clone());
+            }
         }
     }
     if refused.is_empty() {

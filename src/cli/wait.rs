@@ -24,12 +24,11 @@ pub async fn run(config: &Config, aws: &Aws, args: WaitArgs) -> Result<(), Failu
     let (table, release) = lookup::find(config, &aws.releases(), &args.release_id).await?;
     let key = EnvKey::new(&release.project_id, &args.environment);
     config.environment(&key)?;
-    let (index, entry) = release
+    let entry = release
         .deployments
         .iter()
-        .enumerate()
-        .filter(|(_, d)| d.environment.id == args.environment)
-        .max_by_key(|(_, d)| d.date_created)
+        .filter(|d| d.environment.id == args.environment)
+        .max_by_key(|d| d.date_created.at)
         .ok_or_else(|| {
             Failure::refused(format!(
                 "release {} has no deployment to {}; `relctl deploy {} --env {}` requests one",
@@ -44,7 +43,7 @@ pub async fn run(config: &Config, aws: &Aws, args: WaitArgs) -> Result<(), Failu
             table: &table,
             release_id: &release.release_id,
             entry,
-            index,
+            index: entry.index,
         },
         args.timeout,
     )

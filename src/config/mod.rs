@@ -93,6 +93,14 @@ pub(crate) fn default_rate_limits() -> std::collections::BTreeMap<String, u32> {
 pub struct Tables {
     pub releases: String,
     pub state: String,
+    /// Approvals and requests, keyed by the writer's AWS identity (see the README's
+    /// security model).
+    #[serde(default = "default_approvals_table")]
+    pub approvals: String,
+}
+
+fn default_approvals_table() -> String {
+    "relctl-approvals".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +127,14 @@ pub struct Controller {
     pub history_limit: usize,
     /// Failed attempts at one intent before it is marked `failed` for good.
     pub max_attempts: u32,
+    /// How far ahead of the controller's clock an entry's `date_created` may be; one
+    /// further ahead is refused (it would supersede every real deployment until then).
+    #[serde(with = "humantime_serde", default = "five_minutes")]
+    pub max_clock_skew: Duration,
+}
+
+fn five_minutes() -> Duration {
+    Duration::from_secs(300)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +196,7 @@ impl Default for Config {
             tables: Tables {
                 releases: "relctl-releases".into(),
                 state: "relctl-state".into(),
+                approvals: default_approvals_table(),
             },
             controller: Controller {
                 poll_interval: Duration::from_millis(250),
@@ -191,6 +208,7 @@ impl Default for Config {
                 backoff_max: Duration::from_secs(300),
                 history_limit: 20,
                 max_attempts: 10,
+                max_clock_skew: five_minutes(),
             },
             lease: Lease {
                 duration: Duration::from_secs(15),

@@ -102,6 +102,7 @@ impl Config {
         for (name, table) in [
             ("tables.releases", &self.tables.releases),
             ("tables.state", &self.tables.state),
+            ("tables.approvals", &self.tables.approvals),
         ] {
             if table.trim().is_empty() {
                 problems.push(format!("{name}: must not be empty"));

@@ -19,7 +19,7 @@ use crate::{
     model::EnvKey,
     queue::Priority,
     reconciler::{self, Action},
-    store::{ReleaseStore, lease::Fence},
+    store::{ReleaseStore, attestations::Attestations, lease::Fence},
 };
 
 /// How a term ended.
@@ -39,6 +39,7 @@ pub async fn lead(
         config.clone(),
         ReleaseStore::new(shared.dynamodb.clone()),
         shared.state.clone().fenced(fence.clone()),
+        Attestations::new(shared.dynamodb.clone(), &config.tables.approvals),
         shared.adapters.clone(),
         shared.metrics.clone(),
         shared.health.tables.clone(),

@@ -126,6 +126,7 @@ mod tests {
                 date_created: at,
                 release_id: "r1".into(),
                 index: 0,
+                date_created_raw: None,
             }),
             observed: Some(Observed {
                 release_id: "r1".into(),
@@ -139,6 +140,7 @@ mod tests {
                         date_created: at,
                         release_id: "r1".into(),
                         index: 0,
+                        date_created_raw: None,
                     },
                     requested_by: None,
                     since: at,

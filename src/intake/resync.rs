@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::{context::Context, intake};
 use crate::{
-    model::{EnvKey, Intent, intent::intents_of},
+    model::{EnvKey, Intent, Release, intent::intents_of},
     queue::Priority,
     store::StoreError,
 };
@@ -24,8 +24,11 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
         return Ok(());
     };
     let table = ctx.config.releases_table(project).to_owned();
+    let horizon = ctx.now().as_utc() + ctx.config.controller.max_clock_skew;
     let mut best: Option<Intent> = None;
     let mut unfinished: Vec<Intent> = Vec::new();
+    // Dated beyond the allowed skew: never the best; taken in only to be refused.
+    let mut future: Vec<Intent> = Vec::new();
     let releases = ctx
         .releases
         .recently_deployed(&table, &key.project, |release| {
@@ -35,7 +38,9 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
                 return false;
             }
             for intent in intents_of(release).filter(|i| &i.key == key) {
-                if best.as_ref().is_none_or(|b| intent.at.is_newer_than(&b.at)) {
+                if intent.at.date_created.as_utc() > horizon {
+                    future.push(intent);
+                } else if best.as_ref().is_none_or(|b| intent.at.is_newer_than(&b.at)) {
                     if let Some(previous) = best.replace(intent) {
                         unfinished.push(previous);
                     }
@@ -46,23 +51,35 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
             true
         })
         .await?;
+    let readable: Vec<&Release> = releases.iter().filter_map(|r| r.as_ref().ok()).collect();
     for skipped in releases.iter().filter_map(|r| r.as_ref().err()) {
         warn!(%key, error = %skipped, "skipped an undecodable release item");
+    }
+    for release in &readable {
+        for rejected in release
+            .rejected
+            .iter()
+            .filter(|r| r.environment.as_deref() == Some(&key.environment))
+        {
+            intake::reject(ctx, &table, release, rejected).await?;
+        }
+    }
+    let unfinished_of = |intent: &Intent| !intent.status.is_some_and(|s| s.is_terminal());
+    for intent in future.iter().filter(|i| unfinished_of(i)) {
+        if let Some(release) = readable
+            .iter()
+            .find(|r| r.release_id == intent.at.release_id)
+        {
+            intake::take(ctx, &table, release, intent).await?;
+        }
     }
     let Some(best) = best else {
         return Ok(());
     };
-    let release = releases
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .find(|r| r.release_id == best.at.release_id);
-    if let Some(release) = release {
+    if let Some(release) = readable.iter().find(|r| r.release_id == best.at.release_id) {
         intake::take(ctx, &table, release, &best).await?;
     }
-    for older in unfinished
-        .iter()
-        .filter(|i| !i.status.is_some_and(|s| s.is_terminal()))
-    {
+    for older in unfinished.iter().filter(|i| unfinished_of(i)) {
         intake::supersede(ctx, &table, &older.at, &best.at).await?;
     }
     Ok(())

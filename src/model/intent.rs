@@ -3,18 +3,54 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{EnvKey, Release, Status, Timestamp};
+use super::{EnvKey, Release, Status, Timestamp, record::Deployment, time::Raw};
 
 /// Points at one deployment entry: the release, its position in `deployments`, and its
-/// `date_created`, which guards every write by index against a reordered list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `date_created`, which guards every write by index against a reordered list. The
+/// writer's own `date_created` value is kept as stored, for those conditions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntentRef {
     pub date_created: Timestamp,
     pub release_id: String,
     pub index: usize,
+    /// `date_created` exactly as the entry stores it (absent in pointers written by an
+    /// older controller: then the canonical form, which is what that one wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_created_raw: Option<Raw>,
+}
+
+/// The same entry, however its `date_created` was spelt.
+impl PartialEq for IntentRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.order_key() == other.order_key()
+    }
+}
+
+impl Eq for IntentRef {}
+
+impl std::hash::Hash for IntentRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.order_key().hash(state);
+    }
 }
 
 impl IntentRef {
+    pub fn of(release_id: &str, entry: &Deployment) -> Self {
+        Self {
+            date_created: entry.date_created.at,
+            release_id: release_id.to_owned(),
+            index: entry.index,
+            date_created_raw: Some(entry.date_created.raw.clone()),
+        }
+    }
+
+    /// `date_created` as the entry stores it.
+    pub fn stored_date(&self) -> Raw {
+        self.date_created_raw
+            .clone()
+            .unwrap_or_else(|| Raw::S(self.date_created.to_wire()))
+    }
+
     /// Newer intents sort last. The index only breaks ties inside one release.
     pub fn order_key(&self) -> (Timestamp, &str, usize) {
         (self.date_created, &self.release_id, self.index)
@@ -46,19 +82,11 @@ pub struct Intent {
 
 /// Every intent a release holds, in list order.
 pub fn intents_of(release: &Release) -> impl Iterator<Item = Intent> + '_ {
-    release
-        .deployments
-        .iter()
-        .enumerate()
-        .map(|(index, entry)| Intent {
-            key: EnvKey::new(&release.project_id, &entry.environment.id),
-            at: IntentRef {
-                date_created: entry.date_created,
-                release_id: release.release_id.clone(),
-                index,
-            },
-            status: entry.status,
-        })
+    release.deployments.iter().map(|entry| Intent {
+        key: EnvKey::new(&release.project_id, &entry.environment.id),
+        at: IntentRef::of(&release.release_id, entry),
+        status: entry.status,
+    })
 }
 
 /// Intents in `new` that `old` did not have. A change that only touched status fields
@@ -66,8 +94,12 @@ pub fn intents_of(release: &Release) -> impl Iterator<Item = Intent> + '_ {
 pub fn new_intents(old: Option<&Release>, new: &Release) -> Vec<Intent> {
     intents_of(new)
         .filter(|intent| {
-            let entry = &new.deployments[intent.at.index];
-            !old.is_some_and(|old| old.deployments.iter().any(|o| o.same_intent(entry)))
+            !old.is_some_and(|old| {
+                old.deployments.iter().any(|o| {
+                    o.date_created.at == intent.at.date_created
+                        && o.environment.id == intent.key.environment
+                })
+            })
         })
         .collect()
 }
@@ -87,7 +119,10 @@ pub fn newest_for<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::record::{Deployment, EnvironmentRef};
+    use crate::model::{
+        record::{Deployment, EnvironmentRef},
+        time::Stamp,
+    };
 
     fn at(text: &str) -> Timestamp {
         Timestamp::parse(text).unwrap()
@@ -95,7 +130,8 @@ mod tests {
 
     fn entry(env: &str, date: &str) -> Deployment {
         Deployment {
-            date_created: at(date),
+            index: 0,
+            date_created: Stamp::new(at(date)),
             description: None,
             environment: EnvironmentRef {
                 id: env.into(),
@@ -121,8 +157,13 @@ mod tests {
             requested_by: None,
             images: Default::default(),
             release_manifest: None,
-            deployments,
+            deployments: deployments
+                .into_iter()
+                .enumerate()
+                .map(|(index, entry)| Deployment { index, ..entry })
+                .collect(),
             malformed: None,
+            rejected: Vec::new(),
         }
     }
 
@@ -152,9 +193,10 @@ mod tests {
     fn an_appended_entry_is_a_new_intent_and_a_status_write_is_not() {
         let old = release("a", vec![entry("stage", "2024-01-01T00:00:00")]);
         let mut appended = old.clone();
-        appended
-            .deployments
-            .push(entry("prod", "2024-01-02T00:00:00"));
+        appended.deployments.push(Deployment {
+            index: 1,
+            ..entry("prod", "2024-01-02T00:00:00")
+        });
         let found = new_intents(Some(&old), &appended);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].key, EnvKey::new("bugfarm", "prod"));

@@ -2,6 +2,7 @@
 //! desired and observed images into changes. No AWS types, no I/O, no clock reads:
 //! callers pass `now` in, so everything here is unit-testable.
 
+pub mod approval;
 pub mod ids;
 pub mod image;
 pub mod intent;
@@ -14,6 +15,7 @@ pub mod time;
 pub use ids::{EnvKey, IdError, validate_id};
 pub use image::ImageRef;
 pub use intent::{Intent, IntentRef, new_intents};
-pub use plan::{Change, Images, Plan, Refusal, awaiting_approval, gate, plan, resolve_images};
+pub use plan::{Change, Images, Plan, Refusal, gate, plan, resolve_images};
 pub use record::{Deployment, Person, Release, Status};
 pub use time::Timestamp;
+pub use time::{Raw, Stamp};

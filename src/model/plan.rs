@@ -103,45 +103,25 @@ pub fn resolve_images(release: &Release, template: Option<&str>) -> Result<Image
     Ok(images)
 }
 
-/// Why a deployment to a `protected` environment must wait, if it must.
-pub fn awaiting_approval(
-    entry: &super::Deployment,
+/// The promotion gate: the release must have succeeded in each of `requires` before it
+/// may be deployed to `environment`. `verified` is where the controller's own records
+/// say it succeeded; a record's `status` fields never count, as any writer can set them.
+pub fn gate(
     release_id: &str,
     environment: &str,
-    four_eyes: bool,
-) -> Option<String> {
-    let Some(approver) = &entry.approved_by else {
-        return Some(format!(
-            "environment {environment} is protected: waiting for an approval (`relctl approve {release_id} --env {environment}`)"
-        ));
-    };
-    let same = |p: &super::Person| p.id.clone().or_else(|| p.name.clone());
-    if four_eyes && entry.requested_by.as_ref().and_then(same) == same(approver) {
-        return Some(format!(
-            "environment {environment} needs four eyes: the approver must not be the requester ({})",
-            same(approver).unwrap_or_default()
-        ));
-    }
-    None
-}
-
-/// The promotion gate: `release` must have succeeded in each of `requires` before it
-/// may be deployed to `environment`.
-pub fn gate(release: &Release, environment: &str, requires: &[String]) -> Result<(), Refusal> {
+    requires: &[String],
+    verified: &[String],
+) -> Result<(), Refusal> {
     let missing: Vec<&str> = requires
         .iter()
-        .filter(|required| {
-            !release.deployments.iter().any(|d| {
-                &d.environment.id == *required && d.status == Some(super::Status::Succeeded)
-            })
-        })
+        .filter(|required| !verified.contains(required))
         .map(String::as_str)
         .collect();
     if missing.is_empty() {
         Ok(())
     } else {
         Err(Refusal::Gate {
-            release_id: release.release_id.clone(),
+            release_id: release_id.to_owned(),
             environment: environment.to_owned(),
             missing: missing.join(", "),
         })
@@ -202,6 +182,7 @@ mod tests {
             release_manifest: None,
             deployments: vec![],
             malformed: None,
+            rejected: Vec::new(),
         }
     }
 
@@ -278,39 +259,19 @@ mod tests {
     }
 
     #[test]
-    fn the_promotion_gate_needs_a_success_in_every_required_environment() {
-        use crate::model::{
-            Status, Timestamp,
-            record::{Deployment, EnvironmentRef},
-        };
-        let mut release = release(&[("a", Some("repo/a:1"))]);
-        let required = vec!["stage".to_owned()];
-        let refusal = gate(&release, "prod", &required).unwrap_err();
+    fn the_promotion_gate_needs_the_controllers_own_record_of_every_required_environment() {
+        let required = vec!["stage".to_owned(), "qa".to_owned()];
+        let refusal = gate("r1", "prod", &required, &[]).unwrap_err();
         assert!(
             refusal
                 .to_string()
-                .contains("has not succeeded in stage yet, which prod requires")
+                .contains("has not succeeded in stage, qa yet, which prod requires")
         );
-        release.deployments.push(Deployment {
-            date_created: Timestamp::parse("2024-01-01T00:00:00").unwrap(),
-            description: None,
-            environment: EnvironmentRef {
-                id: "stage".into(),
-                name: None,
-            },
-            requested_by: None,
-            status: Some(Status::Failed),
-            status_message: None,
-            status_updated_at: None,
-            approved_by: None,
-            approved_at: None,
-        });
-        assert!(
-            gate(&release, "prod", &required).is_err(),
-            "a failure does not count"
+        assert!(gate("r1", "prod", &required, &["stage".into()]).is_err());
+        assert_eq!(
+            gate("r1", "prod", &required, &["qa".into(), "stage".into()]),
+            Ok(())
         );
-        release.deployments[0].status = Some(Status::Succeeded);
-        assert_eq!(gate(&release, "prod", &required), Ok(()));
     }
 
     #[test]

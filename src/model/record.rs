@@ -1,13 +1,18 @@
-//! The releases-table item, in the shape RFC 013 and weco-deploy wrote it.
-//!
-//! Attribute names are a wire format and are kept exactly. relctl only *adds* fields to
-//! deployment entries (`status`, `status_message`, `status_updated_at`); it never renames.
+//! The releases-table item, in both dialects writers use: RFC 013's examples
+//! (`environment {id, name}`, `requested_by {id, name}`) and what weco-deploy 5.x wrote
+//! (`environment` and `requested_by` as plain strings, a `details` map per entry,
+//! bare `ref.<sha>` images). Attribute names are a wire format and are kept exactly;
+//! relctl only *adds* fields to deployment entries (`status`, `status_message`,
+//! `status_updated_at`) and never rewrites the ones the older tool owns.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
+use super::{
+    Timestamp,
+    time::{Raw, Stamp},
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Release {
@@ -23,7 +28,11 @@ pub struct Release {
     pub last_date_deployed: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "person"
+    )]
     pub requested_by: Option<Person>,
     /// service id → image URI, `ref.<sha>` tag, or NULL (weco-deploy wrote NULL for
     /// services with no image under the label).
@@ -37,6 +46,24 @@ pub struct Release {
     /// entries did: its intents are then refused with this reason instead of vanishing.
     #[serde(skip)]
     pub malformed: Option<String>,
+    /// Entries that could not be read (kept out of `deployments`): refused alone, the
+    /// rest of the release goes on.
+    #[serde(skip)]
+    pub rejected: Vec<Rejected>,
+}
+
+/// A deployment entry that cannot be used, and what is known of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its position in the stored `deployments` list.
+    pub index: usize,
+    /// Its `date_created` exactly as stored, when there is one to address it by.
+    pub date_created: Option<Raw>,
+    pub environment: Option<String>,
+    /// Which field, and why.
+    pub why: String,
+    /// The status it already carries, if any.
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,21 +74,85 @@ pub struct Person {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl Person {
+    /// weco-deploy's form: the caller's ARN as a string; its name is the ARN's last part.
+    pub fn from_arn(arn: &str) -> Self {
+        Self {
+            name: arn.rsplit(['/', ':']).next().map(str::to_owned),
+            id: Some(arn.to_owned()),
+        }
+    }
+
+    /// Name, else id.
+    pub fn shown(&self) -> Option<&str> {
+        self.name.as_deref().or(self.id.as_deref())
+    }
+}
+
+/// `{id, name}` (RFC 013) or a plain string (weco-deploy's ARN).
+fn person<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Person>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Text(String),
+        Map(Person),
+    }
+    Ok(match Option::<Wire>::deserialize(deserializer)? {
+        None => None,
+        Some(Wire::Text(arn)) => Some(Person::from_arn(&arn)),
+        Some(Wire::Map(person)) => Some(person),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentRef {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
+impl<'de> Deserialize<'de> for EnvironmentRef {
+    /// `{id, name}` (RFC 013) or the id as a plain string (weco-deploy).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Map {
+            id: String,
+            #[serde(default)]
+            name: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Text(String),
+            Map(Map),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Text(id) => Self { id, name: None },
+            Wire::Map(m) => Self {
+                id: m.id,
+                name: m.name,
+            },
+        })
+    }
+}
+
 /// One entry of a release's `deployments` list: a statement of intent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
-    pub date_created: Timestamp,
+    /// Its position in the stored `deployments` list (what a write by index addresses);
+    /// entries that could not be read keep theirs, so positions never shift.
+    #[serde(skip)]
+    pub index: usize,
+    /// As stored (any accepted form), ordered by instant.
+    pub date_created: Stamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub environment: EnvironmentRef,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "person"
+    )]
     pub requested_by: Option<Person>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
@@ -130,8 +221,6 @@ impl std::fmt::Display for Status {
 pub struct Skeleton {
     pub release_id: String,
     pub project_id: String,
-    #[serde(default)]
-    pub deployments: Vec<Deployment>,
 }
 
 impl Skeleton {
@@ -146,8 +235,9 @@ impl Skeleton {
             requested_by: None,
             images: BTreeMap::new(),
             release_manifest: None,
-            deployments: self.deployments,
+            deployments: Vec::new(),
             malformed: Some(why),
+            rejected: Vec::new(),
         }
     }
 }

@@ -66,6 +66,8 @@ pub struct Attempts {
 pub enum Wait {
     /// A protected environment: an approval is missing.
     Approval,
+    /// The promotion gate: the release has not succeeded upstream yet.
+    Gate,
     /// A freeze window.
     Freeze,
 }
@@ -169,7 +171,7 @@ impl Activity {
         match self {
             Self::Idle => None,
             Self::Waiting {
-                why: Wait::Approval,
+                why: Wait::Approval | Wait::Gate,
                 ..
             } => Some(Status::Blocked),
             Self::Waiting {
@@ -518,6 +520,7 @@ mod tests {
                         date_created: at("2024-05-01T10:00:00"),
                         release_id: "r1".into(),
                         index: 3,
+                        date_created_raw: None,
                     },
                     requested_by: None,
                     since: at("2024-05-01T10:00:01"),

@@ -13,7 +13,9 @@ use crate::{
     aws::ErrorClass,
     config::Environment,
     model::{
-        Change, Images, IntentRef, Release, Status, Timestamp, awaiting_approval, gate,
+        Change, Images, IntentRef, Release, Status, Timestamp,
+        approval::{Approvals, approval_missing},
+        gate,
         record::Deployment,
         resolve_images,
         state::{Activity, Current, EnvState, Run},
@@ -30,6 +32,12 @@ pub struct Facts<'a> {
     pub found: Found<'a>,
     /// The environment's actuator, if it has one.
     pub actuator: Option<ActuatorFacts>,
+    /// What the approvals table holds for the desired intent (read where the
+    /// environment is protected).
+    pub approvals: Option<&'a Approvals>,
+    /// The environments of `requires` where the controller's own records say the
+    /// release succeeded.
+    pub verified: &'a [String],
     /// What this reconcile has seen and done so far.
     pub seen: &'a Seen,
 }
@@ -84,8 +92,13 @@ pub enum Step {
     Supersede { older: Current, by: IntentRef },
     /// Refused for good, before anything is pinned.
     Refuse { intent: IntentRef, why: String },
-    /// Held back until an approval is recorded.
-    Block { intent: IntentRef, message: String },
+    /// Held back until an approval is recorded, or (`gate`) until the release has
+    /// succeeded in every environment this one requires.
+    Block {
+        intent: IntentRef,
+        message: String,
+        gate: bool,
+    },
     /// Held back until a freeze window ends.
     Freeze {
         intent: IntentRef,
@@ -180,9 +193,7 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
         } => (*intent, *release, *entry),
     };
     let finished = entry.status.is_some_and(Status::is_terminal);
-    let images = match resolve_images(release, facts.template)
-        .and_then(|images| gate(release, &facts.env.id, &facts.env.requires).map(|()| images))
-    {
+    let images = match resolve_images(release, facts.template) {
         Ok(images) => images,
         Err(_) if finished => return Step::Nothing,
         Err(refusal) => {
@@ -210,7 +221,7 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
     match run {
         Some(run) => follow(facts, intent, images, run, now),
         None => {
-            if let Some(step) = held_back(facts, intent, entry, now) {
+            if let Some(step) = held_back(facts, intent, now) {
                 return step;
             }
             apply(facts, intent, images)
@@ -219,19 +230,32 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
 }
 
 /// Policies hold a deployment back only before its actuator started.
-fn held_back(
-    facts: &Facts<'_>,
-    intent: &IntentRef,
-    entry: &Deployment,
-    now: Timestamp,
-) -> Option<Step> {
+fn held_back(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<Step> {
     let env = facts.env;
     let recorded = |message: &str| {
         matches!(&facts.state.activity, Activity::Waiting { current, message: m, .. }
             if current.intent == *intent && m == message)
     };
+    if let Err(refusal) = gate(&intent.release_id, &env.id, &env.requires, facts.verified) {
+        let message = refusal.to_string();
+        return Some(if recorded(&message) {
+            Step::Nothing
+        } else {
+            Step::Block {
+                intent: intent.clone(),
+                message,
+                gate: true,
+            }
+        });
+    }
+    let none = Approvals::default();
     if env.protected
-        && let Some(message) = awaiting_approval(entry, &intent.release_id, &env.id, env.four_eyes)
+        && let Some(message) = approval_missing(
+            facts.approvals.unwrap_or(&none),
+            &intent.release_id,
+            &env.id,
+            env.four_eyes,
+        )
     {
         return Some(if recorded(&message) {
             Step::Nothing
@@ -239,6 +263,7 @@ fn held_back(
             Step::Block {
                 intent: intent.clone(),
                 message,
+                gate: false,
             }
         });
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::{
     config::{Config, environment::FreezeWindow},
+    model::approval::Approvals,
     model::{
         Person,
         record::EnvironmentRef,
@@ -21,6 +22,7 @@ fn intent(release: &str, date: &str) -> IntentRef {
         date_created: at(date),
         release_id: release.into(),
         index: 0,
+        date_created_raw: None,
     }
 }
 
@@ -50,6 +52,8 @@ struct Fixture {
     found: bool,
     actuator: Option<ActuatorFacts>,
     seen: Seen,
+    approvals: Option<Approvals>,
+    verified: Vec<String>,
 }
 
 fn fixture() -> Fixture {
@@ -59,7 +63,8 @@ fn fixture() -> Fixture {
     .unwrap_or_else(|e| panic!("{e}"));
     let intent = intent("r1", "2024-05-01T10:00:00");
     let entry = Deployment {
-        date_created: intent.date_created,
+        index: 0,
+        date_created: crate::model::Stamp::new(intent.date_created),
         description: None,
         environment: EnvironmentRef {
             id: "prod".into(),
@@ -87,6 +92,7 @@ fn fixture() -> Fixture {
         release_manifest: None,
         deployments: vec![entry.clone()],
         malformed: None,
+        rejected: Vec::new(),
     };
     Fixture {
         env: config.projects[0].environments[0].clone(),
@@ -100,6 +106,8 @@ fn fixture() -> Fixture {
         found: true,
         actuator: None,
         seen: Seen::default(),
+        approvals: None,
+        verified: Vec::new(),
     }
 }
 
@@ -126,6 +134,8 @@ impl Fixture {
             },
             actuator: self.actuator,
             seen: &self.seen,
+            approvals: self.approvals.as_ref(),
+            verified: &self.verified,
         };
         decide(&facts, at(now))
     }
@@ -186,6 +196,8 @@ fn the_release_is_read_before_anything_is_decided_about_it() {
         found: Found::NotRead,
         actuator: None,
         seen: &f.seen,
+        approvals: None,
+        verified: &[],
     };
     assert_eq!(decide(&facts, at(NOW)), Step::ReadDesired);
 }
@@ -243,13 +255,40 @@ fn an_image_that_cannot_be_resolved_is_refused_with_the_reason() {
 }
 
 #[test]
-fn the_promotion_gate_refuses_a_release_that_never_succeeded_upstream() {
+fn the_promotion_gate_holds_a_release_until_the_controller_saw_it_succeed_upstream() {
     let mut f = fixture();
     f.env.requires = vec!["stage".into()];
-    let Step::Refuse { why, .. } = f.decide() else {
+    let Step::Block {
+        message,
+        gate: true,
+        ..
+    } = f.decide()
+    else {
         panic!("{:?}", f.decide());
     };
-    assert!(why.contains("has not succeeded in stage yet"), "{why}");
+    assert!(
+        message.contains("has not succeeded in stage yet"),
+        "{message}"
+    );
+    // A `succeeded` written into a stage entry by hand is not what the gate reads.
+    f.release.deployments.push(Deployment {
+        index: 1,
+        environment: EnvironmentRef {
+            id: "stage".into(),
+            name: None,
+        },
+        status: Some(Status::Succeeded),
+        ..f.entry.clone()
+    });
+    assert!(
+        matches!(f.decide(), Step::Block { gate: true, .. }),
+        "forged: still held"
+    );
+    f.verified = vec!["stage".into()];
+    assert!(
+        matches!(f.decide(), Step::Start { .. }),
+        "the controller's own record opens it"
+    );
 }
 
 #[test]
@@ -270,9 +309,18 @@ fn a_protected_environment_blocks_until_approved_and_records_it_once() {
         id: Some("arn:aws:iam::1:user/reviewer".into()),
         name: Some("reviewer".into()),
     });
+    assert_eq!(
+        f.decide(),
+        Step::Nothing,
+        "approved_by in the entry is display only"
+    );
+    f.approvals = Some(Approvals {
+        approvers: vec![principal("reviewer")],
+        requester: None,
+    });
     assert!(
         matches!(f.decide(), Step::Start { .. }),
-        "approved: goes ahead"
+        "approved in the approvals table: goes ahead"
     );
 }
 
@@ -281,11 +329,26 @@ fn four_eyes_refuses_the_requester_as_approver() {
     let mut f = fixture();
     f.env.protected = true;
     f.env.four_eyes = true;
-    f.entry.approved_by = f.entry.requested_by.clone();
+    f.approvals = Some(Approvals {
+        approvers: vec![principal("someone")],
+        requester: Some(principal("someone")),
+    });
     let Step::Block { message, .. } = f.decide() else {
         panic!("{:?}", f.decide());
     };
     assert!(message.contains("needs four eyes"), "{message}");
+    f.approvals = Some(Approvals {
+        approvers: vec![principal("someone"), principal("reviewer")],
+        requester: Some(principal("someone")),
+    });
+    assert!(matches!(f.decide(), Step::Start { .. }));
+}
+
+fn principal(name: &str) -> crate::model::approval::Principal {
+    crate::model::approval::Principal {
+        id: format!("AIDA{name}"),
+        arn: format!("arn:aws:iam::1:user/{name}"),
+    }
 }
 
 #[test]

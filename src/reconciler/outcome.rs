@@ -147,7 +147,7 @@ impl<'a> Writer<'a> {
         message: &str,
     ) -> Result<(), StoreError> {
         let status = match why {
-            Wait::Approval => Status::Blocked,
+            Wait::Approval | Wait::Gate => Status::Blocked,
             Wait::Freeze => Status::Frozen,
         };
         self.entry(intent, status, message).await?;
@@ -247,6 +247,10 @@ impl<'a> Writer<'a> {
         let now = self.ctx.now();
         self.entry(intent, Status::Succeeded, message).await?;
         crate::failpoint::hit("status-succeeded");
+        self.ctx
+            .state
+            .record_verified(self.key, &intent.release_id, now)
+            .await?;
         self.ctx
             .releases
             .mark_deployed(self.table, &intent.release_id, now)

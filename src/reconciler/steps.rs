@@ -15,13 +15,17 @@ use crate::{
     config::{Environment, Project},
     context::Context,
     metrics::{ActuatorLabels, KindLabels},
+    model::approval::Approvals,
     model::{
         Change, EnvKey, Images, IntentRef, Release,
         record::Deployment,
         state::{Run, Wait},
     },
     pin::{PinError, Target},
-    store::releases::StatusWrite,
+    store::{
+        attestations::{Kind, subject},
+        releases::StatusWrite,
+    },
 };
 
 /// More than any reconcile takes (read, start, look, pin, look, start a run, look,
@@ -38,6 +42,10 @@ pub struct Steps<'a> {
     seen: Seen,
     /// The desired intent's release and entry, once read (None inside: not found).
     found: Option<Option<(Release, IntentRef, Deployment)>>,
+    /// What the approvals table holds for it (protected environments).
+    approvals: Option<Approvals>,
+    /// The required environments the controller saw the release succeed in.
+    verified: Vec<String>,
 }
 
 impl<'a> Steps<'a> {
@@ -58,6 +66,8 @@ impl<'a> Steps<'a> {
             writer,
             seen: Seen::default(),
             found: None,
+            approvals: None,
+            verified: Vec::new(),
         }
     }
 
@@ -81,6 +91,8 @@ impl<'a> Steps<'a> {
                 timeout: a.timeout(),
             }),
             seen: &self.seen,
+            approvals: self.approvals.as_ref(),
+            verified: &self.verified,
         };
         decide(&facts, self.ctx.now())
     }
@@ -112,9 +124,34 @@ impl<'a> Steps<'a> {
         let located = release.and_then(|r| locate(r, self.key, &desired));
         if let Some((_, intent, _)) = &located {
             tracing::Span::current().record("release_id", intent.release_id.as_str());
+            if self.env.protected {
+                self.approvals = Some(self.read_approvals(intent).await?);
+            }
+            self.verified = self
+                .ctx
+                .state
+                .verified(&self.key.project, &self.env.requires, &intent.release_id)
+                .await?;
         }
         self.found = Some(located);
         Ok(())
+    }
+
+    /// Who approved the intent, and who requested it, as the approvals table proves.
+    async fn read_approvals(&self, intent: &IntentRef) -> Result<Approvals, Error> {
+        let store = &self.ctx.attestations;
+        let approvers = store
+            .principals(&subject(Kind::Approve, self.key, intent))
+            .await?;
+        let requester = store
+            .principals(&subject(Kind::Request, self.key, intent))
+            .await?
+            .into_iter()
+            .next();
+        Ok(Approvals {
+            approvers,
+            requester,
+        })
     }
 
     fn target(&self) -> Option<&IntentRef> {
@@ -147,9 +184,13 @@ impl<'a> Steps<'a> {
                 w.fail(&intent, requested_by, &why).await?;
                 Ok(Some(Action::Done))
             }
-            Step::Block { intent, message } => {
-                w.wait(&intent, requested_by, Wait::Approval, &message)
-                    .await?;
+            Step::Block {
+                intent,
+                message,
+                gate,
+            } => {
+                let why = if gate { Wait::Gate } else { Wait::Approval };
+                w.wait(&intent, requested_by, why, &message).await?;
                 Ok(Some(Action::Done))
             }
             Step::Freeze {
@@ -231,6 +272,7 @@ impl<'a> Steps<'a> {
                     .await?;
                 self.ctx.backoffs.succeeded(self.key);
                 self.set_drifted(false);
+                self.wake_dependents();
                 Ok(Some(Action::Done))
             }
             Step::Fail {
@@ -399,6 +441,20 @@ impl<'a> Steps<'a> {
         }
     }
 
+    /// Environments gated on this one may go ahead now.
+    fn wake_dependents(&self) {
+        for env in &self.project.environments {
+            if env.requires.contains(&self.key.environment) {
+                let key = EnvKey::new(&self.project.id, &env.id);
+                self.ctx.queue.schedule(
+                    key,
+                    std::time::Duration::ZERO,
+                    crate::queue::Priority::Fresh,
+                );
+            }
+        }
+    }
+
     fn set_drifted(&self, drifted: bool) {
         if let Ok(mut set) = self.ctx.drifted.lock() {
             if drifted {
@@ -416,17 +472,16 @@ fn locate(
     key: &EnvKey,
     desired: &IntentRef,
 ) -> Option<(Release, IntentRef, Deployment)> {
-    let is_it = |entry: &Deployment| {
-        entry.date_created == desired.date_created && entry.environment.id == key.environment
+    let is_it = |entry: &&Deployment| {
+        entry.date_created.at == desired.date_created && entry.environment.id == key.environment
     };
-    let index = match release.deployments.get(desired.index) {
-        Some(entry) if is_it(entry) => desired.index,
-        _ => release.deployments.iter().position(is_it)?,
-    };
-    let entry = release.deployments.get(index)?.clone();
-    let intent = IntentRef {
-        index,
-        ..desired.clone()
-    };
+    let entry = release
+        .deployments
+        .iter()
+        .filter(is_it)
+        .find(|entry| entry.index == desired.index)
+        .or_else(|| release.deployments.iter().find(is_it))?
+        .clone();
+    let intent = IntentRef::of(&release.release_id, &entry);
     Some((release, intent, entry))
 }

@@ -1,6 +1,8 @@
 //! DynamoDB adapters: the releases table (RFC 013 names, read as the older tools wrote
 //! it), the controller's own state table, and table set-up.
 
+pub mod attestations;
+pub mod decode;
 pub mod lease;
 pub mod releases;
 pub mod setup;

@@ -5,50 +5,21 @@
 use aws_sdk_dynamodb::{Client, types::ReturnValue};
 
 use super::{Item, StoreError, is_condition_failed, s};
-use crate::model::{Deployment, IntentRef, Release, Status, Timestamp, record::Skeleton};
+use crate::model::{
+    Deployment, IntentRef, Release, Status, Timestamp, record::Rejected, time::Raw,
+};
 
 pub const PROJECT_GSI: &str = "project_gsi";
 pub const DEPLOYMENT_GSI: &str = "deployment_gsi";
 
-/// Decodes one item. An item that is not a whole release but still has its id, project
-/// and deployment entries comes back marked malformed, so its intents can be refused
-/// with the reason; anything less is an error for that item only.
-pub fn decode<I>(item: I) -> Result<Release, StoreError>
-where
-    I: Into<serde_dynamo::Item> + Clone,
-{
-    let item: serde_dynamo::Item = item.into();
-    match with_path::<Release>(&item) {
-        Ok(release) => Ok(release),
-        Err(full) => match with_path::<Skeleton>(&item) {
-            Ok(skeleton) => Ok(skeleton.into_malformed(full)),
-            Err(_) => {
-                let key = match item.get("release_id") {
-                    Some(serde_dynamo::AttributeValue::S(id)) => format!("release_id {id:?}"),
-                    _ => "an item without a string release_id".to_owned(),
-                };
-                Err(StoreError::Decode {
-                    what: format!("release item ({key})"),
-                    source: full.into(),
-                })
-            }
-        },
-    }
-}
+pub use super::decode::decode;
 
-/// Decodes `item`, naming the attribute that failed (`deployments[2].date_created: …`).
-fn with_path<T: serde::de::DeserializeOwned>(item: &serde_dynamo::Item) -> Result<T, String> {
-    let map: std::collections::HashMap<String, serde_dynamo::AttributeValue> = item.clone().into();
-    let deserializer =
-        serde_dynamo::Deserializer::from_attribute_value(serde_dynamo::AttributeValue::M(map));
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
-        }
-    })
+/// The entry's `date_created` exactly as stored, for a condition that must match it.
+fn stored(intent: &IntentRef) -> aws_sdk_dynamodb::types::AttributeValue {
+    match intent.stored_date() {
+        Raw::S(text) => s(text),
+        Raw::N(number) => aws_sdk_dynamodb::types::AttributeValue::N(number),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -123,7 +94,7 @@ impl ReleaseStore {
             .condition_expression("attribute_exists(release_id)")
             .expression_attribute_values(":empty", aws_sdk_dynamodb::types::AttributeValue::L(vec![]))
             .expression_attribute_values(":entry", aws_sdk_dynamodb::types::AttributeValue::L(vec![value]))
-            .expression_attribute_values(":at", s(entry.date_created.to_wire()))
+            .expression_attribute_values(":at", s(entry.date_created.at.to_wire()))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
@@ -164,7 +135,7 @@ impl ReleaseStore {
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":message", s(message))
             .expression_attribute_values(":now", s(now.to_wire()))
-            .expression_attribute_values(":created", s(intent.date_created.to_wire()))
+            .expression_attribute_values(":created", stored(intent))
             .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
             .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
@@ -173,6 +144,83 @@ impl ReleaseStore {
         match result {
             Ok(_) => Ok(StatusWrite::Written),
             Err(e) if is_condition_failed(&e) => Ok(StatusWrite::Refused),
+            Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
+        }
+    }
+
+    /// Writes `failed` with the rejection's reason onto an entry that could not be
+    /// read, addressed by its `date_created` exactly as stored; never over a final status.
+    pub async fn write_rejected(
+        &self,
+        table: &str,
+        release_id: &str,
+        rejected: &Rejected,
+        now: Timestamp,
+    ) -> Result<StatusWrite, StoreError> {
+        let Some(raw) = &rejected.date_created else {
+            return Ok(StatusWrite::Refused);
+        };
+        let created = match raw {
+            Raw::S(text) => s(text),
+            Raw::N(number) => aws_sdk_dynamodb::types::AttributeValue::N(number.clone()),
+        };
+        let entry = format!("deployments[{}]", rejected.index);
+        let result = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("release_id", s(release_id))
+            .update_expression(format!(
+                "SET {entry}.#status = :status, {entry}.status_message = :message, {entry}.status_updated_at = :now"
+            ))
+            .condition_expression(format!(
+                "{entry}.date_created = :created AND (attribute_not_exists({entry}.#status) OR NOT ({entry}.#status IN (:succeeded, :failed, :superseded)))"
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(Status::Failed.as_str()))
+            .expression_attribute_values(":message", s(&rejected.why))
+            .expression_attribute_values(":now", s(now.to_wire()))
+            .expression_attribute_values(":created", created)
+            .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(StatusWrite::Written),
+            Err(e) if is_condition_failed(&e) => Ok(StatusWrite::Refused),
+            Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
+        }
+    }
+
+    /// Removes `fields` (outcome or approval fields a writer put in a fresh entry) from
+    /// the entry `intent` points at, if it is still that entry.
+    pub async fn clear_claims(
+        &self,
+        table: &str,
+        intent: &IntentRef,
+        fields: &[&str],
+    ) -> Result<bool, StoreError> {
+        let entry = format!("deployments[{}]", intent.index);
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("release_id", s(&intent.release_id))
+            .condition_expression(format!("{entry}.date_created = :created"))
+            .expression_attribute_values(":created", stored(intent));
+        let mut removes = Vec::new();
+        for (i, field) in fields.iter().enumerate() {
+            request = request.expression_attribute_names(format!("#c{i}"), *field);
+            removes.push(format!("{entry}.#c{i}"));
+        }
+        let result = request
+            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
         }
     }
@@ -206,7 +254,7 @@ impl ReleaseStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":by", person)
             .expression_attribute_values(":now", s(now.to_wire()))
-            .expression_attribute_values(":created", s(intent.date_created.to_wire()))
+            .expression_attribute_values(":created", stored(intent))
             .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
             .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
@@ -311,30 +359,5 @@ impl ReleaseStore {
                 _ => return Ok(found),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_dynamo::AttributeValue as Av;
-
-    fn item(pairs: Vec<(&str, Av)>) -> serde_dynamo::Item {
-        pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<std::collections::HashMap<_, _>>()
-            .into()
-    }
-
-    #[test]
-    fn an_undecodable_item_is_named_by_its_key_and_the_attribute_that_failed() {
-        let bad = item(vec![
-            ("release_id", Av::S("r9".into())),
-            ("project_id", Av::N("7".into())),
-        ]);
-        let error = decode(bad).unwrap_err().to_string();
-        assert!(error.contains("release_id \"r9\""), "{error}");
-        assert!(error.contains("project_id: "), "{error}");
     }
 }

@@ -86,11 +86,50 @@ async fn four_eyes_needs_an_approver_other_than_the_requester() {
     assert_eq!(entry.approved_by, None, "nothing written");
     assert!(h.parameters("/bugfarm").await.is_empty());
 
-    // Someone else approves (written by hand, as another tool would).
+    // An approval written into the entry by hand is display only: it proves nobody.
+    forge_approval(&h, "r1").await;
+    let message = h
+        .until_entry(TABLE, "r1", 0, |e| e.approved_by.is_some())
+        .await;
+    assert_eq!(message.status, Some(Status::Blocked), "still waiting");
+    let state = h
+        .until_state("bugfarm", "live", |s| {
+            s.activity.status() == Some(Status::Blocked)
+        })
+        .await;
+    assert!(
+        state
+            .activity
+            .message()
+            .unwrap_or_default()
+            .contains("waiting for an approval"),
+        "the forged approval does not count"
+    );
+    assert!(
+        h.parameters("/bugfarm").await.is_empty(),
+        "a forgery applies nothing"
+    );
+
+    // Someone else approves, under their own AWS identity.
+    let reviewer = h.identity("reviewer").await;
+    let (code, _, err) = h
+        .run_as(&reviewer, &["approve", "r1", "--env", "live"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&reviewer.arn), "{err}");
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    controller.stop().await;
+}
+
+/// Writes `approved_by` into a release's first entry by hand, as a hostile deployer would.
+async fn forge_approval(h: &Harness, release_id: &str) {
     h.dynamodb
         .update_item()
         .table_name(TABLE)
-        .key("release_id", AttributeValue::S("r1".into()))
+        .key("release_id", AttributeValue::S(release_id.into()))
         .update_expression("SET deployments[0].approved_by = :by")
         .expression_attribute_values(
             ":by",
@@ -102,6 +141,44 @@ async fn four_eyes_needs_an_approver_other_than_the_requester() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_entry_appended_already_approved_waits_for_a_real_approval() {
+    let h = Harness::new(PROTECTED).await;
+    h.put_release(
+        TABLE,
+        release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    // Appended with the approval already in it, and a claimed outcome.
+    h.dynamodb
+        .update_item()
+        .table_name(TABLE)
+        .key("release_id", AttributeValue::S("r1".into()))
+        .update_expression("SET deployments = list_append(deployments, :entry)")
+        .expression_attribute_values(
+            ":entry",
+            serde_dynamo::to_attribute_value(json!([{
+                "date_created": "2024-05-01T10:00:00.000000",
+                "environment": { "id": "prod", "name": "Production" },
+                "requested_by": { "id": "tester", "name": "Tester" },
+                "approved_by": { "id": "arn:aws:iam::123456789012:user/boss", "name": "boss" },
+                "status": "in_progress",
+            }]))
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let message = h.until_status(TABLE, "r1", 0, Status::Blocked).await;
+    assert!(message.contains("waiting for an approval"), "{message}");
+    let entry = &h.release(TABLE, "r1").await.deployments[0];
+    assert_eq!(entry.approved_by, None, "the claimed approval was removed");
+    assert!(h.parameters("/bugfarm").await.is_empty());
+    let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
     assert_eq!(
         h.finished(TABLE, "r1", 0).await.status,
         Some(Status::Succeeded)
@@ -114,7 +191,7 @@ async fn a_deployment_during_a_freeze_waits_frozen_and_goes_ahead_after() {
     let now = chrono::Utc::now();
     let (from, until) = (
         now - chrono::Duration::hours(1),
-        now + chrono::Duration::seconds(3),
+        now + chrono::Duration::seconds(20),
     );
     let h = Harness::new(&format!(
         "[[projects]]\nid = \"bugfarm\"\nname = \"Bug farm\"\nenvironments = [ {{ id = \"prod\", name = \"P\", freeze = [ {{ from = \"{}\", until = \"{}\", reason = \"change freeze\" }} ] }} ]\n",

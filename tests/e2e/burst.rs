@@ -103,8 +103,10 @@ async fn a_thousand_intents_over_a_hundred_environments_all_land_on_the_newest()
             format!("r.example/app:{}", PER_ENVIRONMENT - 1),
             "e{env:03} ends at its newest intent"
         );
-        let state = h.env_state("bugfarm", &format!("e{env:03}")).await;
-        assert_eq!(state.observed.unwrap().release_id, newest);
+        h.until_state("bugfarm", &format!("e{env:03}"), |s| {
+            s.observed.as_ref().is_some_and(|o| o.release_id == newest)
+        })
+        .await;
         for version in 0..PER_ENVIRONMENT - 1 {
             let status = statuses[&format!("e{env:03}-v{version}")];
             // An older intent either lost to a newer one, or was applied before any

@@ -53,7 +53,7 @@ async fn a_deployment_record_is_pinned_verified_and_marked_succeeded() {
 
     let release = h.release(TABLE, "r1").await;
     assert!(
-        release.last_date_deployed.expect("last_date_deployed set") >= entry.date_created,
+        release.last_date_deployed.expect("last_date_deployed set") >= entry.date_created.at,
         "last_date_deployed must cover the deployment"
     );
     controller.stop().await;
@@ -161,22 +161,13 @@ async fn environments_converge_independently() {
         pinned["/bugfarm/images/stage/hatching"].0,
         image("hatching", "v2")
     );
-    assert_eq!(
-        h.env_state("bugfarm", "prod")
-            .await
-            .observed
-            .unwrap()
-            .release_id,
-        "r1"
-    );
-    assert_eq!(
-        h.env_state("bugfarm", "stage")
-            .await
-            .observed
-            .unwrap()
-            .release_id,
-        "r2"
-    );
+    // Each state item follows its entry by one write.
+    for (env, release) in [("prod", "r1"), ("stage", "r2")] {
+        h.until_state("bugfarm", env, |s| {
+            s.observed.as_ref().is_some_and(|o| o.release_id == release)
+        })
+        .await;
+    }
     controller.stop().await;
 }
 
@@ -233,8 +224,11 @@ async fn refused_intents_fail_with_their_reason_pin_nothing_and_others_keep_flow
         );
     }
     assert!(h.parameters("/").await.is_empty(), "nothing may be pinned");
-    let state = h.env_state("bugfarm", "stage").await;
-    assert_eq!(state.activity.status(), Some(Status::Failed));
+    let state = h
+        .until_state("bugfarm", "stage", |s| {
+            s.activity.status() == Some(Status::Failed)
+        })
+        .await;
     assert!(
         state
             .activity

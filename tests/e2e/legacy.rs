@@ -189,7 +189,8 @@ async fn legacy_items_decode_and_deploy_with_ref_images_resolved() {
     assert_eq!(
         h.release(TABLE, "legacy-1").await.deployments[0]
             .date_created
-            .to_wire(),
+            .raw
+            .text(),
         "2019-07-10T10:44:12.983539",
         "the entry's timestamp is kept as written"
     );

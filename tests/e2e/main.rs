@@ -23,6 +23,7 @@ mod fuzz;
 mod legacy;
 mod observe;
 mod pins;
+mod records;
 mod replicas;
 mod restart;
 mod streams;

@@ -99,7 +99,11 @@ async fn a_failing_apply_fails_the_deployment_with_the_tail_of_its_output() {
         message.contains("Release ids starting with bad are refused"),
         "{message}"
     );
-    let state = h.env_state("tre", "prod").await;
+    let state = h
+        .until_state("tre", "prod", |s| {
+            s.activity.status() == Some(Status::Failed)
+        })
+        .await;
     assert_eq!(
         state.activity.attempts().map_or(0, |a| a.count),
         0,

@@ -66,6 +66,7 @@ pub async fn write(
         release_manifest: Some(serde_json::Value::String(manifest.to_string())),
         deployments: Vec::new(),
         malformed: None,
+        rejected: Vec::new(),
     };
     resolve_images(&release, project.image_uri_template.as_deref())?;
     let table = config.releases_table(project);

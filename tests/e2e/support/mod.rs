@@ -88,6 +88,9 @@ impl Harness {
         setup::ensure_state_table(&harness.dynamodb, &harness.config.tables.state)
             .await
             .expect("state table");
+        setup::ensure_approvals_table(&harness.dynamodb, &harness.config.tables.approvals)
+            .await
+            .expect("approvals table");
         harness
     }
 
@@ -153,6 +156,70 @@ impl Harness {
             .env_remove("RUST_LOG")
             .stdin(std::process::Stdio::null());
         command
+    }
+
+    /// An IAM user of its own, with access keys: STS then names it as the caller, so
+    /// `relctl` run as it acts as another AWS principal.
+    pub async fn identity(&self, name: &str) -> Identity {
+        let iam = aws_sdk_iam::Client::new(&self.sdk);
+        let user = iam
+            .create_user()
+            .user_name(name)
+            .send()
+            .await
+            .expect("create IAM user")
+            .user
+            .expect("the user");
+        let key = iam
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .expect("create access key")
+            .access_key
+            .expect("the key");
+        Identity {
+            access_key: key.access_key_id,
+            secret: key.secret_access_key,
+            arn: user.arn,
+        }
+    }
+
+    /// `relctl ARGS` with `who`'s credentials.
+    pub async fn run_as(&self, who: &Identity, args: &[&str]) -> (i32, String, String) {
+        let mut command = self.relctl();
+        command
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &who.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &who.secret);
+        let output = tokio::process::Command::from(command)
+            .output()
+            .await
+            .expect("relctl runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Writes an item given in DynamoDB's own JSON (`{"S": …}`, `{"N": …}`, …), exactly
+    /// as `aws dynamodb put-item --item file://…` would.
+    pub async fn put_raw(&self, table: &str, item: &serde_json::Value) {
+        let serde_json::Value::Object(fields) = item else {
+            panic!("an item is a JSON object");
+        };
+        let item: HashMap<String, AttributeValue> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), raw_attribute(v)))
+            .collect();
+        self.dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put raw item");
     }
 
     /// Starts the controller in-process and waits until it leads (streams open).
@@ -305,7 +372,7 @@ impl Harness {
             async || {
                 self.try_release(table, release_id)
                     .await
-                    .and_then(|r| r.deployments.get(index).cloned())
+                    .and_then(|r| r.deployments.into_iter().find(|d| d.index == index))
             },
             |entry| entry.as_ref().is_some_and(&done),
         )
@@ -409,6 +476,37 @@ impl Harness {
             .get(&EnvKey::new(project, env))
             .await
             .expect("state readable")
+    }
+}
+
+/// Another AWS principal's credentials (see [`Harness::identity`]).
+pub struct Identity {
+    pub access_key: String,
+    pub secret: String,
+    pub arn: String,
+}
+
+/// One attribute in DynamoDB's JSON form.
+pub fn raw_attribute(value: &serde_json::Value) -> AttributeValue {
+    let serde_json::Value::Object(typed) = value else {
+        panic!("not a DynamoDB-JSON attribute: {value}");
+    };
+    let (kind, inner) = typed.iter().next().expect("one type key");
+    match (kind.as_str(), inner) {
+        ("S", serde_json::Value::String(s)) => AttributeValue::S(s.clone()),
+        ("N", serde_json::Value::String(n)) => AttributeValue::N(n.clone()),
+        ("BOOL", serde_json::Value::Bool(b)) => AttributeValue::Bool(*b),
+        ("NULL", _) => AttributeValue::Null(true),
+        ("L", serde_json::Value::Array(items)) => {
+            AttributeValue::L(items.iter().map(raw_attribute).collect())
+        }
+        ("M", serde_json::Value::Object(fields)) => AttributeValue::M(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), raw_attribute(v)))
+                .collect(),
+        ),
+        other => panic!("unsupported DynamoDB-JSON attribute {other:?}"),
     }
 }
 

@@ -42,8 +42,16 @@ module "relctl" {
     "arn:aws:ecr:${local.region}:${local.account}:repository/uk.ac.wellcome/notifier",
   ]
   task_role_passthrough_arns = ["arn:aws:iam::${local.account}:role/storage-prod-*"]
+
+  # People and pipelines: who may deploy, and who may approve production.
+  deployer_role_names = ["tre-developers", "storage-ci"]
+  approver_role_names = ["release-managers"]
 }
 
 output "task_role_arn" {
   value = module.relctl.task_role_arn
+}
+
+output "deployer_policy_arn" {
+  value = module.relctl.deployer_policy_arn
 }

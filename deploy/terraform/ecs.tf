@@ -28,6 +28,7 @@ resource "aws_ecs_task_definition" "relctl" {
       { name = "RELCTL_CONFIG_TOML", value = var.config_toml },
       { name = "RELCTL_TABLES__RELEASES", value = aws_dynamodb_table.releases.name },
       { name = "RELCTL_TABLES__STATE", value = aws_dynamodb_table.state.name },
+      { name = "RELCTL_TABLES__APPROVALS", value = aws_dynamodb_table.approvals.name },
       { name = "RELCTL_CONTROLLER__DRAIN_TIMEOUT", value = "45s" },
       { name = "RELCTL_HTTP__LISTEN", value = "0.0.0.0:9090" },
       { name = "RELCTL_LOG_FORMAT", value = "json" },

@@ -50,7 +50,7 @@ data "aws_iam_policy_document" "task" {
     sid = "ReleasesTables"
     actions = [
       "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
-      "dynamodb:DescribeTable", "dynamodb:TransactWriteItems",
+      "dynamodb:DescribeTable",
     ]
     resources = concat(local.releases_table_arns, [for arn in local.releases_table_arns : "${arn}/index/*"])
   }
@@ -62,9 +62,21 @@ data "aws_iam_policy_document" "task" {
   }
 
   statement {
-    sid       = "StateTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan", "dynamodb:DescribeTable"]
+    # Every leader write is a TransactWriteItems with a ConditionCheck on the lease:
+    # IAM authorises each item's own action (PutItem, UpdateItem, ConditionCheckItem).
+    sid = "StateTable"
+    actions = [
+      "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+      "dynamodb:ConditionCheckItem", "dynamodb:Scan", "dynamodb:DescribeTable",
+    ]
     resources = [aws_dynamodb_table.state.arn]
+  }
+
+  statement {
+    # Reads who approved and who requested a deployment; writes nothing there.
+    sid       = "ApprovalsTable"
+    actions   = ["dynamodb:Query", "dynamodb:DescribeTable"]
+    resources = [aws_dynamodb_table.approvals.arn, "${aws_dynamodb_table.approvals.arn}/index/subject_gsi"]
   }
 
   statement {

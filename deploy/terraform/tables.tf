@@ -61,3 +61,35 @@ resource "aws_dynamodb_table" "state" {
     enabled = true
   }
 }
+
+# Approvals and requests, keyed by the writer's own AWS identity: the deployer and
+# approver policies (roles.tf) allow PutItem only where the hash key equals
+# ${aws:userid}, so an item's key proves who wrote it. The controller reads a
+# deployment's attestations by subject on subject_gsi.
+resource "aws_dynamodb_table" "approvals" {
+  name         = "${var.name}-approvals"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "principal"
+  range_key    = "subject"
+
+  attribute {
+    name = "principal"
+    type = "S"
+  }
+
+  attribute {
+    name = "subject"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "subject_gsi"
+    hash_key        = "subject"
+    range_key       = "principal"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+}

@@ -102,3 +102,15 @@ variable "log_retention_days" {
   type    = number
   default = 30
 }
+
+variable "deployer_role_names" {
+  description = "IAM roles that may create releases and request deployments (the deployer policy is attached)."
+  type        = list(string)
+  default     = []
+}
+
+variable "approver_role_names" {
+  description = "IAM roles that may approve deployments to protected environments (the approver policy is attached)."
+  type        = list(string)
+  default     = []
+}

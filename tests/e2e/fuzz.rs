@@ -7,6 +7,9 @@ use relctl::{
     model::{ImageRef, Timestamp},
     store::releases::decode,
 };
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
 /// JSON trees shaped like release items: known keys with arbitrary values.
@@ -51,7 +54,7 @@ fn value() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn decoding_any_item_never_panics(item in value()) {
-        if let Ok(item) = serde_dynamo::to_item::<_, std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>(item) {
+        if let Ok(item) = serde_dynamo::to_item::<_, HashMap<String, AttributeValue>>(item) {
             let _ = decode(item);
         }
     }
@@ -74,5 +77,37 @@ proptest! {
     fn parsing_any_image_uri_or_timestamp_never_panics(text in "\\PC{0,80}") {
         let _ = ImageRef::parse(&text);
         let _ = Timestamp::parse(&text);
+    }
+
+    /// Whatever a writer puts in `date_created` (any text, any number), the entry
+    /// either decodes (and is then applied or refused with a status) or is set aside
+    /// with its value as stored, so the controller can write `failed` onto it: no entry
+    /// is left without a way to a final status.
+    #[test]
+    fn any_date_created_yields_an_intent_or_an_addressable_refusal(
+        date in prop_oneof![
+            "\\PC{0,40}".prop_map(|s| AttributeValue::S(s)),
+            any::<i64>().prop_map(|n| AttributeValue::N(n.to_string())),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|n| AttributeValue::N(n.to_string())),
+        ],
+    ) {
+        let entry = AttributeValue::M(HashMap::from([
+            ("date_created".to_owned(), date.clone()),
+            ("environment".to_owned(), AttributeValue::S("stage".into())),
+        ]));
+        let item = HashMap::from([
+            ("release_id".to_owned(), AttributeValue::S("r1".into())),
+            ("project_id".to_owned(), AttributeValue::S("p".into())),
+            ("deployments".to_owned(), AttributeValue::L(vec![entry])),
+        ]);
+        let release = decode(item).expect("id and project are fine");
+        match (release.deployments.first(), release.rejected.first()) {
+            (Some(entry), None) => prop_assert_eq!(entry.index, 0),
+            (None, Some(rejected)) => {
+                prop_assert!(rejected.date_created.is_some(), "addressable: {rejected:?}");
+                prop_assert!(rejected.why.contains("date_created"), "{}", rejected.why);
+            }
+            other => prop_assert!(false, "one or the other: {other:?}"),
+        }
     }
 }

@@ -86,7 +86,7 @@ proptest! {
     #[test]
     fn any_date_created_yields_an_intent_or_an_addressable_refusal(
         date in prop_oneof![
-            "\\PC{0,40}".prop_map(|s| AttributeValue::S(s)),
+            "\\PC{0,40}".prop_map(AttributeValue::S),
             any::<i64>().prop_map(|n| AttributeValue::N(n.to_string())),
             any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|n| AttributeValue::N(n.to_string())),
         ],

@@ -23,7 +23,7 @@ where
     let mut map: HashMap<String, Av> = item.into().into();
     let entries = map.remove("deployments");
     let item: serde_dynamo::Item = map.into();
-    let mut release = match with_path::<Release>(&item) {
+    let mut release = match with_path::<Release>(&item).map_err(described) {
         Ok(release) => release,
         Err(full) => match with_path::<Skeleton>(&item) {
             Ok(skeleton) => skeleton.into_malformed(full),
@@ -92,15 +92,16 @@ fn entry_at(index: usize, entry: Av) -> Result<Deployment, Rejected> {
             deployment.index = index;
             Ok(deployment)
         }
-        Err(why) => Err(Rejected {
+        Err((path, reason)) => Err(Rejected {
             index,
-            why: match (&date_created, why.split_once(": ")) {
+            why: match (&date_created, path.as_deref()) {
                 // Say plainly what is wrong with the date, the usual case.
-                (Some(raw), Some(("date_created", reason))) => format!(
+                (Some(raw), Some("date_created")) => format!(
                     "deployments[{index}].date_created {:?} cannot be used: {reason}",
                     raw.text()
                 ),
-                _ => format!("deployments[{index}].{why}"),
+                (_, Some(path)) => format!("deployments[{index}].{path}: {reason}"),
+                (_, None) => format!("deployments[{index}]: {reason}"),
             },
             date_created,
             environment,
@@ -109,18 +110,26 @@ fn entry_at(index: usize, entry: Av) -> Result<Deployment, Rejected> {
     }
 }
 
-/// Decodes `item`, naming the attribute that failed (`date_created: …`).
-fn with_path<T: serde::de::DeserializeOwned>(item: &serde_dynamo::Item) -> Result<T, String> {
+/// Decodes `item`; the error names the attribute that failed (None: the item itself,
+/// a missing field say) and why.
+fn with_path<T: serde::de::DeserializeOwned>(
+    item: &serde_dynamo::Item,
+) -> Result<T, (Option<String>, String)> {
     let map: HashMap<String, Av> = item.clone().into();
     let deserializer = serde_dynamo::Deserializer::from_attribute_value(Av::M(map));
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
-        if path == "." {
-            e.into_inner().to_string()
-        } else {
-            format!("{path}: {}", e.into_inner())
-        }
+        let path = (path != ".").then_some(path);
+        (path, e.into_inner().to_string())
     })
+}
+
+/// `path: why`, or `why` for the item itself.
+fn described((path, why): (Option<String>, String)) -> String {
+    match path {
+        Some(path) => format!("{path}: {why}"),
+        None => why,
+    }
 }
 
 /// A stamp as relctl writes it, for entries relctl appends.
@@ -170,6 +179,13 @@ mod tests {
                 "deployments",
                 Av::L(vec![
                     entry(Av::S("yesterday".into()), Av::S("stage".into())),
+                    Av::M(
+                        [(
+                            "date_created".to_owned(),
+                            Av::S("2026-11-24T13:59:50Z".into()),
+                        )]
+                        .into(),
+                    ),
                     entry(
                         Av::S("2026-11-24T13:59:50Z".into()),
                         Av::M([("id".to_owned(), Av::S("prod".into()))].into()),
@@ -180,9 +196,9 @@ mod tests {
         ]))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(release.deployments.len(), 1);
-        assert_eq!(release.deployments[0].index, 1, "positions never shift");
+        assert_eq!(release.deployments[0].index, 2, "positions never shift");
         assert_eq!(release.deployments[0].environment.id, "prod");
-        assert_eq!(release.rejected.len(), 2);
+        assert_eq!(release.rejected.len(), 3);
         let garbage = &release.rejected[0];
         assert_eq!(garbage.date_created, Some(Raw::S("yesterday".into())));
         assert_eq!(garbage.environment.as_deref(), Some("stage"));
@@ -193,7 +209,11 @@ mod tests {
             "{}",
             garbage.why
         );
-        assert_eq!(release.rejected[1].index, 2);
+        assert_eq!(
+            release.rejected[1].why,
+            "deployments[1]: missing field `environment`"
+        );
+        assert_eq!(release.rejected[2].index, 3);
     }
 
     #[test]

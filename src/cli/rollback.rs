@@ -5,7 +5,7 @@
 use clap::Args;
 
 use super::{
-    Failure,
+    Failure, follow,
     lookup::{self, Aws},
     past, request,
 };
@@ -20,6 +20,11 @@ pub struct RollbackArgs {
     /// Roll back to this release instead of the previous success.
     #[arg(long)]
     pub to: Option<String>,
+    /// Follow the rollback until it succeeds (exit 0) or fails (exit 1), as `deploy --wait`.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), Failure> {
@@ -49,7 +54,7 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
         current.as_deref().unwrap_or("nothing"),
         target.release_id
     );
-    request::request(
+    let (entry, index) = request::request(
         config,
         aws,
         &store,
@@ -60,5 +65,20 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
     )
     .await?;
     println!("{}", target.release_id);
-    Ok(())
+    if !args.wait {
+        return Ok(());
+    }
+    follow::follow(
+        config,
+        aws,
+        &follow::Followed {
+            key: &key,
+            table: &table,
+            release_id: &target.release_id,
+            entry: &entry,
+            index,
+        },
+        args.timeout,
+    )
+    .await
 }

@@ -88,22 +88,36 @@ impl Shared {
     }
 }
 
-/// The status page's view: every configured environment's state, read in batches.
+/// The status page's view: every configured environment's state, read in batches and
+/// kept for [`PAGE_CACHE`], one read at a time however many pages are loading, so
+/// reloading the page cannot eat the API budget the lease and deployments need.
 struct Environments {
     config: Arc<Config>,
     state: StateStore,
+    cached: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<(EnvKey, EnvState)>)>>,
 }
+
+/// How long the status page's view is reused.
+const PAGE_CACHE: Duration = Duration::from_secs(2);
 
 #[async_trait::async_trait]
 impl crate::http::StatusSource for Environments {
     async fn environments(&self) -> Result<Vec<(EnvKey, EnvState)>, String> {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, states)) = cached.as_ref()
+            && at.elapsed() < PAGE_CACHE
+        {
+            return Ok(states.clone());
+        }
         let keys: Vec<EnvKey> = self.config.keys().collect();
         let states = self
             .state
             .get_many(&keys)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(keys.into_iter().zip(states).collect())
+        let states: Vec<(EnvKey, EnvState)> = keys.into_iter().zip(states).collect();
+        *cached = Some((tokio::time::Instant::now(), states.clone()));
+        Ok(states)
     }
 }
 
@@ -162,6 +176,7 @@ pub async fn run(
         status: Arc::new(Environments {
             config: config.clone(),
             state: shared.state.clone(),
+            cached: Default::default(),
         }),
     };
     // HTTP outlives the drain: health and readiness answer until the very end.

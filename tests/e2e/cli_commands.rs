@@ -229,7 +229,23 @@ async fn diff_writes_nothing_and_rollback_deploys_the_previous_success() {
         "diff wrote nothing"
     );
 
-    let rolled = ok(&h, &["rollback", "--project", "bugfarm", "--env", "prod"]).await;
+    let (code, rolled, err) = relctl(
+        &h,
+        &[
+            "rollback",
+            "--project",
+            "bugfarm",
+            "--env",
+            "prod",
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("succeeded"),
+        "--wait follows the rollback: {err}"
+    );
     assert_eq!(rolled.trim(), r1);
     let release = h.release("relctl-releases", r1).await;
     let index = release.deployments.len() - 1;

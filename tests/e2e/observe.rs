@@ -228,3 +228,32 @@ async fn with_self_heal_a_drifted_pin_is_put_back() {
     assert_eq!(history[1]["kind"], "deployment", "{history}");
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn many_page_loads_at_once_cost_one_read_of_the_state_table() {
+    let h = Harness::new(BUGFARM).await;
+    let controller = h.start_controller().await;
+    let reads = |metrics: &str| {
+        sample(
+            metrics,
+            "relctl_aws_calls_total{service=\"DynamoDB\",operation=\"BatchGetItem\",outcome=\"ok\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let (_, before) = get(controller.addr, "/metrics").await;
+    let pages: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(get(controller.addr, "/")))
+        .collect();
+    for page in pages {
+        let (status, body) = page.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("data-env=\"bugfarm/stage\""));
+    }
+    let (_, after) = get(controller.addr, "/metrics").await;
+    let spent = reads(&after) - reads(&before);
+    assert!(
+        (1.0..10.0).contains(&spent),
+        "20 page loads at once read the state table {spent} times"
+    );
+    controller.stop().await;
+}

@@ -94,8 +94,11 @@ impl Shared {
 struct Environments {
     config: Arc<Config>,
     state: StateStore,
-    cached: tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<(EnvKey, EnvState)>)>>,
+    cached: tokio::sync::Mutex<Option<(tokio::time::Instant, View)>>,
 }
+
+/// Every configured environment with its state.
+type View = Vec<(EnvKey, EnvState)>;
 
 /// How long the status page's view is reused.
 const PAGE_CACHE: Duration = Duration::from_secs(2);

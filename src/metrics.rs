@@ -65,6 +65,10 @@ pub struct Metrics {
     pub stream_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
     pub stream_records: Family<TableLabels, Counter>,
     pub poison_records: Family<TableLabels, Counter>,
+    /// Stream records whose intake failed and that wait to be tried again.
+    pub retrying_records: Family<TableLabels, Gauge>,
+    /// Stream records given up on after bounded attempts.
+    pub parked_records: Family<TableLabels, Counter>,
     /// Deployment entries refused on their own (an unreadable field).
     pub rejected_entries: Family<TableLabels, Counter>,
     /// Problems that keep relctl from using a table (0 when it is usable).
@@ -94,6 +98,8 @@ impl Default for Metrics {
             stream_records: Family::default(),
             poison_records: Family::default(),
             rejected_entries: Family::default(),
+            retrying_records: Family::default(),
+            parked_records: Family::default(),
             table_problems: Family::default(),
             aws_calls: Family::default(),
             aws_failed_attempts: Family::default(),
@@ -136,6 +142,16 @@ impl Metrics {
             "outcome_writes",
             "Outcome writes by target (entry, state) and outcome (ok, conflict, error)",
             metrics.writes.clone(),
+        );
+        r.register(
+            "stream_retrying_records",
+            "Stream records whose intake failed, waiting to be tried again (alert when > 0 for long)",
+            metrics.retrying_records.clone(),
+        );
+        r.register(
+            "parked_records",
+            "Stream records given up on after bounded attempts (the resync still covers them)",
+            metrics.parked_records.clone(),
         );
         r.register(
             "rejected_entries",

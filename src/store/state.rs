@@ -343,6 +343,32 @@ impl StateStore {
             .collect())
     }
 
+    /// Records a stream record the watcher gave up on, for people to look at.
+    pub async fn park(
+        &self,
+        table: &str,
+        sequence: &str,
+        release_id: &str,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(format!("parked#{table}#{sequence}")))
+            .item("releases_table", s(table))
+            .item("release_id", s(release_id))
+            .item("error", s(error))
+            .item("at", s(now.to_wire()))
+            .build()
+            .map_err(|e| StoreError::Encode {
+                what: "parked record",
+                source: e.into(),
+            })?;
+        self.write(TransactWriteItem::builder().put(put).build())
+            .await?;
+        Ok(())
+    }
+
     /// Records why the last resync of `key` failed (`None`: it did not).
     pub async fn set_resync_error(
         &self,

@@ -5,6 +5,7 @@
 //! restart resumes after it. Expired iterators are re-opened from the checkpoint;
 //! trimmed data (an outage past the 24 h retention) triggers a full resync.
 
+pub mod retry;
 pub mod shards;
 
 use std::{
@@ -19,7 +20,7 @@ use aws_sdk_dynamodbstreams::{
 };
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     context::Context,
@@ -59,8 +60,8 @@ pub struct Watcher {
     checkpoints: BTreeMap<String, Checkpoint>,
     shards: Vec<Shard>,
     iterators: HashMap<String, String>,
-    /// Where to re-open a shard whose batch failed part-way (AT that record).
-    retry_at: HashMap<String, String>,
+    /// Records whose intake failed, to be tried again (never blocking their shard).
+    retrying: Vec<retry::Retry>,
     first_start: bool,
 }
 
@@ -103,7 +104,7 @@ impl Watcher {
             checkpoints,
             shards: Vec::new(),
             iterators: HashMap::new(),
-            retry_at: HashMap::new(),
+            retrying: Vec::new(),
         };
         watcher.prime().await?;
         Ok(watcher)
@@ -152,6 +153,10 @@ impl Watcher {
                 if self.poll_shard(shard).await {
                     refreshed = None; // a shard closed: look for its children now
                 }
+            }
+            if !self.retrying.is_empty() {
+                let keys = self.retry_due().await;
+                self.schedule(keys);
             }
             if self.checkpoints != before {
                 let now = self.ctx.now();
@@ -234,22 +239,45 @@ impl Watcher {
             .get_shard_iterator()
             .stream_arn(&self.stream_arn)
             .shard_id(&shard.id);
-        let request = match self.retry_at.remove(&shard.id) {
-            Some(at) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .sequence_number(at),
-            None => match shards::start_at(shard, &self.checkpoints, self.first_start) {
-                StartAt::After(sequence) => request
-                    .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-                    .sequence_number(sequence),
-                StartAt::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                StartAt::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
-            },
+        let start = shards::start_at(shard, &self.checkpoints, self.first_start);
+        let request = match &start {
+            StartAt::After(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence),
+            StartAt::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            StartAt::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
         };
-        let output = request
-            .send()
-            .await
-            .map_err(|e| self.aws("GetShardIterator", e))?;
+        let output = match request.send().await {
+            Ok(output) => output,
+            // A checkpoint older than the stream's 24 h (an outage): what it points
+            // after is gone. Read what is left from the start, and resync the table
+            // for the rest, instead of failing here on every start.
+            Err(e)
+                if matches!(start, StartAt::After(_))
+                    && e.as_service_error().is_some_and(|s| {
+                        s.is_trimmed_data_access_exception() || s.is_resource_not_found_exception()
+                    }) =>
+            {
+                warn!(
+                    shard = %shard.id,
+                    error = %crate::aws::error_message(&e),
+                    "the shard's checkpoint is past the stream's retention; reading it from its start and resyncing"
+                );
+                if let Some(checkpoint) = self.checkpoints.get_mut(&shard.id) {
+                    checkpoint.sequence = None;
+                }
+                self.ctx.resync_now.notify_one();
+                self.streams
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(&shard.id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .map_err(|e| self.aws("GetShardIterator", e))?
+            }
+            Err(e) => return Err(self.aws("GetShardIterator", e)),
+        };
         output.shard_iterator.ok_or_else(|| WatchError::Aws {
             op: "GetShardIterator",
             table: self.table.clone(),
@@ -304,13 +332,10 @@ impl Watcher {
                 .and_then(|d| d.sequence_number.clone());
             match self.handle(record).await {
                 Ok(found) => keys.extend(found),
+                // Set aside; the shard goes on with the records after it.
                 Err(error) => {
-                    warn!(shard = %shard.id, %error, "failed to process a stream record; will retry it");
-                    if let Some(sequence) = sequence {
-                        self.retry_at.insert(shard.id.clone(), sequence);
-                    }
-                    self.schedule(keys);
-                    return false;
+                    self.failed(sequence.clone(), record.clone(), 0, &error)
+                        .await
                 }
             }
             if let Some(sequence) = sequence {
@@ -334,6 +359,107 @@ impl Watcher {
                 true
             }
         }
+    }
+
+    /// A record whose intake failed (its `attempts`-th time): kept to try again later,
+    /// or parked for good.
+    async fn failed(
+        &mut self,
+        sequence: Option<String>,
+        record: Record,
+        attempts: u32,
+        error: &StoreError,
+    ) {
+        let attempts = attempts + 1;
+        let sequence = sequence.unwrap_or_default();
+        match retry::next(attempts, error.class(), Instant::now()) {
+            retry::Next::RetryAt(due) => {
+                warn!(table = %self.table, %sequence, attempts, %error, "failed to take in a stream record; trying it again later");
+                self.retrying.push(retry::Retry {
+                    sequence,
+                    record,
+                    attempts,
+                    due,
+                    error: error.to_string(),
+                });
+            }
+            retry::Next::Park => self.park(&sequence, &record, attempts, error).await,
+        }
+        self.retrying_gauge();
+    }
+
+    async fn park(&self, sequence: &str, record: &Record, attempts: u32, error: &StoreError) {
+        let release_id = record
+            .dynamodb
+            .as_ref()
+            .and_then(|d| d.keys.as_ref())
+            .and_then(|k| k.get("release_id"))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        error!(
+            table = %self.table,
+            release_id = ?release_id,
+            %sequence,
+            attempts,
+            %error,
+            "gave up on a stream record; parked it (the resync still covers its environments)"
+        );
+        self.ctx
+            .metrics
+            .parked_records
+            .get_or_create(&TableLabels {
+                table: self.table.clone(),
+            })
+            .inc();
+        if let Err(store) = self
+            .ctx
+            .state
+            .park(
+                &self.table,
+                sequence,
+                &release_id,
+                &error.to_string(),
+                self.ctx.now(),
+            )
+            .await
+        {
+            warn!(error = %store, "failed to record the parked stream record");
+        }
+    }
+
+    /// Tries again the set-aside records that are due.
+    async fn retry_due(&mut self) -> BTreeSet<EnvKey> {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retrying)
+            .into_iter()
+            .partition(|r| r.due <= now);
+        self.retrying = later;
+        let mut keys = BTreeSet::new();
+        for retry in due {
+            match self.handle(&retry.record).await {
+                Ok(found) => {
+                    info!(table = %self.table, sequence = %retry.sequence, "took in a stream record on a retry");
+                    keys.extend(found);
+                }
+                Err(error) => {
+                    self.failed(Some(retry.sequence), retry.record, retry.attempts, &error)
+                        .await
+                }
+            }
+        }
+        self.retrying_gauge();
+        keys
+    }
+
+    fn retrying_gauge(&self) {
+        self.ctx
+            .metrics
+            .retrying_records
+            .get_or_create(&TableLabels {
+                table: self.table.clone(),
+            })
+            .set(self.retrying.len() as i64);
     }
 
     /// Stream lag: the age of the newest record read; 0 when a poll finds nothing new.

@@ -22,6 +22,9 @@ struct Stream {
     next_sequence: u64,
     expire_next: bool,
     trim_next: bool,
+    /// GetShardIterator after a sequence number answers TrimmedDataAccessException, as
+    /// AWS does for a checkpoint older than the stream's 24 h.
+    trim_checkpoints: bool,
     /// Every (operation, shard) asked, in order.
     log: Vec<(String, String)>,
 }
@@ -85,6 +88,13 @@ impl Stream {
                 let position = match body["ShardIteratorType"].as_str().unwrap() {
                     "TRIM_HORIZON" => 0,
                     "LATEST" => records.len(),
+                    "AFTER_SEQUENCE_NUMBER" if self.trim_checkpoints => {
+                        return Err((
+                            400,
+                            "TrimmedDataAccessException",
+                            "the sequence number is beyond the trim horizon".into(),
+                        ));
+                    }
                     kind => {
                         let sequence = body["SequenceNumber"].as_str().unwrap();
                         let at = records
@@ -266,6 +276,54 @@ async fn trimmed_records_trigger_a_full_resync_that_finds_what_the_stream_lost()
     assert_eq!(
         h.parameters("/bugfarm/images/prod").await["/bugfarm/images/prod/app"].0,
         "r.example/app:9"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_checkpoint_past_the_retention_restarts_the_shard_and_a_resync_instead_of_failing() {
+    let mut stream = Stream::default();
+    stream
+        .shards
+        .insert("shard-1".into(), (None, false, vec![]));
+    let (h, _stub, stream) = setup(stream).await;
+    let controller = h.start_controller().await;
+    let first = intent("r1", "stage", "2024-05-01T10:00:00.000000", "1");
+    h.put_release(TABLE, first.clone()).await;
+    stream.lock().unwrap().push("shard-1", &first);
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    controller.stop().await;
+
+    // A long outage: the checkpoint is now older than the stream keeps. Meanwhile one
+    // intent reached only the table, another is still on the stream.
+    h.put_release(
+        TABLE,
+        intent("lost", "prod", "2024-05-01T11:00:00.000000", "9"),
+    )
+    .await;
+    let fresh = intent("fresh", "stage", "2024-05-01T12:00:00.000000", "7");
+    h.put_release(TABLE, fresh.clone()).await;
+    {
+        let mut stream = stream.lock().unwrap();
+        stream.trim_checkpoints = true;
+        stream.push("shard-1", &fresh);
+    }
+    let controller = h.start_controller().await;
+    assert_eq!(
+        h.finished(TABLE, "lost", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    assert_eq!(
+        h.finished(TABLE, "fresh", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    let log = stream.lock().unwrap().log.clone();
+    assert!(
+        log.iter().any(|(op, _)| op == "GetRecords"),
+        "the shard is read again: {log:?}"
     );
     controller.stop().await;
 }

@@ -136,3 +136,121 @@ async fn a_missing_state_table_is_waited_for_with_readyz_saying_why() {
     assert!(body.contains("\"role\":\"leader\""), "{body}");
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_record_that_cannot_be_taken_in_is_parked_and_the_stream_goes_on_at_once() {
+    let h = Harness::new(crate::support::BUGFARM).await;
+    let big = |id: &str, padding: usize| {
+        let mut item = crate::support::release(id, "bugfarm", json!({ "app": "r.example/app:1" }));
+        item["description"] = json!("x".repeat(padding));
+        item["deployments"] = json!([{ "date_created": "2024-05-01T10:00:00.000000",
+                                      "environment": { "id": "stage", "name": "S" } }]);
+        item
+    };
+    // Just under the item size limit, so that adding last_date_deployed does not fit:
+    // found by asking the emulator itself with a probe of the same shape.
+    let padding = fits_but_cannot_grow(&h, &big).await;
+    let controller = h.start_controller().await;
+    h.put_release("relctl-releases", big("big", padding)).await;
+    // Written after it on the same stream: taken in without waiting on it.
+    h.put_release(
+        "relctl-releases",
+        crate::support::release("normal", "bugfarm", json!({ "app": "r.example/app:2" })),
+    )
+    .await;
+    let entry = h
+        .deploy(
+            "relctl-releases",
+            "normal",
+            "prod",
+            "2024-05-01T10:00:01.000000",
+        )
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let parked_line = "relctl_parked_records_total{table=\"relctl-releases\"} 1";
+    crate::support::until(
+        "the record parked",
+        async || {
+            get(controller.addr, "/metrics")
+                .await
+                .1
+                .contains(parked_line)
+        },
+        |parked| *parked,
+    )
+    .await;
+    let (_, metrics) = get(controller.addr, "/metrics").await;
+    assert!(
+        metrics.contains("relctl_stream_retrying_records{table=\"relctl-releases\"} 0"),
+        "{metrics}"
+    );
+    // Parked for people to find, naming the release.
+    let parked = h
+        .dynamodb
+        .scan()
+        .table_name("relctl-state")
+        .filter_expression("begins_with(pk, :p)")
+        .expression_attribute_values(
+            ":p",
+            aws_sdk_dynamodb::types::AttributeValue::S("parked#".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        parked[0]["release_id"],
+        aws_sdk_dynamodb::types::AttributeValue::S("big".into())
+    );
+    controller.stop().await;
+}
+
+/// The largest padding of `item` that can be written but then cannot take a
+/// `last_date_deployed`, found by bisection on probes (deleted afterwards).
+async fn fits_but_cannot_grow(
+    h: &Harness,
+    item: &dyn Fn(&str, usize) -> serde_json::Value,
+) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let fits = async |padding: usize| {
+        let value: std::collections::HashMap<String, Av> =
+            serde_dynamo::to_item(item("prb", padding)).unwrap();
+        h.dynamodb
+            .put_item()
+            .table_name("relctl-releases")
+            .set_item(Some(value))
+            .send()
+            .await
+            .is_ok()
+    };
+    let (mut low, mut high) = (300_000, 500_000);
+    while high - low > 1 {
+        let mid = (low + high) / 2;
+        if fits(mid).await {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    assert!(fits(low).await);
+    let grows = h
+        .dynamodb
+        .update_item()
+        .table_name("relctl-releases")
+        .key("release_id", Av::S("prb".into()))
+        .update_expression("SET last_date_deployed = :at")
+        .expression_attribute_values(":at", Av::S("2024-05-01T10:00:00.000000".into()))
+        .send()
+        .await;
+    assert!(grows.is_err(), "the probe at {low} could still grow");
+    h.dynamodb
+        .delete_item()
+        .table_name("relctl-releases")
+        .key("release_id", Av::S("prb".into()))
+        .send()
+        .await
+        .unwrap();
+    low
+}

@@ -515,7 +515,8 @@ pub fn raw_attribute(value: &serde_json::Value) -> AttributeValue {
 pub const STALL: Duration = Duration::from_secs(120);
 
 /// Polls `look` until `done` holds. Fails only when what it sees has not changed for
-/// [`STALL`]: the test waits on progress, not on the clock.
+/// [`STALL`]: the test waits on progress, not on the clock. `look` must return what
+/// the test watches, not something that changes on its own (a whole metrics page).
 pub async fn until<T: std::fmt::Debug + PartialEq>(
     what: &str,
     mut look: impl AsyncFnMut() -> T,

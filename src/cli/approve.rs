@@ -12,10 +12,10 @@ use super::{
 use crate::{
     config::Config,
     model::{
-        EnvKey, IntentRef, Person, Status, Timestamp,
-        approval::{Approvals, approval_missing},
+        EnvKey, IntentRef, Person, Status, Timestamp, approval::approval_missing, images_digest,
+        resolve_images,
     },
-    store::attestations::{Kind, subject},
+    store::attestations::{Kind, approvals, subject},
 };
 
 #[derive(Debug, Args)]
@@ -49,18 +49,15 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
             ))
         })?;
     let intent = IntentRef::of(&found.release_id, waiting);
+    let (project, _) = config.environment(&key)?;
+    let images = resolve_images(&found, project.image_uri_template.as_deref())?;
+    let digest = images_digest(&images);
     let me = aws.principal().await?;
     // Refuse now what the controller would refuse later (four eyes).
     let attestations = aws.attestations(config);
-    let requester = attestations
-        .principals(&subject(Kind::Request, &key, &intent))
-        .await?
-        .into_iter()
-        .next();
-    let approvals = Approvals {
-        approvers: vec![me.clone()],
-        requester,
-    };
+    let subject = subject(&key, &intent);
+    let mut approvals = approvals(&attestations.of(&subject).await?, &digest);
+    approvals.approvers = vec![me.clone()];
     if let Some(why) = approval_missing(
         &approvals,
         &found.release_id,
@@ -69,19 +66,28 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
     ) {
         return Err(Failure::refused(format!("{why}; nothing was approved")));
     }
+    // What is approved is exactly these images: shown, and bound by their digest.
+    eprintln!(
+        "approving the deployment of release {} to {} (requested at {}):",
+        found.release_id, environment.id, intent.date_created
+    );
+    for (service, uri) in &images {
+        eprintln!("  {service}: {uri}");
+    }
     let now = Timestamp::from_utc(chrono::Utc::now());
     attestations
-        .record(&me, &subject(Kind::Approve, &key, &intent), now)
+        .record(Kind::Approve, &me, &subject, &digest, now)
         .await?;
-    // Shown on the entry for people (and it wakes the controller through the stream);
-    // the controller trusts only the approvals table.
+    // Shown on the entry for people, where this role may write it; the controller
+    // trusts only the approvals table, and notices the approval within seconds anyway.
     let shown = Person::from_arn(&me.arn);
-    if !store.approve(&table, &intent, &shown, now).await? {
-        eprintln!("note: the deployment finished or changed meanwhile");
+    match store.approve(&table, &intent, &shown, now).await {
+        Ok(true) => {}
+        Ok(false) => eprintln!("note: the deployment finished or changed meanwhile"),
+        Err(error) => {
+            eprintln!("note: the approval is recorded; showing it on the entry failed: {error}")
+        }
     }
-    eprintln!(
-        "approved the deployment of release {} to {} (requested at {}) as {}",
-        found.release_id, environment.id, intent.date_created, me.arn
-    );
+    eprintln!("approved ({digest}) as {}", me.arn);
     Ok(())
 }

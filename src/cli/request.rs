@@ -28,11 +28,17 @@ pub async fn request(
 ) -> Result<(Deployment, usize), Failure> {
     let key = EnvKey::new(&release.project_id, environment);
     let (project, environment) = config.environment(&key)?;
-    crate::model::resolve_images(release, project.image_uri_template.as_deref())?;
-    let verified = aws
+    let images = crate::model::resolve_images(release, project.image_uri_template.as_deref())?;
+    let digest = crate::model::images_digest(&images);
+    // The gate as the controller reads it: its own records, for these very images.
+    let verified: Vec<String> = aws
         .state(config)
         .verified(&key.project, &environment.requires, &release.release_id)
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|(_, v)| v.images == digest)
+        .map(|(env, _)| env)
+        .collect();
     crate::model::gate(
         &release.release_id,
         &environment.id,
@@ -51,7 +57,13 @@ pub async fn request(
             date_created_raw: None,
         };
         aws.attestations(config)
-            .record(&me, &subject(Kind::Request, &key, &intent), date_created.at)
+            .record(
+                Kind::Request,
+                &me,
+                &subject(&key, &intent),
+                &digest,
+                date_created.at,
+            )
             .await?;
     }
     let entry = Deployment {

@@ -24,9 +24,10 @@ impl Principal {
 /// What the approvals table holds for one deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Approvals {
+    /// Who approved it, for the images it would apply now.
     pub approvers: Vec<Principal>,
-    /// Who requested it, as their own attestation (written by `relctl deploy`) proves.
-    pub requester: Option<Principal>,
+    /// Who requested it, as their own attestations (written by `relctl deploy`) prove.
+    pub requesters: Vec<Principal>,
 }
 
 /// Why a deployment to a protected environment must still wait, if it must.
@@ -45,15 +46,21 @@ pub fn approval_missing(
     if !four_eyes {
         return None;
     }
-    let Some(requester) = &approvals.requester else {
+    if approvals.requesters.is_empty() {
         return Some(format!(
             "environment {environment} needs four eyes, but who requested this deployment is not recorded; request it with `relctl deploy`, which records the requester's AWS identity"
         ));
-    };
-    if approvals.approvers.iter().all(|a| a.same(requester)) {
+    }
+    let requester = |a: &Principal| approvals.requesters.iter().any(|r| r.same(a));
+    if approvals.approvers.iter().all(requester) {
+        let who: Vec<&str> = approvals
+            .requesters
+            .iter()
+            .map(|r| r.arn.as_str())
+            .collect();
         return Some(format!(
             "environment {environment} needs four eyes: the approver must not be the requester ({}); another principal must run {approve}",
-            requester.arn
+            who.join(", ")
         ));
     }
     None
@@ -83,7 +90,7 @@ mod tests {
     fn any_recorded_approval_counts_without_four_eyes() {
         let approvals = Approvals {
             approvers: vec![principal("alice")],
-            requester: None,
+            requesters: vec![],
         };
         assert_eq!(approval_missing(&approvals, "r1", "prod", false), None);
     }
@@ -92,17 +99,21 @@ mod tests {
     fn four_eyes_needs_a_known_requester_and_another_approver() {
         let mut approvals = Approvals {
             approvers: vec![principal("alice")],
-            requester: None,
+            requesters: vec![],
         };
         let unknown = approval_missing(&approvals, "r1", "live", true).unwrap_or_default();
         assert!(unknown.contains("not recorded"), "{unknown}");
-        approvals.requester = Some(principal("alice"));
+        approvals.requesters = vec![principal("alice")];
         let same = approval_missing(&approvals, "r1", "live", true).unwrap_or_default();
         assert!(
             same.contains("the approver must not be the requester"),
             "{same}"
         );
+        // Every principal that attested the request counts as a requester.
+        approvals.requesters.push(principal("bob"));
         approvals.approvers.push(principal("bob"));
+        assert!(approval_missing(&approvals, "r1", "live", true).is_some());
+        approvals.approvers.push(principal("carol"));
         assert_eq!(approval_missing(&approvals, "r1", "live", true), None);
     }
 

@@ -15,7 +15,7 @@ pub mod time;
 pub use ids::{EnvKey, IdError, validate_id};
 pub use image::ImageRef;
 pub use intent::{Intent, IntentRef, new_intents};
-pub use plan::{Change, Images, Plan, Refusal, gate, plan, resolve_images};
+pub use plan::{Change, Images, Plan, Refusal, gate, images_digest, plan, resolve_images};
 pub use record::{Deployment, Person, Release, Status};
 pub use time::Timestamp;
 pub use time::{Raw, Stamp};

@@ -8,6 +8,17 @@ use super::{ImageRef, Release, ids::IdError, validate_id};
 /// service id → image URI.
 pub type Images = BTreeMap<String, String>;
 
+/// A digest of exactly these images (`sha256:` over their canonical JSON): what an
+/// approval and a verified success are bound to, so a release whose images changed
+/// afterwards is a different thing to approve and to promote.
+pub fn images_digest(images: &Images) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_string(images).unwrap_or_default();
+    let digest = Sha256::digest(canonical.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 /// Why an intent is refused. Every message says what is wrong and what would fix it;
 /// it is written verbatim into the deployment's `status_message`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

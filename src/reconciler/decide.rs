@@ -15,12 +15,17 @@ use crate::{
     model::{
         Change, Images, IntentRef, Release, Status, Timestamp,
         approval::{Approvals, approval_missing},
-        gate,
+        gate, images_digest,
         record::Deployment,
         resolve_images,
         state::{Activity, Current, EnvState, Run},
     },
+    store::verified::Verified,
 };
+
+/// How soon a deployment waiting for an approval looks for one again: approvals are
+/// recorded in a table this controller reads, not on a stream it watches.
+pub const APPROVAL_POLL: Duration = Duration::from_secs(5);
 
 /// Everything [`decide`] looks at.
 pub struct Facts<'a> {
@@ -36,8 +41,10 @@ pub struct Facts<'a> {
     /// environment is protected).
     pub approvals: Option<&'a Approvals>,
     /// The environments of `requires` where the controller's own records say the
-    /// release succeeded.
+    /// release succeeded, with the images it has now.
     pub verified: &'a [String],
+    /// The controller's own record of the release's success here, if any.
+    pub own: Option<&'a Verified>,
     /// What this reconcile has seen and done so far.
     pub seen: &'a Seen,
 }
@@ -105,8 +112,12 @@ pub enum Step {
         message: String,
         wait: Duration,
     },
-    /// Mark the entry in progress and start pinning.
-    Start { intent: IntentRef, message: String },
+    /// Mark the entry in progress and start pinning (over a status the entry claimed).
+    Start {
+        intent: IntentRef,
+        message: String,
+        claimed: Option<Status>,
+    },
     /// Ask the pin what differs from `images` (before writing, or to verify after).
     LookAtPins { images: Images },
     /// Write `changes` to the pin (none: nothing to write).
@@ -203,11 +214,17 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
             };
         }
     };
-    match entry.status {
-        Some(Status::Succeeded) => return observe(facts, intent, entry, images),
+    // An entry's `failed` or `superseded` only ever holds back its own intent; its
+    // `succeeded` counts only where the controller's own records agree. A success
+    // anyone could have written is a claim: the intent is applied like any other.
+    let claimed = match entry.status {
+        Some(Status::Succeeded) if succeeded_here(facts, intent) => {
+            return observe(facts, intent, entry, images);
+        }
+        Some(status @ Status::Succeeded) => Some(status),
         _ if finished => return Step::Nothing,
-        _ => {}
-    }
+        _ => None,
+    };
     let run = state
         .activity
         .run()
@@ -224,7 +241,7 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
             if let Some(step) = held_back(facts, intent, now) {
                 return step;
             }
-            apply(facts, intent, images)
+            apply(facts, intent, images, claimed)
         }
     }
 }
@@ -258,7 +275,7 @@ fn held_back(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<St
         )
     {
         return Some(if recorded(&message) {
-            Step::Nothing
+            Step::WaitFor(APPROVAL_POLL)
         } else {
             Step::Block {
                 intent: intent.clone(),
@@ -299,8 +316,19 @@ fn frozen(env: &Environment, now: Timestamp) -> Option<(String, Duration)> {
     ))
 }
 
-/// Pin what differs, verify, then finish or start the actuator.
-fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images) -> Step {
+/// The controller's own records say this intent succeeded here.
+fn succeeded_here(facts: &Facts<'_>, intent: &IntentRef) -> bool {
+    let finished = matches!(&facts.state.activity, Activity::Finished { current, outcome: crate::model::state::Outcome::Succeeded, .. }
+        if current.intent.same_entry(intent));
+    let recorded = facts
+        .own
+        .is_some_and(|v| v.date_created == intent.date_created);
+    finished || recorded
+}
+
+/// Pin what differs, verify, then finish or start the actuator. `claimed`: the entry
+/// carries a status the controller did not write, which the start overwrites.
+fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images, claimed: Option<Status>) -> Step {
     let seen = facts.seen;
     if !seen.started {
         return Step::Start {
@@ -310,6 +338,7 @@ fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images) -> Step {
                 images.len(),
                 intent.release_id
             ),
+            claimed,
         };
     }
     if let Some(why) = &seen.refused {
@@ -429,13 +458,34 @@ fn observe(facts: &Facts<'_>, intent: &IntentRef, entry: &Deployment, images: Im
     if let Some(why) = &seen.refused {
         return Step::Unverifiable { why: why.clone() };
     }
+    let state = facts.state;
+    let observed = state
+        .observed
+        .as_ref()
+        .filter(|o| o.release_id == intent.release_id && o.date_created == intent.date_created);
+    let known = observed.is_some();
+    // Drift is against what was verified, never against the release item as it is now
+    // (its images may have been changed since).
+    let images = match observed {
+        Some(observed) => observed.images.clone(),
+        None if facts
+            .own
+            .is_some_and(|v| v.images == images_digest(&images)) =>
+        {
+            images
+        }
+        None => {
+            return Step::Unverifiable {
+                why: format!(
+                    "release {}'s images changed since they were verified here; deploy it again to apply them",
+                    intent.release_id
+                ),
+            };
+        }
+    };
     let Some(changes) = &seen.pins else {
         return Step::LookAtPins { images };
     };
-    let state = facts.state;
-    let known = state.observed.as_ref().is_some_and(|o| {
-        o.release_id == intent.release_id && o.date_created == intent.date_created
-    });
     if !changes.is_empty() && facts.env.self_heal && seen.written.is_none() {
         return Step::Heal {
             intent: intent.clone(),

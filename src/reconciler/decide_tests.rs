@@ -54,6 +54,7 @@ struct Fixture {
     seen: Seen,
     approvals: Option<Approvals>,
     verified: Vec<String>,
+    own: Option<crate::store::verified::Verified>,
 }
 
 fn fixture() -> Fixture {
@@ -108,6 +109,7 @@ fn fixture() -> Fixture {
         seen: Seen::default(),
         approvals: None,
         verified: Vec::new(),
+        own: None,
     }
 }
 
@@ -136,12 +138,22 @@ impl Fixture {
             seen: &self.seen,
             approvals: self.approvals.as_ref(),
             verified: &self.verified,
+            own: self.own.as_ref(),
         };
         decide(&facts, at(now))
     }
 
     fn with_status(mut self, status: Status) -> Self {
         self.entry.status = Some(status);
+        self
+    }
+
+    /// The controller's own record that this intent succeeded here.
+    fn verified_here(mut self) -> Self {
+        self.own = Some(crate::store::verified::Verified {
+            date_created: self.intent.date_created,
+            images: crate::model::images_digest(&self.images()),
+        });
         self
     }
 
@@ -198,6 +210,7 @@ fn the_release_is_read_before_anything_is_decided_about_it() {
         seen: &f.seen,
         approvals: None,
         verified: &[],
+        own: None,
     };
     assert_eq!(decide(&facts, at(NOW)), Step::ReadDesired);
 }
@@ -304,19 +317,23 @@ fn a_protected_environment_blocks_until_approved_and_records_it_once() {
         why: Wait::Approval,
         message,
     };
-    assert_eq!(f.decide(), Step::Nothing, "already recorded: no write");
+    assert_eq!(
+        f.decide(),
+        Step::WaitFor(APPROVAL_POLL),
+        "already recorded: no write, look again for an approval soon"
+    );
     f.entry.approved_by = Some(Person {
         id: Some("arn:aws:iam::1:user/reviewer".into()),
         name: Some("reviewer".into()),
     });
     assert_eq!(
         f.decide(),
-        Step::Nothing,
+        Step::WaitFor(APPROVAL_POLL),
         "approved_by in the entry is display only"
     );
     f.approvals = Some(Approvals {
         approvers: vec![principal("reviewer")],
-        requester: None,
+        requesters: vec![],
     });
     assert!(
         matches!(f.decide(), Step::Start { .. }),
@@ -331,7 +348,7 @@ fn four_eyes_refuses_the_requester_as_approver() {
     f.env.four_eyes = true;
     f.approvals = Some(Approvals {
         approvers: vec![principal("someone")],
-        requester: Some(principal("someone")),
+        requesters: vec![principal("someone")],
     });
     let Step::Block { message, .. } = f.decide() else {
         panic!("{:?}", f.decide());
@@ -339,7 +356,7 @@ fn four_eyes_refuses_the_requester_as_approver() {
     assert!(message.contains("needs four eyes"), "{message}");
     f.approvals = Some(Approvals {
         approvers: vec![principal("someone"), principal("reviewer")],
-        requester: Some(principal("someone")),
+        requesters: vec![principal("someone")],
     });
     assert!(matches!(f.decide(), Step::Start { .. }));
 }
@@ -539,7 +556,7 @@ fn a_run_past_its_timeout_fails_naming_its_handle() {
 
 #[test]
 fn a_succeeded_deployment_is_observed_for_drift_with_and_without_self_heal() {
-    let mut f = fixture().with_status(Status::Succeeded);
+    let mut f = fixture().with_status(Status::Succeeded).verified_here();
     assert_eq!(f.decide(), Step::LookAtPins { images: f.images() });
     f.seen.pins = Some(vec![]);
     f.entry.status_message = Some("pinned 1 of 1 images (app); verified".into());
@@ -577,7 +594,7 @@ fn a_succeeded_deployment_is_observed_for_drift_with_and_without_self_heal() {
 
 #[test]
 fn a_deployed_release_whose_pins_cannot_be_read_is_reported_not_failed() {
-    let mut f = fixture().with_status(Status::Succeeded);
+    let mut f = fixture().with_status(Status::Succeeded).verified_here();
     f.seen.refused = Some("no such document".into());
     assert_eq!(
         f.decide(),
@@ -585,6 +602,57 @@ fn a_deployed_release_whose_pins_cannot_be_read_is_reported_not_failed() {
             why: "no such document".into()
         }
     );
+}
+
+#[test]
+fn a_success_the_controller_has_no_record_of_is_a_claim_and_the_intent_is_applied() {
+    let mut f = fixture().with_status(Status::Succeeded);
+    assert!(
+        matches!(
+            f.decide(),
+            Step::Start {
+                claimed: Some(Status::Succeeded),
+                ..
+            }
+        ),
+        "{:?}",
+        f.decide()
+    );
+    // Even with self_heal on, nothing is pinned without going through the policies.
+    f.env.self_heal = true;
+    f.env.protected = true;
+    assert!(
+        matches!(f.decide(), Step::Block { gate: false, .. }),
+        "{:?}",
+        f.decide()
+    );
+}
+
+#[test]
+fn drift_is_measured_against_what_was_verified_not_the_release_as_it_is_now() {
+    let mut f = fixture().with_status(Status::Succeeded).verified_here();
+    f.state.observed = Some(Observed {
+        release_id: "r1".into(),
+        date_created: f.intent.date_created,
+        images: f.images(),
+        since: at(NOW),
+    });
+    // Someone changes the release's images after it was deployed.
+    f.release
+        .images
+        .insert("app".into(), Some("evil.example/app:1".into()));
+    assert_eq!(
+        f.decide(),
+        Step::LookAtPins { images: f.images() },
+        "the verified images, not the release's new ones"
+    );
+    f.env.self_heal = true;
+    f.seen.pins = Some(vec![change("app")]);
+    assert!(matches!(f.decide(), Step::Heal { images, .. } if images == f.images()));
+    // Had the state lost track, the changed release is not verified: nothing is healed.
+    f.state.observed = None;
+    f.seen.pins = None;
+    assert!(matches!(f.decide(), Step::Unverifiable { why } if why.contains("changed since")));
 }
 
 #[test]

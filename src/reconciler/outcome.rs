@@ -10,15 +10,27 @@ use crate::{
     context::Context,
     metrics::WriteLabels,
     model::{
-        EnvKey, Images, IntentRef, Status, Timestamp,
+        EnvKey, Images, IntentRef, Status, Timestamp, images_digest,
         intent::superseded_message,
         state::{
             Activity, Attempts, Current, EnvState, HistoryEntry, HistoryKind, Observed, Outcome,
             Run, Wait,
         },
     },
-    store::{StoreError, releases::StatusWrite},
+    store::{StoreError, releases::StatusWrite, verified::Verified},
 };
+
+/// Characters of a requester's name kept in the state (a record's field is unbounded).
+const REQUESTER: usize = 256;
+
+/// `text`, cut to `max` characters with a marker saying so.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max).collect();
+    format!("{kept}… [cut]")
+}
 
 pub struct Writer<'a> {
     ctx: &'a Context,
@@ -94,8 +106,10 @@ impl<'a> Writer<'a> {
             .truncate(self.ctx.config.controller.history_limit);
     }
 
-    /// The same intent, since when it was first worked on, or from now.
+    /// The same intent, since when it was first worked on, or from now. The requester's
+    /// name comes from the record: it is cut to [`REQUESTER`] characters.
     fn current(&self, intent: &IntentRef, requested_by: Option<String>) -> Current {
+        let requested_by = requested_by.map(|r| bounded(&r, REQUESTER));
         let since = self
             .state
             .activity
@@ -166,8 +180,24 @@ impl<'a> Writer<'a> {
         intent: &IntentRef,
         requested_by: Option<String>,
         message: &str,
+        claimed: Option<Status>,
     ) -> Result<StatusWrite, StoreError> {
-        let written = self.entry(intent, Status::InProgress, message).await?;
+        let written = match claimed {
+            None => self.entry(intent, Status::InProgress, message).await?,
+            Some(claimed) => {
+                self.ctx
+                    .releases
+                    .write_status_over(
+                        self.table,
+                        intent,
+                        claimed,
+                        Status::InProgress,
+                        message,
+                        self.ctx.now(),
+                    )
+                    .await?
+            }
+        };
         if written == StatusWrite::Refused {
             return Ok(written);
         }
@@ -245,12 +275,18 @@ impl<'a> Writer<'a> {
         message: &str,
     ) -> Result<(), StoreError> {
         let now = self.ctx.now();
-        self.entry(intent, Status::Succeeded, message).await?;
-        crate::failpoint::hit("status-succeeded");
+        // The controller's own record first: an entry saying `succeeded` counts only
+        // where this exists, so a crash between the two re-applies, never trusts.
+        let verified = Verified {
+            date_created: intent.date_created,
+            images: images_digest(images),
+        };
         self.ctx
             .state
-            .record_verified(self.key, &intent.release_id, now)
+            .record_verified(self.key, &intent.release_id, &verified, now)
             .await?;
+        self.entry(intent, Status::Succeeded, message).await?;
+        crate::failpoint::hit("status-succeeded");
         self.ctx
             .releases
             .mark_deployed(self.table, &intent.release_id, now)

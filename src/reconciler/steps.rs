@@ -21,10 +21,12 @@ use crate::{
         record::Deployment,
         state::{Run, Wait},
     },
+    model::{images_digest, resolve_images},
     pin::{PinError, Target},
     store::{
-        attestations::{Kind, subject},
+        attestations::{approvals, subject},
         releases::StatusWrite,
+        verified::Verified,
     },
 };
 
@@ -46,6 +48,8 @@ pub struct Steps<'a> {
     approvals: Option<Approvals>,
     /// The required environments the controller saw the release succeed in.
     verified: Vec<String>,
+    /// The controller's record of the release's success in this environment.
+    own: Option<Verified>,
 }
 
 impl<'a> Steps<'a> {
@@ -68,6 +72,7 @@ impl<'a> Steps<'a> {
             found: None,
             approvals: None,
             verified: Vec::new(),
+            own: None,
         }
     }
 
@@ -93,6 +98,7 @@ impl<'a> Steps<'a> {
             seen: &self.seen,
             approvals: self.approvals.as_ref(),
             verified: &self.verified,
+            own: self.own.as_ref(),
         };
         decide(&facts, self.ctx.now())
     }
@@ -122,36 +128,32 @@ impl<'a> Steps<'a> {
         let table = self.ctx.config.releases_table(self.project);
         let release = self.ctx.releases.get(table, &desired.release_id).await?;
         let located = release.and_then(|r| locate(r, self.key, &desired));
-        if let Some((_, intent, _)) = &located {
+        if let Some((release, intent, _)) = &located {
             tracing::Span::current().record("release_id", intent.release_id.as_str());
+            // What approvals and gates are bound to: the images the release has now.
+            let digest = resolve_images(release, self.project.image_uri_template.as_deref())
+                .map(|images| images_digest(&images))
+                .unwrap_or_default();
             if self.env.protected {
-                self.approvals = Some(self.read_approvals(intent).await?);
+                let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
+                self.approvals = Some(approvals(&attested, &digest));
             }
-            self.verified = self
+            let mut envs = self.env.requires.clone();
+            envs.push(self.key.environment.clone());
+            let mut verified = self
                 .ctx
                 .state
-                .verified(&self.key.project, &self.env.requires, &intent.release_id)
+                .verified(&self.key.project, &envs, &intent.release_id)
                 .await?;
+            self.own = verified.remove(&self.key.environment);
+            self.verified = verified
+                .into_iter()
+                .filter(|(_, v)| v.images == digest)
+                .map(|(env, _)| env)
+                .collect();
         }
         self.found = Some(located);
         Ok(())
-    }
-
-    /// Who approved the intent, and who requested it, as the approvals table proves.
-    async fn read_approvals(&self, intent: &IntentRef) -> Result<Approvals, Error> {
-        let store = &self.ctx.attestations;
-        let approvers = store
-            .principals(&subject(Kind::Approve, self.key, intent))
-            .await?;
-        let requester = store
-            .principals(&subject(Kind::Request, self.key, intent))
-            .await?
-            .into_iter()
-            .next();
-        Ok(Approvals {
-            approvers,
-            requester,
-        })
     }
 
     fn target(&self) -> Option<&IntentRef> {
@@ -191,7 +193,13 @@ impl<'a> Steps<'a> {
             } => {
                 let why = if gate { Wait::Gate } else { Wait::Approval };
                 w.wait(&intent, requested_by, why, &message).await?;
-                Ok(Some(Action::Done))
+                // Approvals are recorded where this controller has no stream: look again
+                // soon. (A gate opens with the upstream success, which wakes this one.)
+                Ok(Some(if gate {
+                    Action::Done
+                } else {
+                    Action::RequeueAfter(super::decide::APPROVAL_POLL)
+                }))
             }
             Step::Freeze {
                 intent,
@@ -202,8 +210,16 @@ impl<'a> Steps<'a> {
                     .await?;
                 Ok(Some(Action::RequeueAfter(wait)))
             }
-            Step::Start { intent, message } => {
-                if w.start(&intent, requested_by, &message).await? == StatusWrite::Refused {
+            Step::Start {
+                intent,
+                message,
+                claimed,
+            } => {
+                if claimed.is_some() {
+                    warn!(claimed = ?claimed, "the entry claims an outcome the controller has no record of; applying it");
+                }
+                if w.start(&intent, requested_by, &message, claimed).await? == StatusWrite::Refused
+                {
                     // Superseded (or rewritten) under us: whoever did it queued the key again.
                     return Ok(Some(Action::Done));
                 }

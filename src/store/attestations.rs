@@ -1,10 +1,12 @@
 //! The approvals table: who approved, and who requested, a deployment — recorded where
-//! the item's key proves its writer. Its hash key `principal` is the writer's AWS
-//! `aws:userid`, and the IAM policies for deployers and approvers allow `PutItem` only
-//! where `dynamodb:LeadingKeys` equals `${aws:userid}`: nobody can write an item under
-//! another's identity. The range key `subject` names what is attested:
-//! `approve#{project}#{environment}#{release_id}#{date_created}` or `request#…`. The
-//! controller reads them by subject on the `subject_gsi` index.
+//! the item's key proves its writer. Its hash key `principal` is the kind and the
+//! writer's AWS `aws:userid` (`approve#AIDA…`, `request#AROA…:alice`), and the IAM
+//! policies allow `PutItem` only where `dynamodb:LeadingKeys` equals
+//! `approve#${aws:userid}` (approvers) or `request#${aws:userid}` (deployers): nobody
+//! writes under another's identity, and a deployer cannot write an approval. The range
+//! key `subject` names the deployment (`{project}#{environment}#{release_id}#{date}`);
+//! each item also carries the digest of the images it was about. The controller reads a
+//! deployment's attestations by subject on `subject_gsi`.
 
 use aws_sdk_dynamodb::{Client, types::AttributeValue};
 
@@ -17,21 +19,35 @@ pub const SUBJECT_GSI: &str = "subject_gsi";
 /// What a principal attests of a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// "I approve this deployment."
+    /// "I approve this deployment of these images."
     Approve,
     /// "I requested this deployment" (written by `relctl deploy`).
     Request,
 }
 
-/// The subject an attestation of `kind` about `intent` is recorded under; the date is
-/// the canonical form of the entry's instant, however the entry spells it.
-pub fn subject(kind: Kind, key: &EnvKey, intent: &IntentRef) -> String {
-    let kind = match kind {
-        Kind::Approve => "approve",
-        Kind::Request => "request",
-    };
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Approve => "approve#",
+            Self::Request => "request#",
+        }
+    }
+}
+
+/// One attestation as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attestation {
+    pub kind: Kind,
+    pub by: Principal,
+    /// The digest of the images it was about.
+    pub images: String,
+}
+
+/// The subject an attestation about `intent` is recorded under; the date is the
+/// canonical form of the entry's instant, however the entry spells it.
+pub fn subject(key: &EnvKey, intent: &IntentRef) -> String {
     format!(
-        "{kind}#{}#{}#{}#{}",
+        "{}#{}#{}#{}",
         key.project,
         key.environment,
         intent.release_id,
@@ -57,20 +73,24 @@ impl Attestations {
         &self.table
     }
 
-    /// Records that `by` attests `subject`. IAM makes `by.id` the caller's own
-    /// `aws:userid`; a second attestation by the same principal replaces the first.
+    /// Records that `by` attests `subject` about `images` (a digest). IAM makes
+    /// `by.id` the caller's own `aws:userid`; a second one by the same principal
+    /// replaces the first.
     pub async fn record(
         &self,
+        kind: Kind,
         by: &Principal,
         subject: &str,
+        images: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("principal", s(&by.id))
+            .item("principal", s(format!("{}{}", kind.prefix(), by.id)))
             .item("subject", s(subject))
             .item("arn", s(&by.arn))
+            .item("images", s(images))
             .item("at", s(now.to_wire()))
             .send()
             .await
@@ -78,8 +98,8 @@ impl Attestations {
         Ok(())
     }
 
-    /// Every principal that attested `subject`.
-    pub async fn principals(&self, subject: &str) -> Result<Vec<Principal>, StoreError> {
+    /// Every attestation of `subject`.
+    pub async fn of(&self, subject: &str) -> Result<Vec<Attestation>, StoreError> {
         let mut found = Vec::new();
         let mut start = None;
         loop {
@@ -100,15 +120,49 @@ impl Attestations {
                     Some(AttributeValue::S(value)) => Some(value.clone()),
                     _ => None,
                 };
-                if let Some(id) = text("principal") {
-                    let arn = text("arn").unwrap_or_else(|| id.clone());
-                    found.push(Principal { id, arn });
-                }
+                let Some(key) = text("principal") else {
+                    continue;
+                };
+                let (kind, id) = if let Some(id) = key.strip_prefix(Kind::Approve.prefix()) {
+                    (Kind::Approve, id.to_owned())
+                } else if let Some(id) = key.strip_prefix(Kind::Request.prefix()) {
+                    (Kind::Request, id.to_owned())
+                } else {
+                    continue;
+                };
+                found.push(Attestation {
+                    kind,
+                    by: Principal {
+                        arn: text("arn").unwrap_or_else(|| id.clone()),
+                        id,
+                    },
+                    images: text("images").unwrap_or_default(),
+                });
             }
             match page.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(found),
             }
         }
+    }
+}
+
+/// What the attestations of one deployment prove, for the images it would apply now:
+/// approvals count only when they were about exactly these images.
+pub fn approvals(attestations: &[Attestation], images: &str) -> crate::model::approval::Approvals {
+    let of = |kind: Kind| {
+        attestations
+            .iter()
+            .filter(move |a| a.kind == kind && a.images == images)
+            .map(|a| a.by.clone())
+            .collect::<Vec<_>>()
+    };
+    crate::model::approval::Approvals {
+        approvers: of(Kind::Approve),
+        requesters: attestations
+            .iter()
+            .filter(|a| a.kind == Kind::Request)
+            .map(|a| a.by.clone())
+            .collect(),
     }
 }

@@ -90,6 +90,10 @@ fn entry_at(index: usize, entry: Av) -> Result<Deployment, Rejected> {
     match with_path::<Deployment>(&item) {
         Ok(mut deployment) => {
             deployment.index = index;
+            // A number exactly as stored (decoding went through f64, which may round).
+            if let Some(raw) = date_created {
+                deployment.date_created.raw = raw;
+            }
             Ok(deployment)
         }
         Err((path, reason)) => Err(Rejected {

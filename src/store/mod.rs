@@ -7,6 +7,7 @@ pub mod lease;
 pub mod releases;
 pub mod setup;
 pub mod state;
+pub mod verified;
 
 use std::collections::HashMap;
 

@@ -148,6 +148,45 @@ impl ReleaseStore {
         }
     }
 
+    /// Writes `status` onto the entry `intent` points at over the status `claimed` it
+    /// carries that the controller did not write (a writer's claim), only if it still
+    /// carries exactly that one.
+    pub async fn write_status_over(
+        &self,
+        table: &str,
+        intent: &IntentRef,
+        claimed: Status,
+        status: Status,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<StatusWrite, StoreError> {
+        let entry = format!("deployments[{}]", intent.index);
+        let result = self
+            .client
+            .update_item()
+            .table_name(table)
+            .key("release_id", s(&intent.release_id))
+            .update_expression(format!(
+                "SET {entry}.#status = :status, {entry}.status_message = :message, {entry}.status_updated_at = :now"
+            ))
+            .condition_expression(format!(
+                "{entry}.date_created = :created AND {entry}.#status = :claimed"
+            ))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":message", s(message))
+            .expression_attribute_values(":now", s(now.to_wire()))
+            .expression_attribute_values(":created", stored(intent))
+            .expression_attribute_values(":claimed", s(claimed.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(StatusWrite::Written),
+            Err(e) if is_condition_failed(&e) => Ok(StatusWrite::Refused),
+            Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
+        }
+    }
+
     /// Writes `failed` with the rejection's reason onto an entry that could not be
     /// read, addressed by its `date_created` exactly as stored; never over a final status.
     pub async fn write_rejected(

@@ -60,28 +60,10 @@ pub struct Checkpoint {
 
 #[derive(Debug, Clone)]
 pub struct StateStore {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
     /// Set on a leader: every write is refused once another replica holds the lease.
     fence: Option<Fence>,
-}
-
-/// The controller's record that `release_id` succeeded in `key`'s environment.
-fn verified_pk(key: &EnvKey, release_id: &str) -> String {
-    format!("verified#{}#{}#{release_id}", key.project, key.environment)
-}
-
-/// The state shows `release_id` running, or a success of it in the history.
-fn ran(state: &EnvState, release_id: &str) -> bool {
-    state
-        .observed
-        .as_ref()
-        .is_some_and(|o| o.release_id == release_id)
-        || state.history.iter().any(|h| {
-            h.release_id == release_id
-                && h.kind == HistoryKind::Deployment
-                && h.status == crate::model::Status::Succeeded
-        })
 }
 
 pub fn env_pk(key: &EnvKey) -> String {
@@ -114,7 +96,7 @@ impl StateStore {
         self
     }
 
-    async fn write(&self, item: TransactWriteItem) -> Result<Written, StoreError> {
+    pub(crate) async fn write(&self, item: TransactWriteItem) -> Result<Written, StoreError> {
         lease::fenced(&self.client, &self.table, self.fence.as_ref(), item).await
     }
 
@@ -245,102 +227,6 @@ impl StateStore {
         self.write(TransactWriteItem::builder().update(update).build())
             .await?;
         Ok(())
-    }
-
-    /// Records, in the controller's own table, that `release_id` succeeded in `key`'s
-    /// environment: what promotion gates read (never a record's `status`).
-    pub async fn record_verified(
-        &self,
-        key: &EnvKey,
-        release_id: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .item("pk", s(verified_pk(key, release_id)))
-            .item("release_id", s(release_id))
-            .item("at", s(now.to_wire()))
-            .build()
-            .map_err(|e| StoreError::Encode {
-                what: "verified release",
-                source: e.into(),
-            })?;
-        self.write(TransactWriteItem::builder().put(put).build())
-            .await?;
-        Ok(())
-    }
-
-    /// Which of `environments` (of `project`) the controller saw `release_id` succeed
-    /// in: its verified records, or (for releases applied before those existed) the
-    /// environment's state naming it as what runs or a success in its history.
-    pub async fn verified(
-        &self,
-        project: &str,
-        environments: &[String],
-        release_id: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        if environments.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<EnvKey> = environments
-            .iter()
-            .map(|e| EnvKey::new(project, e))
-            .collect();
-        let mut wanted: Vec<Item> = keys
-            .iter()
-            .flat_map(|key| [verified_pk(key, release_id), env_pk(key)])
-            .map(|pk| Item::from([("pk".to_owned(), s(pk))]))
-            .collect();
-        let mut found: Vec<Item> = Vec::new();
-        while !wanted.is_empty() {
-            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut wanted)))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::Encode {
-                    what: "verified keys",
-                    source: e.into(),
-                })?;
-            let output = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("BatchGetItem", &self.table, e))?;
-            found.extend(
-                output
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default(),
-            );
-            if let Some(left) = output
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-            {
-                wanted = left.keys;
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
-        let pk_of = |item: &Item| match item.get("pk") {
-            Some(AttributeValue::S(pk)) => pk.clone(),
-            _ => String::new(),
-        };
-        Ok(keys
-            .into_iter()
-            .filter(|key| {
-                let verified = verified_pk(key, release_id);
-                let env = env_pk(key);
-                found.iter().any(|item| {
-                    let pk = pk_of(item);
-                    pk == verified
-                        || (pk == env
-                            && serde_dynamo::from_item::<_, EnvState>(item.clone())
-                                .is_ok_and(|state| ran(&state, release_id)))
-                })
-            })
-            .map(|key| key.environment)
-            .collect())
     }
 
     /// Records a stream record the watcher gave up on, for people to look at.

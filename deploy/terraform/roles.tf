@@ -18,13 +18,14 @@ data "aws_iam_policy_document" "deployer" {
   }
 
   statement {
+    # Only items keyed request#<their own aws:userid>: never an approval.
     sid       = "RecordOwnRequests"
     actions   = ["dynamodb:PutItem"]
     resources = [aws_dynamodb_table.approvals.arn]
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:LeadingKeys"
-      values   = ["$${aws:userid}"]
+      values   = ["request#$${aws:userid}"]
     }
   }
 
@@ -49,20 +50,16 @@ data "aws_iam_policy_document" "approver" {
   }
 
   statement {
-    # Only to show who approved on the entry; the controller never trusts it.
-    sid       = "ShowApprovalOnEntry"
-    actions   = ["dynamodb:UpdateItem"]
-    resources = local.releases_table_arns
-  }
-
-  statement {
+    # Only items keyed approve#<their own aws:userid>. Approvers cannot write release
+    # items: `relctl approve` then cannot show the approval on the entry (it says so),
+    # and the controller finds the approval in this table within seconds anyway.
     sid       = "RecordOwnApprovals"
     actions   = ["dynamodb:PutItem"]
     resources = [aws_dynamodb_table.approvals.arn]
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:LeadingKeys"
-      values   = ["$${aws:userid}"]
+      values   = ["approve#$${aws:userid}"]
     }
   }
 

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::{context::Context, intake};
 use crate::{
-    model::{EnvKey, Intent, Release, intent::intents_of},
+    model::{EnvKey, Intent, Release, Status, intent::intents_of},
     queue::Priority,
     store::StoreError,
 };
@@ -38,6 +38,11 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
                 return false;
             }
             for intent in intents_of(release).filter(|i| &i.key == key) {
+                // A failed or superseded intent never becomes desired again (one refused
+                // as dated in the future must not come back when its date arrives).
+                if matches!(intent.status, Some(Status::Failed | Status::Superseded)) {
+                    continue;
+                }
                 if intent.at.date_created.as_utc() > horizon {
                     future.push(intent);
                 } else if best.as_ref().is_none_or(|b| intent.at.is_newer_than(&b.at)) {

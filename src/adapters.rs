@@ -12,7 +12,11 @@ use aws_sdk_dynamodb::config::SharedCredentialsProvider;
 
 use crate::{
     actuator::{
-        Actuator, codepipeline::CodePipeline, command::CommandActuator, ecs::Ecs, lambda::Lambda,
+        Actuator,
+        codepipeline::CodePipeline,
+        command::{CommandActuator, Runs},
+        ecs::Ecs,
+        lambda::Lambda,
     },
     aws_metrics::CountCalls,
     config::{ActuatorConfig, Config, Environment, PinConfig, environment::Discover},
@@ -81,6 +85,7 @@ pub async fn build(
     config: &Config,
     base: &SdkConfig,
     metrics: &Arc<Metrics>,
+    runs: &Arc<Runs>,
 ) -> HashMap<EnvKey, Adapters> {
     let mut accounts: HashMap<Option<String>, SdkConfig> = HashMap::new();
     let mut built = HashMap::new();
@@ -101,17 +106,21 @@ pub async fn build(
             };
             built.insert(
                 EnvKey::new(&project.id, &env.id),
-                for_environment(env, &clients),
+                for_environment(env, &clients, Some(runs)),
             );
         }
     }
     built
 }
 
-pub fn for_environment(env: &Environment, clients: &Clients<'_>) -> Adapters {
+pub fn for_environment(
+    env: &Environment,
+    clients: &Clients<'_>,
+    runs: Option<&Arc<Runs>>,
+) -> Adapters {
     Adapters {
         pin: pin(&env.pin, clients),
-        actuator: actuator(&env.actuator, clients),
+        actuator: actuator(&env.actuator, clients, runs),
     }
 }
 
@@ -139,7 +148,13 @@ fn pin(config: &PinConfig, clients: &Clients<'_>) -> Arc<dyn Pin> {
     }
 }
 
-fn actuator(config: &ActuatorConfig, clients: &Clients<'_>) -> Option<Arc<dyn Actuator>> {
+/// `runs`: the run records a command actuator needs (None: such an environment gets no
+/// actuator, e.g. in `relctl diff`, which only reads pins).
+fn actuator(
+    config: &ActuatorConfig,
+    clients: &Clients<'_>,
+    runs: Option<&Arc<Runs>>,
+) -> Option<Arc<dyn Actuator>> {
     Some(match config.clone() {
         ActuatorConfig::None => return None,
         ActuatorConfig::Terraform {
@@ -148,13 +163,16 @@ fn actuator(config: &ActuatorConfig, clients: &Clients<'_>) -> Option<Arc<dyn Ac
             env,
             timeout,
             verify_plan,
-        } => Arc::new(CommandActuator::new(
+            interrupt_grace,
+        } => Arc::new(CommandActuator {
             dir,
             commands,
-            env.into_iter().collect(),
+            env: env.into_iter().collect(),
             timeout,
             verify_plan,
-        )),
+            grace: interrupt_grace,
+            runs: runs?.clone(),
+        }),
         ActuatorConfig::Codepipeline {
             pipeline,
             variables,

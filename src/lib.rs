@@ -55,6 +55,7 @@ pub mod model;
 pub mod pin;
 pub mod queue;
 pub mod reconciler;
+pub mod runner;
 pub mod store;
 pub mod telemetry;
 pub mod watcher;

@@ -12,7 +12,7 @@ use aws_sdk_codepipeline::{
     types::{PipelineExecutionStatus, PipelineVariable},
 };
 
-use super::{Actuator, ActuatorError, Progress, Run};
+use super::{Actuator, ActuatorError, Progress, Run, Start};
 
 #[derive(Debug, Clone)]
 pub struct CodePipeline {
@@ -71,7 +71,7 @@ impl Actuator for CodePipeline {
         self.timeout
     }
 
-    async fn start(&self, run: &Run<'_>) -> Result<String, ActuatorError> {
+    async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
         let mut request = self
             .client
             .start_pipeline_execution()
@@ -94,6 +94,7 @@ impl Actuator for CodePipeline {
             .map_err(|e| ActuatorError::aws(format!("start pipeline {}", self.pipeline), e))?;
         output
             .pipeline_execution_id
+            .map(Start::Started)
             .ok_or_else(|| ActuatorError::Spawn {
                 what: format!("pipeline {}", self.pipeline),
                 source: "no execution id returned".into(),

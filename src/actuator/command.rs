@@ -1,10 +1,18 @@
-//! The Terraform actuator, or any list of commands: run one after another in a
-//! directory, with `RELCTL_PROJECT`, `RELCTL_ENVIRONMENT`, `RELCTL_RELEASE_ID` and
-//! `RELCTL_IMAGES` (JSON service → URI) in their environment, and the same as
-//! `TF_VAR_relctl_project` … `TF_VAR_relctl_images`, every output line logged,
-//! a timeout, and the exit status deciding. The run happens in a background task; the
-//! reconcile only checks on it. A run lost to a restart is started again: `terraform
-//! apply` converges, so running it twice is safe where starting a pipeline twice is not.
+//! The Terraform actuator, or any list of commands, run by `relctl runner` in a
+//! process of its own (see [`crate::runner`]) with `RELCTL_PROJECT`, `RELCTL_ENVIRONMENT`,
+//! `RELCTL_RELEASE_ID` and `RELCTL_IMAGES` (JSON service → URI) in its environment, and
+//! the same as `TF_VAR_relctl_project` … `TF_VAR_relctl_images`.
+//!
+//! At most one run per environment at a time, across replicas and restarts: the run
+//! is claimed in the state table before the process starts ([`crate::store::runs`]),
+//! its heartbeat refreshed while this controller follows it, its end recorded. The
+//! runner stops by itself (gracefully: SIGINT, then SIGTERM, then SIGKILL) when this
+//! controller stops sending it keepalives — because it died, was paused, or lost the
+//! lease — so a run whose heartbeat is older than that is known to be over, and only
+//! then may another start. A superseded run, and on shutdown one still going after
+//! `drain_timeout`, is interrupted the same way and recorded `interrupted`; the next
+//! leader runs it again. Output lines are logged; what a status message carries of
+//! them is bounded.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -16,21 +24,135 @@ use std::{
 
 use async_trait::async_trait;
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Command,
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::{Child, Command},
+    time::Instant,
 };
 use tracing::{Instrument, info, warn};
 
-use super::{Actuator, ActuatorError, Progress, Run};
+use super::{Actuator, ActuatorError, Progress, Run, Start};
+use crate::{
+    model::EnvKey,
+    runner::{INTERRUPTED, JOB_ENV, Job},
+    store::{
+        StateStore,
+        runs::{Claim, RunRecord},
+    },
+};
 
-/// Output lines kept for the status message of a failed run.
-const TAIL: usize = 15;
+/// What a status message carries of the output: the last lines, at most this many
+/// bytes, cut at a line boundary.
+const TAIL_BYTES: usize = 2048;
+/// One output line kept for a status message is cut to this many characters.
+const LINE_CHARS: usize = 300;
+/// How often the heartbeat of a followed run is written.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Run records and the controller's own runs, shared by every command actuator.
+#[derive(Debug)]
+pub struct Runs {
+    /// This controller process, as run records name it.
+    pub owner: String,
+    pub store: StateStore,
+    /// How long a runner waits without a keepalive before it stops by itself.
+    pub keepalive: Duration,
+    /// The `relctl` binary a run is started with (`relctl runner`).
+    pub exe: Option<PathBuf>,
+    local: Mutex<HashMap<String, Local>>,
+    draining: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug)]
+struct Local {
+    key: EnvKey,
+    pid: Option<u32>,
+    state: LocalState,
+    heartbeat: Instant,
+}
 
 #[derive(Debug, Clone)]
-enum State {
+enum LocalState {
     Running { last_line: Option<String> },
     Succeeded,
     Failed(String),
+    Interrupted,
+}
+
+impl Runs {
+    pub fn new(
+        owner: String,
+        store: StateStore,
+        keepalive: Duration,
+        exe: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            owner,
+            store,
+            keepalive,
+            exe,
+            local: Mutex::default(),
+            draining: Default::default(),
+        }
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, HashMap<String, Local>> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn running(&self) -> Vec<(String, Option<u32>)> {
+        self.local()
+            .iter()
+            .filter(|(_, l)| matches!(l.state, LocalState::Running { .. }))
+            .map(|(id, l)| (id.clone(), l.pid))
+            .collect()
+    }
+
+    /// Interrupts every run this controller follows (the lease is lost, or the drain
+    /// ran out): each runner stops its command gracefully and the run is recorded
+    /// `interrupted`.
+    pub fn interrupt_all(&self) {
+        for (run_id, pid) in self.running() {
+            warn!(run_id, "interrupting the run");
+            signal(pid, rustix::process::Signal::INT);
+        }
+    }
+
+    /// On shutdown: no new runs; the running ones get until `deadline`, then are
+    /// interrupted, and their end (or interruption) is awaited for `grace` more.
+    pub async fn drain(&self, deadline: Duration, grace: Duration) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let until = Instant::now() + deadline;
+        while !self.running().is_empty() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if self.running().is_empty() {
+            return;
+        }
+        self.interrupt_all();
+        let until = Instant::now() + grace + Duration::from_secs(6);
+        while !self.running().is_empty() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn stale_before_ms(&self, grace: Duration) -> i64 {
+        // The runner's own stop: keepalive, then grace, then SIGTERM's 5 s, plus the
+        // heartbeat interval and a margin for clocks.
+        let settle =
+            self.keepalive + grace + Duration::from_secs(5) + HEARTBEAT + Duration::from_secs(5);
+        now_ms() - settle.as_millis() as i64
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn signal(pid: Option<u32>, sig: rustix::process::Signal) {
+    if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,33 +163,12 @@ pub struct CommandActuator {
     pub timeout: Duration,
     /// After the commands, `terraform plan -detailed-exitcode` must exit 0.
     pub verify_plan: bool,
-    runs: Arc<Mutex<HashMap<String, State>>>,
+    /// How long an interrupted command gets to stop cleanly before SIGTERM.
+    pub grace: Duration,
+    pub runs: Arc<Runs>,
 }
 
 impl CommandActuator {
-    pub fn new(
-        dir: PathBuf,
-        commands: Vec<Vec<String>>,
-        env: Vec<(String, String)>,
-        timeout: Duration,
-        verify_plan: bool,
-    ) -> Self {
-        Self {
-            dir,
-            commands,
-            env,
-            timeout,
-            verify_plan,
-            runs: Arc::default(),
-        }
-    }
-
-    fn set(runs: &Mutex<HashMap<String, State>>, handle: &str, state: State) {
-        runs.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(handle.to_owned(), state);
-    }
-
     fn steps(&self) -> Vec<Vec<String>> {
         let mut steps = self.commands.clone();
         if self.verify_plan {
@@ -85,140 +186,8 @@ impl CommandActuator {
         }
         steps
     }
-}
 
-/// Runs `steps` in order; the first failure ends the run with the output's tail.
-async fn run_all(
-    steps: Vec<Vec<String>>,
-    dir: PathBuf,
-    env: Vec<(String, String)>,
-    timeout: Duration,
-    runs: Arc<Mutex<HashMap<String, State>>>,
-    handle: String,
-) {
-    let mut tail: VecDeque<String> = VecDeque::new();
-    let outcome = tokio::time::timeout(timeout, async {
-        for step in &steps {
-            run_one(step, &dir, &env, &mut tail, &runs, &handle).await?;
-        }
-        Ok::<(), String>(())
-    })
-    .await
-    .unwrap_or_else(|_| {
-        Err(format!(
-            "timed out after {}",
-            humantime::format_duration(timeout)
-        ))
-    });
-    let state = match outcome {
-        Ok(()) => State::Succeeded,
-        Err(why) => {
-            let tail: Vec<String> = tail.into_iter().collect();
-            State::Failed(format!("{why}; last output:\n{}", tail.join("\n")))
-        }
-    };
-    CommandActuator::set(&runs, &handle, state);
-}
-
-async fn run_one(
-    step: &[String],
-    dir: &PathBuf,
-    env: &[(String, String)],
-    tail: &mut VecDeque<String>,
-    runs: &Mutex<HashMap<String, State>>,
-    handle: &str,
-) -> Result<(), String> {
-    let Some((program, args)) = step.split_first() else {
-        return Err("empty command".into());
-    };
-    let shown = step.join(" ");
-    info!(command = %shown, dir = %dir.display(), "running");
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("failed to start `{shown}` in {}: {e}", dir.display()))?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    if let Some(stdout) = child.stdout.take() {
-        tokio::spawn(forward(BufReader::new(stdout).lines(), tx.clone()));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(forward(BufReader::new(stderr).lines(), tx.clone()));
-    }
-    drop(tx);
-    while let Some(line) = rx.recv().await {
-        let line = strip_ansi(&line);
-        info!(target: "relctl::actuator::output", "{line}");
-        if tail.len() == TAIL {
-            tail.pop_front();
-        }
-        tail.push_back(line.clone());
-        CommandActuator::set(
-            runs,
-            handle,
-            State::Running {
-                last_line: Some(line),
-            },
-        );
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| format!("failed to wait for `{shown}`: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        warn!(command = %shown, %status, "command failed");
-        Err(format!("`{shown}` exited with {status}"))
-    }
-}
-
-/// Drops terminal colour codes (`ESC [ … letter`): they mean nothing in a status message.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-async fn forward<R: tokio::io::AsyncBufRead + Unpin>(
-    mut lines: tokio::io::Lines<R>,
-    tx: tokio::sync::mpsc::UnboundedSender<String>,
-) {
-    while let Ok(Some(line)) = lines.next_line().await {
-        let _ = tx.send(line);
-    }
-}
-
-#[async_trait]
-impl Actuator for CommandActuator {
-    fn kind(&self) -> &'static str {
-        "terraform"
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    async fn start(&self, run: &Run<'_>) -> Result<String, ActuatorError> {
-        let handle = run.token();
+    fn environment(&self, run: &Run<'_>) -> Result<Vec<(String, String)>, ActuatorError> {
         let images = serde_json::to_string(run.images).map_err(|e| ActuatorError::Spawn {
             what: "commands".into(),
             source: e.into(),
@@ -238,63 +207,327 @@ impl Actuator for CommandActuator {
             ));
             env.push((format!("RELCTL_{name}"), value));
         }
-        Self::set(&self.runs, &handle, State::Running { last_line: None });
-        tokio::spawn(
-            run_all(
-                self.steps(),
-                self.dir.clone(),
-                env,
-                self.timeout,
-                self.runs.clone(),
-                handle.clone(),
-            )
-            .in_current_span(),
+        let job = Job {
+            dir: self.dir.clone(),
+            commands: self.steps(),
+            keepalive: self.runs.keepalive,
+            grace: self.grace,
+        };
+        let job = serde_json::to_string(&job).map_err(|e| ActuatorError::Spawn {
+            what: "commands".into(),
+            source: e.into(),
+        })?;
+        env.push((JOB_ENV.into(), job));
+        Ok(env)
+    }
+
+    fn spawn(&self, run: &Run<'_>, run_id: &str) -> Result<Child, ActuatorError> {
+        let exe = match &self.runs.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().map_err(|e| ActuatorError::Spawn {
+                what: "relctl runner".into(),
+                source: e.into(),
+            })?,
+        };
+        Command::new(exe)
+            .arg("runner")
+            .envs(self.environment(run)?)
+            .env_remove("RELCTL_FAILPOINT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| ActuatorError::Spawn {
+                what: format!("the runner for {run_id} in {}", self.dir.display()),
+                source: e.into(),
+            })
+    }
+
+    fn store_error(&self, error: crate::store::StoreError) -> ActuatorError {
+        ActuatorError::Spawn {
+            what: "the run record".into(),
+            source: Box::new(error),
+        }
+    }
+
+    /// Another run holds the environment: say which, and look again soon.
+    fn busy(record: &RunRecord) -> Progress {
+        Progress::Waiting {
+            after: Duration::from_secs(5),
+            message: format!(
+                "waiting for the previous run of this environment ({} by {}) to end",
+                record.run_id, record.owner
+            ),
+        }
+    }
+}
+
+/// Follows one runner to its end: keepalives in, output out, the end recorded.
+async fn follow(mut child: Child, runs: Arc<Runs>, key: EnvKey, run_id: String) {
+    let mut stdin = child.stdin.take();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for reader in [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(reader).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut keepalive = tokio::time::interval(Duration::from_secs(1));
+    let status = loop {
+        tokio::select! {
+            _ = keepalive.tick() => {
+                if let Some(pipe) = stdin.as_mut()
+                    && pipe.write_all(b"\n").await.is_err()
+                {
+                    stdin = None;
+                }
+            }
+            line = rx.recv() => match line {
+                Some(line) => {
+                    let line = cut(&strip_ansi(&line), LINE_CHARS);
+                    info!(target: "relctl::actuator::output", run_id, "{line}");
+                    tail.push_back(line.clone());
+                    while tail.iter().map(|l| l.len() + 1).sum::<usize>() > TAIL_BYTES {
+                        tail.pop_front();
+                    }
+                    if let Some(local) = runs.local().get_mut(&run_id) {
+                        local.state = LocalState::Running { last_line: Some(line) };
+                    }
+                }
+                None => break child.wait().await,
+            },
+        }
+    };
+    drop(stdin);
+    let tail: Vec<String> = tail.into_iter().collect();
+    let (state, record, message) = match status {
+        Ok(s) if s.success() => (LocalState::Succeeded, "succeeded", String::new()),
+        Ok(s) if s.code() == Some(INTERRUPTED) => {
+            let why = "the run was interrupted before it finished".to_owned();
+            (LocalState::Interrupted, "interrupted", why)
+        }
+        Ok(s) => {
+            let why = format!(
+                "the commands failed ({s}); last output (at most {TAIL_BYTES} bytes; all of it is in the log):\n{}",
+                tail.join("\n")
+            );
+            (LocalState::Failed(why.clone()), "failed", why)
+        }
+        Err(e) => {
+            let why = format!("failed to wait for the runner: {e}");
+            (LocalState::Failed(why.clone()), "failed", why)
+        }
+    };
+    info!(run_id, outcome = record, "run ended");
+    if let Err(error) = runs
+        .store
+        .finish_run(&key, &run_id, record, &message, now_ms())
+        .await
+    {
+        warn!(run_id, %error, "failed to record how the run ended");
+    }
+    if let Some(local) = runs.local().get_mut(&run_id) {
+        local.state = state;
+    }
+}
+
+/// `text`, cut to `max` characters with a marker.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max).collect();
+    format!("{kept}… [cut]")
+}
+
+/// Drops terminal colour codes (`ESC [ … letter`) and every other control character:
+/// they mean nothing in a status message, and must not reach a person's terminal.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else if !c.is_control() || c == '\t' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Actuator for CommandActuator {
+    fn kind(&self) -> &'static str {
+        "terraform"
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
+        let run_id = run.token();
+        if self.runs.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Start::Busy(Progress::Waiting {
+                after: Duration::from_secs(5),
+                message: "the controller is shutting down; the run starts on the next leader"
+                    .into(),
+            }));
+        }
+        if let Some(local) = self.runs.local().get(&run_id)
+            && matches!(local.state, LocalState::Running { .. })
+        {
+            return Ok(Start::Started(run_id));
+        }
+        let stale = self.runs.stale_before_ms(self.grace);
+        let claim = self
+            .runs
+            .store
+            .claim_run(run.key, &run_id, &self.runs.owner, now_ms(), stale)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if let Claim::Busy(record) = claim {
+            return Ok(Start::Busy(Self::busy(&record)));
+        }
+        let child = self.spawn(run, &run_id)?;
+        let pid = child.id();
+        info!(run_id, pid, "runner started");
+        self.runs.local().insert(
+            run_id.clone(),
+            Local {
+                key: run.key.clone(),
+                pid,
+                state: LocalState::Running { last_line: None },
+                heartbeat: Instant::now(),
+            },
         );
-        Ok(handle)
+        tokio::spawn(
+            follow(child, self.runs.clone(), run.key.clone(), run_id.clone()).in_current_span(),
+        );
+        Ok(Start::Started(run_id))
     }
 
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
-        let state = self
+        let local = self
             .runs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .local()
             .get(handle)
-            .cloned();
-        Ok(match state {
-            None => {
-                warn!(
-                    handle,
-                    "the command run was lost (controller restarted); running it again"
-                );
-                self.start(run).await?;
-                Progress::Waiting {
-                    after: Duration::from_secs(2),
-                    message: "running the apply commands again after a restart".into(),
+            .map(|l| (l.state.clone(), l.heartbeat, l.key.clone()));
+        match local {
+            Some((LocalState::Running { last_line }, beat, key)) => {
+                if beat.elapsed() >= HEARTBEAT {
+                    self.runs
+                        .store
+                        .heartbeat_run(&key, handle, now_ms())
+                        .await
+                        .map_err(|e| self.store_error(e))?;
+                    if let Some(local) = self.runs.local().get_mut(handle) {
+                        local.heartbeat = Instant::now();
+                    }
                 }
+                Ok(Progress::Waiting {
+                    after: Duration::from_secs(1),
+                    message: match last_line {
+                        Some(line) => format!("applying: {line}"),
+                        None => "applying: starting".into(),
+                    },
+                })
             }
-            Some(State::Running { last_line }) => Progress::Waiting {
-                after: Duration::from_secs(1),
-                message: match last_line {
-                    Some(line) => format!("applying: {line}"),
-                    None => "applying: starting".into(),
-                },
-            },
-            Some(State::Succeeded) => {
-                self.runs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(handle);
-                Progress::Done {
+            Some((finished, _, _)) => {
+                self.runs.local().remove(handle);
+                Ok(match finished {
+                    LocalState::Succeeded => Progress::Done {
+                        message: format!("{} commands succeeded", self.steps().len()),
+                    },
+                    LocalState::Failed(message) => Progress::Failed { message },
+                    LocalState::Interrupted | LocalState::Running { .. } => {
+                        self.restart(run).await?
+                    }
+                })
+            }
+            None => self.check_recorded(run, handle).await,
+        }
+    }
+
+    async fn stop(&self, handle: &str) -> Result<(), ActuatorError> {
+        let pid = self.runs.local().get(handle).and_then(|l| l.pid);
+        if pid.is_some() {
+            info!(run_id = handle, "interrupting a superseded run");
+            signal(pid, rustix::process::Signal::INT);
+        }
+        Ok(())
+    }
+}
+
+impl CommandActuator {
+    /// A run this controller does not follow (a restart, a new leader): its record says
+    /// whether it ended, is still live elsewhere, or is presumed dead.
+    async fn check_recorded(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
+        let record = self
+            .runs
+            .store
+            .run(run.key)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        match record {
+            Some(record) if record.run_id == handle => match record.state.as_str() {
+                "succeeded" => Ok(Progress::Done {
                     message: format!("{} commands succeeded", self.steps().len()),
+                }),
+                "failed" => Ok(Progress::Failed {
+                    message: record.message.unwrap_or_default(),
+                }),
+                "running" if record.heartbeat_ms >= self.runs.stale_before_ms(self.grace) => {
+                    Ok(Progress::Waiting {
+                        after: Duration::from_secs(5),
+                        message: format!(
+                            "a run of this environment by {} is still going; waiting for it to end before running again",
+                            record.owner
+                        ),
+                    })
+                }
+                // Interrupted, or its owner is gone (its runner stopped by itself).
+                _ => self.restart(run).await,
+            },
+            _ => self.restart(run).await,
+        }
+    }
+
+    /// Runs the commands again (the last run was interrupted or lost).
+    async fn restart(&self, run: &Run<'_>) -> Result<Progress, ActuatorError> {
+        Ok(match self.start(run).await? {
+            Start::Started(_) => {
+                warn!("the last run did not finish; running the commands again");
+                Progress::Waiting {
+                    after: Duration::from_secs(1),
+                    message: "running the apply commands again (the last run did not finish)"
+                        .into(),
                 }
             }
-            Some(State::Failed(message)) => {
-                self.runs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(handle);
-                Progress::Failed { message }
-            }
+            Start::Busy(progress) => progress,
         })
     }
 }
@@ -304,10 +537,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn colour_codes_are_stripped_from_output_lines() {
+    fn colour_codes_and_control_characters_are_stripped_from_output_lines() {
         assert_eq!(
-            strip_ansi("\u{1b}[31m│\u{1b}[0m \u{1b}[1mError: \u{1b}[0mNo value"),
+            strip_ansi("\u{1b}[31m│\u{1b}[0m \u{1b}[1mError: \u{1b}[0mNo value\u{7}\r"),
             "│ Error: No value"
         );
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_a_marker() {
+        assert_eq!(cut("abcdef", 3), "abc… [cut]");
+        assert_eq!(cut("abc", 3), "abc");
     }
 }

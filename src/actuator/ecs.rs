@@ -14,7 +14,7 @@ use aws_sdk_ecs::{
     types::{ContainerDefinition, DeploymentRolloutState, Service, ServiceField, TaskDefinition},
 };
 
-use super::{Actuator, ActuatorError, Progress, Run};
+use super::{Actuator, ActuatorError, Progress, Run, Start};
 use crate::model::ImageRef;
 
 #[derive(Debug, Clone)]
@@ -214,7 +214,7 @@ impl Actuator for Ecs {
     }
 
     /// Handle: JSON `{ecs service: task definition ARN it should end on}`.
-    async fn start(&self, run: &Run<'_>) -> Result<String, ActuatorError> {
+    async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
         let mut expected = BTreeMap::new();
         for (name, desired) in self.targets(run).await? {
             let service = self.service(&name).await?;
@@ -238,10 +238,12 @@ impl Actuator for Ecs {
             };
             expected.insert(name, arn);
         }
-        serde_json::to_string(&expected).map_err(|e| ActuatorError::Spawn {
-            what: "ecs deployment".into(),
-            source: e.into(),
-        })
+        serde_json::to_string(&expected)
+            .map(Start::Started)
+            .map_err(|e| ActuatorError::Spawn {
+                what: "ecs deployment".into(),
+                source: e.into(),
+            })
     }
 
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {

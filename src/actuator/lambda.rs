@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, time::Duration};
 use async_trait::async_trait;
 use aws_sdk_lambda::{Client, types::LastUpdateStatus};
 
-use super::{Actuator, ActuatorError, Progress, Run};
+use super::{Actuator, ActuatorError, Progress, Run, Start};
 
 #[derive(Debug, Clone)]
 pub struct Lambda {
@@ -59,7 +59,7 @@ impl Actuator for Lambda {
         self.timeout
     }
 
-    async fn start(&self, run: &Run<'_>) -> Result<String, ActuatorError> {
+    async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
         let mut updated = Vec::new();
         for (function, uri) in self.targets(run) {
             let (image, _, _) = self.current(function).await?;
@@ -75,7 +75,7 @@ impl Actuator for Lambda {
                 .map_err(|e| ActuatorError::aws(format!("update Lambda function {function}"), e))?;
             updated.push(function.to_owned());
         }
-        Ok(updated.join(","))
+        Ok(Start::Started(updated.join(",")))
     }
 
     async fn check(&self, run: &Run<'_>, _handle: &str) -> Result<Progress, ActuatorError> {

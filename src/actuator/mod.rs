@@ -61,6 +61,15 @@ impl ActuatorError {
     }
 }
 
+/// What starting a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Started (or already running): followed by this handle.
+    Started(String),
+    /// Not now (another run of the environment is still live): look again.
+    Busy(Progress),
+}
+
 /// Where a started run is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
@@ -126,6 +135,11 @@ pub trait Actuator: Send + Sync {
     /// How long a run may take from its start before it is `failed`.
     fn timeout(&self) -> Duration;
     /// Starts applying `run`; the handle it returns is what [`Actuator::check`] follows.
-    async fn start(&self, run: &Run<'_>) -> Result<String, ActuatorError>;
+    async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError>;
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError>;
+    /// Stops a run that is no longer wanted (superseded, timed out), as gracefully as
+    /// its kind allows; the default is to let it finish.
+    async fn stop(&self, _handle: &str) -> Result<(), ActuatorError> {
+        Ok(())
+    }
 }

@@ -55,7 +55,7 @@ pub async fn run(
         endpoints: &config.aws.endpoints,
         metrics: &aws.metrics,
     };
-    let pin = adapters::for_environment(environment, &clients).pin;
+    let pin = adapters::for_environment(environment, &clients, None).pin;
     let target = Target {
         key: &key,
         release_id: &release.release_id,

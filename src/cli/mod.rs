@@ -70,6 +70,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Container health check: exit 0 when the controller's /healthz answers 200.
     Health(health::HealthArgs),
+    /// Internal: the work of one command (Terraform) run, started by the controller.
+    #[command(hide = true)]
+    Runner,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -113,6 +116,7 @@ impl<E: std::error::Error> From<E> for Failure {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let cli = match cli.command {
+        Command::Runner => return runner().await,
         Command::Health(args) => return exit(health::run(cli.config.as_deref(), args).await),
         Command::Validate(args) => return exit(validate::run(cli.config.as_deref(), args)),
         _ => cli,
@@ -145,9 +149,26 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(&config, &aws, args).await,
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,
         Command::Status(args) => status::run(&config, &aws, args, output).await,
-        Command::Health(_) | Command::Validate(_) => Ok(()),
+        Command::Health(_) | Command::Validate(_) | Command::Runner => Ok(()),
     };
     exit(result)
+}
+
+/// `relctl runner`: the job comes in the environment from the controller; the exit
+/// status is the commands' own (see [`crate::runner`]), for the controller to read.
+async fn runner() -> ExitCode {
+    let job = match std::env::var(crate::runner::JOB_ENV)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(job) => job,
+        Err(error) => {
+            eprintln!("error: relctl runner is started by the controller ({error})");
+            return ExitCode::from(2);
+        }
+    };
+    let code = crate::runner::run(job).await;
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn exit(result: Result<(), Failure>) -> ExitCode {

@@ -124,6 +124,10 @@ pub enum ActuatorConfig {
         /// After apply, `terraform plan -detailed-exitcode` must find nothing to change.
         #[serde(default)]
         verify_plan: bool,
+        /// How long an interrupted command gets to stop cleanly (Terraform releases its
+        /// state lock) before SIGTERM and SIGKILL.
+        #[serde(default = "thirty_seconds", with = "humantime_serde")]
+        interrupt_grace: Duration,
     },
     /// Starts a CodePipeline execution and follows it.
     Codepipeline {
@@ -177,6 +181,9 @@ fn default_terraform_commands() -> Vec<Vec<String>> {
     .collect()
 }
 
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
 fn five_seconds() -> Duration {
     Duration::from_secs(5)
 }

@@ -131,6 +131,10 @@ pub struct Controller {
     /// further ahead is refused (it would supersede every real deployment until then).
     #[serde(with = "humantime_serde", default = "five_minutes")]
     pub max_clock_skew: Duration,
+    /// The `relctl` binary that command (Terraform) runs are started with
+    /// (`relctl runner`); default: the controller's own.
+    #[serde(default)]
+    pub runner: Option<std::path::PathBuf>,
 }
 
 fn five_minutes() -> Duration {
@@ -209,6 +213,7 @@ impl Default for Config {
                 history_limit: 20,
                 max_attempts: 10,
                 max_clock_skew: five_minutes(),
+                runner: None,
             },
             lease: Lease {
                 duration: Duration::from_secs(15),

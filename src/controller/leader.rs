@@ -74,20 +74,26 @@ pub async fn lead(
         Ended::Lost => {
             warn!("lost the lease: stopped acting; another replica leads now");
             abort.cancel();
+            // Runs this process follows stop now, gracefully: the new leader starts
+            // its own only once their records say they are over.
+            shared.runs.interrupt_all();
             let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
         }
         Ended::Shutdown => {
-            info!("shutting down: finishing in-flight reconciles");
-            if tokio::time::timeout(config.controller.drain_timeout, tracker.wait())
-                .await
-                .is_err()
-            {
+            info!("shutting down: finishing in-flight reconciles and runs");
+            let started = tokio::time::Instant::now();
+            let drain = config.controller.drain_timeout;
+            if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
                 abort.cancel();
                 warn!(
                     in_flight = ctx.queue.in_flight(),
                     "drain timeout passed; abandoning in-flight reconciles (they resume on restart)"
                 );
             }
+            // Runs get what is left of the drain, then are interrupted and recorded
+            // `interrupted`, so the next leader runs them again.
+            let left = drain.saturating_sub(started.elapsed());
+            shared.runs.drain(left, grace(&config)).await;
         }
     }
     shared.set_current(None);
@@ -198,4 +204,20 @@ async fn run_one(ctx: &Context, key: &EnvKey) {
     if let Some(delay) = next {
         ctx.queue.schedule(key.clone(), delay, Priority::Fresh);
     }
+}
+
+/// The longest interrupt grace any command actuator is configured with.
+fn grace(config: &crate::config::Config) -> Duration {
+    config
+        .projects
+        .iter()
+        .flat_map(|p| &p.environments)
+        .filter_map(|e| match &e.actuator {
+            crate::config::ActuatorConfig::Terraform {
+                interrupt_grace, ..
+            } => Some(*interrupt_grace),
+            _ => None,
+        })
+        .max()
+        .unwrap_or_default()
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    actuator::command::Runs,
     adapters::{Adapters, Clients},
     config::Config,
     context::Context,
@@ -53,6 +54,8 @@ pub struct Shared {
     pub state: StateStore,
     pub leases: Leases,
     pub adapters: HashMap<EnvKey, Adapters>,
+    /// The command (Terraform) runs this process follows, and their records.
+    pub runs: Arc<Runs>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     /// The current term's context, for the HTTP handlers; None on a standby.
@@ -156,10 +159,19 @@ pub async fn run(
             addr: config.http.listen,
             source,
         })?;
+    let me = owner();
+    let state = StateStore::new(dynamodb.clone(), config.tables.state.clone());
+    let runs = Arc::new(Runs::new(
+        me.clone(),
+        state.clone(),
+        config.lease.duration,
+        config.controller.runner.clone(),
+    ));
     let shared = Arc::new(Shared {
-        state: StateStore::new(dynamodb.clone(), config.tables.state.clone()),
+        adapters: crate::adapters::build(&config, sdk, &metrics, &runs).await,
+        runs,
+        state,
         leases: Leases::new(dynamodb.clone(), config.tables.state.clone()),
-        adapters: crate::adapters::build(&config, sdk, &metrics).await,
         config: config.clone(),
         dynamodb,
         streams,
@@ -193,7 +205,6 @@ pub async fn run(
             signal.cancelled().await;
             unready.set_ready(false);
         });
-        let me = owner();
         info!(
             owner = %me,
             environments = config.keys().count(),

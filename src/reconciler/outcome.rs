@@ -223,6 +223,23 @@ impl<'a> Writer<'a> {
         self.save().await
     }
 
+    /// Pinned, but the actuator cannot start yet: say why.
+    pub async fn not_started(
+        &mut self,
+        intent: &IntentRef,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let unchanged = self.state.activity.message() == Some(message);
+        if unchanged {
+            return Ok(());
+        }
+        self.entry(intent, Status::InProgress, message).await?;
+        if let Activity::Pinning { message: m, .. } = &mut self.state.activity {
+            *m = message.to_owned();
+        }
+        self.save().await
+    }
+
     /// The actuator's run started; from now on it is followed, never started again.
     pub async fn applying(
         &mut self,

@@ -10,7 +10,7 @@ use super::{
     outcome::Writer,
 };
 use crate::{
-    actuator::Run as ActuatorRun,
+    actuator::{Progress, Run as ActuatorRun, Start},
     adapters::Adapters,
     config::{Environment, Project},
     context::Context,
@@ -179,7 +179,15 @@ impl<'a> Steps<'a> {
                 Ok(Some(Action::Done))
             }
             Step::Supersede { older, by } => {
-                w.supersede(&older, &by).await?;
+                // A run still going for the older intent is interrupted first; the new
+                // one starts only once it is over (its run record says so).
+                if let (Some(run), Some(actuator)) = (
+                    w.state.activity.run().cloned(),
+                    self.adapters.actuator.clone(),
+                ) {
+                    actuator.stop(&run.handle).await?;
+                }
+                self.writer.supersede(&older, &by).await?;
                 Ok(None)
             }
             Step::Refuse { intent, why } => {
@@ -243,11 +251,7 @@ impl<'a> Steps<'a> {
                 intent,
                 images,
                 pinned,
-            } => {
-                self.start_run(&intent, &images, pinned, requested_by)
-                    .await?;
-                Ok(None)
-            }
+            } => self.start_run(&intent, &images, pinned, requested_by).await,
             Step::LookAtRun { images, run } => {
                 let Some(actuator) = self.adapters.actuator.clone() else {
                     return Ok(Some(Action::Done));
@@ -298,6 +302,14 @@ impl<'a> Steps<'a> {
             } => {
                 if let Some(outcome) = run {
                     self.count_run(outcome);
+                }
+                if run == Some("timed_out")
+                    && let (Some(current), Some(actuator)) = (
+                        self.writer.state.activity.run().cloned(),
+                        self.adapters.actuator.clone(),
+                    )
+                {
+                    actuator.stop(&current.handle).await?;
                 }
                 self.writer.fail(&intent, requested_by, &message).await?;
                 Ok(Some(Action::Done))
@@ -390,18 +402,31 @@ impl<'a> Steps<'a> {
         Ok(())
     }
 
+    /// Starts the actuator; `Some` when it cannot start yet (another run of the
+    /// environment is still live): the reconcile then ends, to look again.
     async fn start_run(
         &mut self,
         intent: &IntentRef,
         images: &Images,
         pinned: String,
         requested_by: Option<String>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Action>, Error> {
         let Some(actuator) = self.adapters.actuator.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         let kind = actuator.kind();
-        let handle = actuator.start(&self.as_run(intent, images)).await?;
+        let handle = match actuator.start(&self.as_run(intent, images)).await? {
+            Start::Started(handle) => handle,
+            Start::Busy(Progress::Waiting { after, message }) => {
+                self.writer.not_started(intent, &message).await?;
+                return Ok(Some(Action::RequeueAfter(after)));
+            }
+            Start::Busy(_) => {
+                return Ok(Some(Action::RequeueAfter(std::time::Duration::from_secs(
+                    5,
+                ))));
+            }
+        };
         self.count_run("started");
         crate::failpoint::hit("actuator-started");
         info!(kind, handle, "actuator started");
@@ -412,7 +437,7 @@ impl<'a> Steps<'a> {
             pinned,
         };
         self.writer.applying(intent, requested_by, run).await?;
-        Ok(())
+        Ok(None)
     }
 
     async fn heal(

@@ -5,6 +5,7 @@ pub mod attestations;
 pub mod decode;
 pub mod lease;
 pub mod releases;
+pub mod runs;
 pub mod setup;
 pub mod state;
 pub mod verified;

@@ -103,7 +103,15 @@ impl Harness {
             .with_test_writer()
             .try_init();
         let moto = Moto::start();
-        let toml = format!("{BASE_CONFIG}\n{projects}");
+        // In-process controllers start command runs with the real binary.
+        let base = BASE_CONFIG.replace(
+            "drain_timeout = \"5s\"\n",
+            &format!(
+                "drain_timeout = \"5s\"\nrunner = {:?}\n",
+                env!("CARGO_BIN_EXE_relctl")
+            ),
+        );
+        let toml = format!("{base}\n{projects}");
         let config = Arc::new(Config::from_toml(&toml).expect("test config"));
         let config_file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(config_file.path(), &toml).expect("config written");

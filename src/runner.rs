@@ -1,0 +1,174 @@
+//! `relctl runner`: the work of one Terraform (or any commands) run, in a process of its
+//! own. It runs the commands one after another in a directory, each in a process group
+//! of its own, forwards their output line by line on stdout, and exits with the first
+//! failing command's status (0 when all succeed).
+//!
+//! It never outlives its controller's interest in it: the controller writes a byte to
+//! its stdin every second; when those stop for `keepalive` (the controller died, was
+//! SIGKILLed or paused, or lost the lease) or stdin closes, and on SIGINT or SIGTERM,
+//! it interrupts the command gracefully — SIGINT to its process group, which Terraform
+//! answers by stopping cleanly and releasing its state lock — then SIGTERM after
+//! `grace`, then SIGKILL, and exits [`INTERRUPTED`]. So a new leader that waits longer
+//! than `keepalive + grace` after the last heartbeat knows the old run is over.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+};
+
+/// The exit status of a run that was interrupted before it finished.
+pub const INTERRUPTED: i32 = 130;
+
+/// What the runner is asked to do.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Job {
+    pub dir: PathBuf,
+    /// Argument lists, run in order until one fails.
+    pub commands: Vec<Vec<String>>,
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+/// The environment variable the job is handed in (as JSON).
+pub const JOB_ENV: &str = "RELCTL_RUNNER_JOB";
+
+/// Why the current command is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The controller stopped sending keepalives, or closed stdin.
+    Abandoned,
+    /// SIGINT or SIGTERM to the runner.
+    Signalled,
+}
+
+/// Runs `job`; returns the exit status for the process.
+pub async fn run(job: Job) -> i32 {
+    let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+    tokio::spawn(watch_keepalive(job.keepalive, stop_tx.clone()));
+    tokio::spawn(watch_signals(stop_tx));
+    for command in &job.commands {
+        let Some((program, args)) = command.split_first() else {
+            eprintln!("relctl runner: an empty command");
+            return 1;
+        };
+        let shown = command.join(" ");
+        println!("relctl runner: running `{shown}` in {}", job.dir.display());
+        let child = Command::new(program)
+            .args(args)
+            .current_dir(&job.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: an interrupt reaches Terraform and its providers.
+            .process_group(0)
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(error) => {
+                println!("relctl runner: failed to start `{shown}`: {error}");
+                return 127;
+            }
+        };
+        forward_output(&mut child);
+        let status = tokio::select! {
+            status = child.wait() => status,
+            Some(why) = stop_rx.recv() => {
+                println!("relctl runner: {}; interrupting `{shown}`", match why {
+                    Stop::Abandoned => "the controller stopped following this run",
+                    Stop::Signalled => "asked to stop",
+                });
+                interrupt(&mut child, job.grace).await;
+                return INTERRUPTED;
+            }
+        };
+        match status {
+            Ok(status) if status.success() => {}
+            Ok(status) => {
+                println!("relctl runner: `{shown}` exited with {status}");
+                return status.code().unwrap_or(1);
+            }
+            Err(error) => {
+                println!("relctl runner: failed to wait for `{shown}`: {error}");
+                return 1;
+            }
+        }
+    }
+    0
+}
+
+/// Copies the child's stdout and stderr to ours, a line at a time.
+fn forward_output(child: &mut Child) {
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("{line}");
+            }
+        });
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("{line}");
+            }
+        });
+    }
+}
+
+/// SIGINT to the child's process group, SIGTERM after `grace`, SIGKILL 5 s later.
+async fn interrupt(child: &mut Child, grace: Duration) {
+    let group = child
+        .id()
+        .and_then(|id| rustix::process::Pid::from_raw(id as i32));
+    let signal = |sig| {
+        if let Some(group) = group {
+            let _ = rustix::process::kill_process_group(group, sig);
+        }
+    };
+    signal(rustix::process::Signal::INT);
+    if tokio::time::timeout(grace, child.wait()).await.is_ok() {
+        return;
+    }
+    signal(rustix::process::Signal::TERM);
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    signal(rustix::process::Signal::KILL);
+    let _ = child.wait().await;
+}
+
+/// Says `Abandoned` once no byte came on stdin for `keepalive`, or stdin closed.
+async fn watch_keepalive(keepalive: Duration, stop: mpsc::UnboundedSender<Stop>) {
+    let mut stdin = tokio::io::stdin();
+    let mut byte = [0u8; 64];
+    loop {
+        match tokio::time::timeout(keepalive, stdin.read(&mut byte)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            _ => {
+                let _ = stop.send(Stop::Abandoned);
+                return;
+            }
+        }
+    }
+}
+
+async fn watch_signals(stop: mpsc::UnboundedSender<Stop>) {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let _ = stop.send(Stop::Signalled);
+}

@@ -1,0 +1,176 @@
+//! Durable run records: at most one command (Terraform) run per environment at a time,
+//! across replicas and restarts. One state-table item per environment,
+//! `run#{project}#{environment}`, is claimed by a conditional write *before* the process
+//! starts, and names the run (one per intent), its owner (the controller process),
+//! when it started, a heartbeat its owner refreshes while it follows the run, and how it
+//! ended. A claim succeeds only where no run is live: none recorded, one that ended,
+//! one whose heartbeat is older than the time its runner takes to stop by itself — or
+//! the same run by the same owner again (a retry after an error right after the start).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::{StoreError, is_condition_failed, s, state::StateStore};
+use crate::model::EnvKey;
+
+fn pk(key: &EnvKey) -> String {
+    format!("run#{}#{}", key.project, key.environment)
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A run as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub owner: String,
+    /// `running`, `succeeded`, `failed` or `interrupted`.
+    pub state: String,
+    pub heartbeat_ms: i64,
+    pub message: Option<String>,
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours now: start the process.
+    Claimed,
+    /// Another run is live; it is described.
+    Busy(RunRecord),
+}
+
+impl StateStore {
+    /// Claims `key`'s run slot for `run_id` by `owner`, unless another run is live
+    /// (heartbeat newer than `stale_before_ms`).
+    pub async fn claim_run(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        owner: &str,
+        now_ms: i64,
+        stale_before_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk(key)))
+            .item("run_id", s(run_id))
+            .item("owner", s(owner))
+            .item("run_state", s("running"))
+            .item("started_ms", n(now_ms))
+            .item("heartbeat_ms", n(now_ms))
+            .condition_expression(
+                "attribute_not_exists(pk) OR run_state <> :running OR heartbeat_ms < :stale OR (run_id = :run AND #owner = :me)",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":stale", n(stale_before_ms))
+            .expression_attribute_values(":run", s(run_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(e) if is_condition_failed(&e) => match self.run(key).await? {
+                Some(record) => Ok(Claim::Busy(record)),
+                // Gone between the two calls: try once more.
+                None => Ok(Claim::Busy(RunRecord {
+                    run_id: String::new(),
+                    owner: String::new(),
+                    state: "running".into(),
+                    heartbeat_ms: now_ms,
+                    message: None,
+                })),
+            },
+            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+        }
+    }
+
+    /// Refreshes the heartbeat of `run_id`, if it is still the recorded, running one.
+    pub async fn heartbeat_run(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(key)))
+            .update_expression("SET heartbeat_ms = :now")
+            .condition_expression("run_id = :run AND run_state = :running")
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":run", s(run_id))
+            .expression_attribute_values(":running", s("running"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
+        }
+    }
+
+    /// Records how `run_id` ended (`succeeded`, `failed`, `interrupted`).
+    pub async fn finish_run(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        state: &str,
+        message: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(key)))
+            .update_expression("SET run_state = :state, message = :message, heartbeat_ms = :now")
+            .condition_expression("run_id = :run")
+            .expression_attribute_values(":state", s(state))
+            .expression_attribute_values(":message", s(message))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":run", s(run_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
+        }
+    }
+
+    /// The environment's run, as recorded.
+    pub async fn run(&self, key: &EnvKey) -> Result<Option<RunRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let number = |name: &str| match item.get(name) {
+            Some(AttributeValue::N(v)) => v.parse().ok(),
+            _ => None,
+        };
+        Ok(Some(RunRecord {
+            run_id: text("run_id").unwrap_or_default(),
+            owner: text("owner").unwrap_or_default(),
+            state: text("run_state").unwrap_or_default(),
+            heartbeat_ms: number("heartbeat_ms").unwrap_or_default(),
+            message: text("message"),
+        }))
+    }
+}

@@ -429,6 +429,16 @@ impl<'a> Steps<'a> {
         };
         self.count_run("started");
         crate::failpoint::hit("actuator-started");
+        if crate::failpoint::error_once("actuator-started") {
+            return Err(Error::Store(crate::store::StoreError::Aws {
+                op: "record the run (failpoint)",
+                table: String::new(),
+                source: crate::aws::AwsError::other(
+                    "failpoint actuator-started:error",
+                    crate::aws::ErrorClass::Transient,
+                ),
+            }));
+        }
         info!(kind, handle, "actuator started");
         let run = Run {
             kind: kind.to_owned(),

@@ -26,6 +26,7 @@ mod pins;
 mod records;
 mod replicas;
 mod restart;
+mod runs;
 mod streams;
 mod tables;
 mod terraform;

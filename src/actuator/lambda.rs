@@ -60,6 +60,23 @@ impl Actuator for Lambda {
     }
 
     async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
+        if self.targets(run).next().is_none() {
+            let services: Vec<&str> = run.images.keys().map(String::as_str).collect();
+            let configured: Vec<String> = self
+                .functions
+                .iter()
+                .map(|(s, f)| format!("{s} → {f}"))
+                .collect();
+            return Err(ActuatorError::Refused(format!(
+                "no Lambda function runs any of this release's services ({}): configured functions: {}",
+                services.join(", "),
+                if configured.is_empty() {
+                    "none".to_owned()
+                } else {
+                    configured.join(", ")
+                }
+            )));
+        }
         let mut updated = Vec::new();
         for (function, uri) in self.targets(run) {
             let (image, _, _) = self.current(function).await?;
@@ -80,7 +97,9 @@ impl Actuator for Lambda {
 
     async fn check(&self, run: &Run<'_>, _handle: &str) -> Result<Progress, ActuatorError> {
         let mut waiting = Vec::new();
+        let mut running = 0;
         for (function, uri) in self.targets(run) {
+            running += 1;
             let (image, status, reason) = self.current(function).await?;
             match status {
                 Some(LastUpdateStatus::Failed) => {
@@ -97,7 +116,7 @@ impl Actuator for Lambda {
         }
         Ok(if waiting.is_empty() {
             Progress::Done {
-                message: format!("{} Lambda functions run the release", self.functions.len()),
+                message: format!("{running} Lambda functions run the release"),
             }
         } else {
             Progress::Waiting {

@@ -31,6 +31,9 @@ pub enum ActuatorError {
         #[source]
         source: crate::store::BoxError,
     },
+    /// What the target looks like rules the deployment out; no retry can help.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ActuatorError {
@@ -38,7 +41,7 @@ impl ActuatorError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Aws { source, .. } => source.class,
-            Self::Spawn { .. } => ErrorClass::Permanent,
+            Self::Spawn { .. } | Self::Refused(_) => ErrorClass::Permanent,
         }
     }
 

@@ -30,6 +30,8 @@ struct Service {
 struct Cluster {
     services: BTreeMap<String, Service>,
     definitions: BTreeMap<String, Value>,
+    /// task definition ARN → its tags (returned only with `include: ["TAGS"]`).
+    definition_tags: BTreeMap<String, Value>,
     outcome: Outcome,
     updates: Vec<String>,
 }
@@ -46,6 +48,7 @@ impl Cluster {
         let mut cluster = Cluster {
             services: BTreeMap::new(),
             definitions: BTreeMap::new(),
+            definition_tags: BTreeMap::new(),
             outcome,
             updates: Vec::new(),
         };
@@ -139,15 +142,23 @@ impl Cluster {
                 )
             }
             "DescribeTaskDefinition" => {
-                let td = self
-                    .definitions
-                    .get(body["taskDefinition"].as_str().unwrap())
-                    .cloned();
-                td.map(|td| json!({ "taskDefinition": td })).ok_or((
-                    400,
-                    "ClientException",
-                    "Unable to describe task definition.".into(),
-                ))
+                let arn = body["taskDefinition"].as_str().unwrap();
+                let td = self.definitions.get(arn).cloned();
+                let with_tags = body["include"]
+                    .as_array()
+                    .is_some_and(|i| i.contains(&json!("TAGS")));
+                let tags = self
+                    .definition_tags
+                    .get(arn)
+                    .filter(|_| with_tags)
+                    .cloned()
+                    .unwrap_or(json!([]));
+                td.map(|td| json!({ "taskDefinition": td, "tags": tags }))
+                    .ok_or((
+                        400,
+                        "ClientException",
+                        "Unable to describe task definition.".into(),
+                    ))
             }
             "RegisterTaskDefinition" => {
                 let family = body["family"].as_str().unwrap().to_owned();
@@ -158,6 +169,9 @@ impl Cluster {
                     .count() as u32
                     + 1;
                 let mut td = body.clone();
+                if let Some(tags) = td.as_object_mut().unwrap().remove("tags") {
+                    self.definition_tags.insert(arn(&family, revision), tags);
+                }
                 td["taskDefinitionArn"] = json!(arn(&family, revision));
                 td["revision"] = json!(revision);
                 self.definitions.insert(arn(&family, revision), td.clone());
@@ -341,5 +355,125 @@ async fn a_rolled_back_rollout_is_a_failure_and_services_are_found_by_tags() {
         ["hatching-stage"],
         "prod is not stage's"
     );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_revision_carries_every_field_and_tag_of_the_one_it_replaces() {
+    let mut cluster = Cluster::new(Outcome::Complete, &[("hatching-stage", &[V1], &[])]);
+    let fields = json!({
+        "taskRoleArn": "arn:aws:iam::123456789012:role/hatching-task",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/hatching-exec",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "runtimePlatform": { "cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX" },
+        "ephemeralStorage": { "sizeInGiB": 50 },
+        "pidMode": "task",
+        "ipcMode": "none",
+        "placementConstraints": [{ "type": "memberOf", "expression": "attribute:ecs.os-type == linux" }],
+        "proxyConfiguration": { "type": "APPMESH", "containerName": "envoy",
+            "properties": [{ "name": "AppPorts", "value": "8080" }] },
+        "inferenceAccelerators": [{ "deviceName": "device1", "deviceType": "eia2.medium" }],
+        "volumes": [{ "name": "scratch", "efsVolumeConfiguration": { "fileSystemId": "fs-1234", "rootDirectory": "/" } }],
+        "enableFaultInjection": true,
+    });
+    let first = arn("hatching-stage", 1);
+    let td = cluster.definitions.get_mut(&first).unwrap();
+    for (k, v) in fields.as_object().unwrap() {
+        td[k] = v.clone();
+    }
+    // What DescribeTaskDefinition says but RegisterTaskDefinition does not take.
+    td["status"] = json!("ACTIVE");
+    td["compatibilities"] = json!(["EC2", "FARGATE"]);
+    td["requiresAttributes"] = json!([{ "name": "ecs.capability.efsAuth" }]);
+    td["registeredBy"] = json!("arn:aws:iam::123456789012:user/someone");
+    cluster.definition_tags.insert(
+        first.clone(),
+        json!([{ "key": "team", "value": "bugfarm" }, { "key": "cost-centre", "value": "42" }]),
+    );
+    let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", services = { hatching = ["hatching-stage"] } }"#;
+    let (h, _stub, cluster) = setup(cluster, actuator).await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    {
+        let cluster = cluster.lock().unwrap();
+        let second = &cluster.definitions[&arn("hatching-stage", 2)];
+        for (k, v) in fields.as_object().unwrap() {
+            assert_eq!(&second[k], v, "{k} was not carried over: {second:#}");
+        }
+        assert_eq!(second["cpu"], "256");
+        assert_eq!(second["memory"], "512");
+        assert_eq!(second["containerDefinitions"][0]["image"], V2);
+        for read_only in [
+            "status",
+            "compatibilities",
+            "requiresAttributes",
+            "registeredBy",
+        ] {
+            assert!(second.get(read_only).is_none(), "{read_only} sent back");
+        }
+        assert_eq!(
+            cluster.definition_tags[&arn("hatching-stage", 2)],
+            json!([{ "key": "team", "value": "bugfarm" }, { "key": "cost-centre", "value": "42" }])
+        );
+    }
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn no_service_running_the_release_is_a_failure_that_names_what_was_looked_for() {
+    let cluster = Cluster::new(
+        Outcome::Complete,
+        &[(
+            "hatching-prod",
+            &[V1],
+            &[
+                ("deployment:service", "hatching"),
+                ("deployment:env", "prod"),
+            ],
+        )],
+    );
+    let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", discover = "tags", services = { other = ["other-stage"] } }"#;
+    let (h, stub, _) = setup(cluster, actuator).await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let message = entry.status_message.unwrap();
+    for part in [
+        "no ECS service in cluster apps runs any of this release's services (feeding, hatching)",
+        "configured services (other → other-stage)",
+        "services tagged deployment:env=stage",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    assert_eq!(stub.count("UpdateService"), 0);
+    assert_eq!(stub.count("RegisterTaskDefinition"), 0);
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_with_no_container_from_the_release_image_repository_fails() {
+    let cluster = Cluster::new(Outcome::Complete, &[("hatching-stage", &[PROXY], &[])]);
+    let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", services = { hatching = ["hatching-stage"] } }"#;
+    let (h, stub, _) = setup(cluster, actuator).await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let message = entry.status_message.unwrap();
+    assert!(
+        message.contains(&format!(
+            "ECS service hatching-stage ({}) has no container from the repository of {V2}",
+            arn("hatching-stage", 1)
+        )),
+        "{message}"
+    );
+    assert_eq!(stub.count("UpdateService"), 0);
     controller.stop().await;
 }

@@ -317,6 +317,36 @@ async fn lambda_functions_are_updated_to_the_image_and_the_pin_is_kept_too() {
 }
 
 #[tokio::test]
+async fn a_release_no_lambda_function_runs_fails_naming_the_functions_configured() {
+    let h = Harness::new(&project(
+        r#"{ id = "stage", name = "Staging", actuator = { kind = "lambda", functions = { parser = "stage-tre-run-judgment-parser" }, poll_interval = "100ms" } }"#,
+    ))
+    .await;
+    h.put_release(
+        TABLE,
+        release(
+            "r2",
+            "tre",
+            json!({ "ingest": format!("{REGISTRY}/tre/ingest:v2") }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(
+        message.contains(
+            "no Lambda function runs any of this release's services (ingest): configured functions: parser → stage-tre-run-judgment-parser"
+        ),
+        "{message}"
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
 async fn an_environment_in_another_account_is_pinned_through_its_assumed_role() {
     let h = Harness::new(&project(
         r#"{ id = "prod", name = "Production", role_arn = "arn:aws:iam::111111111111:role/relctl-deployer" }"#,

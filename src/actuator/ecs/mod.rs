@@ -11,11 +11,16 @@ use std::{collections::BTreeMap, time::Duration};
 use async_trait::async_trait;
 use aws_sdk_ecs::{
     Client,
-    types::{ContainerDefinition, DeploymentRolloutState, Service, ServiceField, TaskDefinition},
+    types::{
+        ContainerDefinition, DeploymentRolloutState, Service, ServiceField, Tag, TaskDefinition,
+        TaskDefinitionField,
+    },
 };
 
+mod containers;
+
 use super::{Actuator, ActuatorError, Progress, Run, Start};
-use crate::model::ImageRef;
+use containers::{retarget, unmatched};
 
 #[derive(Debug, Clone)]
 pub struct Ecs {
@@ -27,44 +32,37 @@ pub struct Ecs {
     pub timeout: Duration,
 }
 
-/// Registry and repository: what makes two image URIs "the same image, another version".
-fn repository_of(uri: &str) -> Option<String> {
-    match ImageRef::parse(uri).ok()? {
-        ImageRef::Container {
-            registry,
-            repository,
-            ..
-        } => Some(format!("{}/{repository}", registry.unwrap_or_default())),
-        ImageRef::Url(_) => None,
-    }
-}
-
-/// The containers of `definition` with each pointed at the desired image of its
-/// repository; None when nothing changes.
-fn retarget(definition: &TaskDefinition, desired: &[&str]) -> Option<Vec<ContainerDefinition>> {
-    let mut changed = false;
-    let containers = definition
-        .container_definitions()
-        .iter()
-        .map(|container| {
-            let mut container = container.clone();
-            let current = container.image.clone().unwrap_or_default();
-            let wanted = desired.iter().find(|uri| {
-                repository_of(uri).is_some() && repository_of(uri) == repository_of(&current)
-            });
-            if let Some(wanted) = wanted
-                && current != **wanted
-            {
-                container.image = Some((*wanted).to_owned());
-                changed = true;
-            }
-            container
-        })
-        .collect();
-    changed.then_some(containers)
-}
-
 impl Ecs {
+    /// What was looked for, for a failure when nothing runs the release.
+    fn looked_for(&self, run: &Run<'_>) -> String {
+        let services: Vec<&str> = run.images.keys().map(String::as_str).collect();
+        let mut places = Vec::new();
+        if !self.services.is_empty() {
+            let configured: Vec<String> = self
+                .services
+                .iter()
+                .map(|(s, names)| format!("{s} → {}", names.join(", ")))
+                .collect();
+            places.push(format!("configured services ({})", configured.join("; ")));
+        }
+        if self.discover_by_tags {
+            places.push(format!(
+                "services tagged deployment:env={} with deployment:service naming one of them",
+                run.key.environment
+            ));
+        }
+        format!(
+            "no ECS service in cluster {} runs any of this release's services ({}): looked for {}",
+            self.cluster,
+            services.join(", "),
+            if places.is_empty() {
+                "nothing (no services configured, tag discovery off)".to_owned()
+            } else {
+                places.join(" and ")
+            }
+        )
+    }
+
     /// ECS service name → the release images it should run.
     async fn targets<'a>(
         &self,
@@ -152,27 +150,34 @@ impl Ecs {
             })
     }
 
-    async fn definition(&self, arn: &str) -> Result<TaskDefinition, ActuatorError> {
-        self.client
+    /// The task definition at `arn` and its tags (kept when it is registered again).
+    async fn definition(&self, arn: &str) -> Result<(TaskDefinition, Vec<Tag>), ActuatorError> {
+        let output = self
+            .client
             .describe_task_definition()
             .task_definition(arn)
+            .include(TaskDefinitionField::Tags)
             .send()
             .await
-            .map_err(|e| ActuatorError::aws(format!("describe task definition {arn}"), e))?
-            .task_definition
-            .ok_or_else(|| ActuatorError::Aws {
-                op: format!("describe task definition {arn}"),
-                source: crate::aws::AwsError::other(
-                    "no task definition returned",
-                    crate::aws::ErrorClass::NotFound,
-                ),
-            })
+            .map_err(|e| ActuatorError::aws(format!("describe task definition {arn}"), e))?;
+        let tags = output.tags.unwrap_or_default();
+        let definition = output.task_definition.ok_or_else(|| ActuatorError::Aws {
+            op: format!("describe task definition {arn}"),
+            source: crate::aws::AwsError::other(
+                "no task definition returned",
+                crate::aws::ErrorClass::NotFound,
+            ),
+        })?;
+        Ok((definition, tags))
     }
 
-    /// Registers `definition` again with `containers`; returns the new revision's ARN.
+    /// Registers `definition` again with `containers` and every other field it has
+    /// (all but the read-only ones: ARN, revision, status, requiresAttributes,
+    /// compatibilities, registeredAt/By, deregisteredAt); returns the new revision's ARN.
     async fn register(
         &self,
         definition: TaskDefinition,
+        tags: Vec<Tag>,
         containers: Vec<ContainerDefinition>,
     ) -> Result<String, ActuatorError> {
         let output = self
@@ -184,9 +189,18 @@ impl Ecs {
             .set_execution_role_arn(definition.execution_role_arn)
             .set_network_mode(definition.network_mode)
             .set_volumes(definition.volumes)
+            .set_placement_constraints(definition.placement_constraints)
             .set_requires_compatibilities(definition.requires_compatibilities)
+            .set_runtime_platform(definition.runtime_platform)
             .set_cpu(definition.cpu)
             .set_memory(definition.memory)
+            .set_inference_accelerators(definition.inference_accelerators)
+            .set_pid_mode(definition.pid_mode)
+            .set_ipc_mode(definition.ipc_mode)
+            .set_proxy_configuration(definition.proxy_configuration)
+            .set_ephemeral_storage(definition.ephemeral_storage)
+            .set_enable_fault_injection(definition.enable_fault_injection)
+            .set_tags((!tags.is_empty()).then_some(tags))
             .send()
             .await
             .map_err(|e| ActuatorError::aws("register task definition", e))?;
@@ -215,15 +229,26 @@ impl Actuator for Ecs {
 
     /// Handle: JSON `{ecs service: task definition ARN it should end on}`.
     async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
+        let targets = self.targets(run).await?;
+        if targets.is_empty() {
+            return Err(ActuatorError::Refused(self.looked_for(run)));
+        }
         let mut expected = BTreeMap::new();
-        for (name, desired) in self.targets(run).await? {
+        for (name, desired) in targets {
             let service = self.service(&name).await?;
             let current = service.task_definition.clone().unwrap_or_default();
-            let definition = self.definition(&current).await?;
+            let (definition, tags) = self.definition(&current).await?;
+            let missing = unmatched(&definition, &desired);
+            if !missing.is_empty() {
+                return Err(ActuatorError::Refused(format!(
+                    "ECS service {name} ({current}) has no container from the repository of {}",
+                    missing.join(", ")
+                )));
+            }
             let arn = match retarget(&definition, &desired) {
                 None => current,
                 Some(containers) => {
-                    let arn = self.register(definition, containers).await?;
+                    let arn = self.register(definition, tags, containers).await?;
                     self.client
                         .update_service()
                         .cluster(&self.cluster)
@@ -248,6 +273,11 @@ impl Actuator for Ecs {
 
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
         let expected: BTreeMap<String, String> = serde_json::from_str(handle).unwrap_or_default();
+        if expected.is_empty() {
+            return Ok(Progress::Failed {
+                message: self.looked_for(run),
+            });
+        }
         let targets = self.targets(run).await?;
         let mut waiting = Vec::new();
         for (name, arn) in &expected {
@@ -281,7 +311,7 @@ impl Actuator for Ecs {
                     });
                 }
                 Some(DeploymentRolloutState::Completed) => {
-                    let definition = self.definition(arn).await?;
+                    let (definition, _) = self.definition(arn).await?;
                     let desired = targets.get(name).cloned().unwrap_or_default();
                     if retarget(&definition, &desired).is_some() {
                         return Ok(Progress::Failed {
@@ -304,36 +334,5 @@ impl Actuator for Ecs {
                 message: format!("waiting for ECS deployments: {}", waiting.join(", ")),
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn containers_follow_the_image_of_their_repository_only() {
-        let definition = TaskDefinition::builder()
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name("app")
-                    .image("r.example/app:1")
-                    .build(),
-            )
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name("proxy")
-                    .image("r.example/nginx:1")
-                    .build(),
-            )
-            .build();
-        let containers = retarget(&definition, &["r.example/app:2"]).unwrap();
-        assert_eq!(containers[0].image.as_deref(), Some("r.example/app:2"));
-        assert_eq!(containers[1].image.as_deref(), Some("r.example/nginx:1"));
-        assert!(retarget(&definition, &["r.example/other:2"]).is_none());
-        assert!(
-            retarget(&definition, &["r.example/app:1"]).is_none(),
-            "already there"
-        );
     }
 }

@@ -28,6 +28,8 @@
 //! - [`store`]: DynamoDB adapters (releases table, state table, lease, set-up checks).
 //! - [`pin`] and [`actuator`]: where desired images are recorded, and what applies them;
 //!   [`adapters`] builds both per environment, with clients for its account.
+//! - [`iam`]: least-privilege policies from the configuration and the calls the
+//!   stores, pins and actuators make (`relctl iam-policy`).
 //! - [`queue`]: keyed delay queue with per-key backoff.
 //! - [`context`]: what one leadership term shares.
 //! - [`intake`]: intents taken in (desired pointer, supersede) and the resync.
@@ -49,6 +51,7 @@ pub mod emf;
 pub mod failpoint;
 pub mod health;
 pub mod http;
+pub mod iam;
 pub mod intake;
 pub mod metrics;
 pub mod model;

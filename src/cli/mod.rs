@@ -9,6 +9,7 @@ mod diff;
 mod follow;
 mod health;
 mod history;
+mod iam_policy;
 mod lookup;
 mod past;
 mod release;
@@ -68,6 +69,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Show every environment: desired and running release, phase, since when.
     Status(status::StatusArgs),
+    /// Print the least-privilege IAM policy for this configuration (a role's, or an
+    /// environment's `role_arn`'s).
+    IamPolicy(iam_policy::IamPolicyArgs),
     /// Container health check: exit 0 when the controller's /healthz answers 200.
     Health(health::HealthArgs),
     /// Internal: the work of one command (Terraform) run, started by the controller.
@@ -149,6 +153,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(&config, &aws, args).await,
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,
         Command::Status(args) => status::run(&config, &aws, args, output).await,
+        Command::IamPolicy(args) => iam_policy::run(&config, &aws, args).await,
         Command::Health(_) | Command::Validate(_) | Command::Runner => Ok(()),
     };
     exit(result)

@@ -344,39 +344,6 @@ impl StateStore {
             .collect())
     }
 
-    /// Every environment item, for `relctl status`.
-    pub async fn list(&self) -> Result<Vec<(EnvKey, EnvState)>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix)")
-                .expression_attribute_values(":prefix", s("env#"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::aws("Scan", &self.table, e))?;
-            for item in page.items.unwrap_or_default() {
-                let key = match (item.get("project"), item.get("environment")) {
-                    (Some(AttributeValue::S(p)), Some(AttributeValue::S(e))) => EnvKey::new(p, e),
-                    _ => continue,
-                };
-                if let Ok(state) = serde_dynamo::from_item(item) {
-                    found.push((key, state));
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(found)
-    }
-
     pub async fn checkpoints(
         &self,
         stream_arn: &str,

@@ -14,37 +14,37 @@ use serde_json::{Value, json};
 const TABLE: &str = "relctl-releases";
 
 #[derive(Clone, Copy, PartialEq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Complete,
     Fail,
     Rollback,
 }
 
-struct Service {
+pub(crate) struct Service {
     tags: Vec<(String, String)>,
     /// (id, status, task definition, rollout state, reason)
     deployments: Vec<(String, String, String, String, String)>,
     polls_left: u32,
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     services: BTreeMap<String, Service>,
-    definitions: BTreeMap<String, Value>,
+    pub(crate) definitions: BTreeMap<String, Value>,
     /// task definition ARN → its tags (returned only with `include: ["TAGS"]`).
-    definition_tags: BTreeMap<String, Value>,
+    pub(crate) definition_tags: BTreeMap<String, Value>,
     outcome: Outcome,
-    updates: Vec<String>,
+    pub(crate) updates: Vec<String>,
 }
 
-fn arn(family: &str, revision: u32) -> String {
+pub(crate) fn arn(family: &str, revision: u32) -> String {
     format!("arn:aws:ecs:eu-west-1:123456789012:task-definition/{family}:{revision}")
 }
 
 /// (service name, container images, tags)
-type ServiceSpec<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+pub(crate) type ServiceSpec<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
 
 impl Cluster {
-    fn new(outcome: Outcome, services: &[ServiceSpec<'_>]) -> Self {
+    pub(crate) fn new(outcome: Outcome, services: &[ServiceSpec<'_>]) -> Self {
         let mut cluster = Cluster {
             services: BTreeMap::new(),
             definitions: BTreeMap::new(),
@@ -126,7 +126,11 @@ impl Cluster {
         })
     }
 
-    fn handle(&mut self, op: &str, body: Value) -> Result<Value, crate::support::stub::Fault> {
+    pub(crate) fn handle(
+        &mut self,
+        op: &str,
+        body: Value,
+    ) -> Result<Value, crate::support::stub::Fault> {
         match op {
             "ListServices" => Ok(json!({ "serviceArns": self.services.keys()
                 .map(|n| format!("arn:aws:ecs:eu-west-1:123456789012:service/apps/{n}")).collect::<Vec<_>>() })),

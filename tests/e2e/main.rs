@@ -20,6 +20,7 @@ mod docs;
 mod ecs;
 mod faults;
 mod fuzz;
+mod iam;
 mod legacy;
 mod observe;
 mod pins;

@@ -190,6 +190,7 @@ impl Harness {
             access_key: key.access_key_id,
             secret: key.secret_access_key,
             arn: user.arn,
+            user_id: user.user_id,
         }
     }
 
@@ -492,6 +493,8 @@ pub struct Identity {
     pub access_key: String,
     pub secret: String,
     pub arn: String,
+    /// What IAM calls `aws:userid` for this user.
+    pub user_id: String,
 }
 
 /// One attribute in DynamoDB's JSON form.

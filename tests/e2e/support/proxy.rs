@@ -1,7 +1,10 @@
 //! A fault-injection proxy on a free 127.0.0.1 port between relctl and moto: every
 //! request is forwarded, except that chosen operations (by their `X-Amz-Target`) are
-//! answered with ThrottlingException, ProvisionedThroughputExceededException or a 500,
-//! or delayed, on every n-th call. Loopback only; the test owns it and drops it.
+//! answered with AccessDeniedException, ThrottlingException,
+//! ProvisionedThroughputExceededException or a 500,
+//! or delayed, on every n-th call. Every exchange is kept, signer's access key and
+//! bodies included, for tests that check what went over the wire (the IAM tour).
+//! Loopback only; the test owns it and drops it.
 
 use std::{
     collections::HashMap,
@@ -19,6 +22,8 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
+    /// What IAM answers a call the caller's policy does not allow.
+    AccessDenied,
     Throttle,
     ThroughputExceeded,
     ServerError,
@@ -38,6 +43,23 @@ pub struct Rule {
 struct Counts {
     calls: HashMap<String, u32>,
     injected: HashMap<String, u32>,
+    exchanges: Vec<Exchange>,
+}
+
+/// One request forwarded, and its answer.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// From the SigV4 `Credential=` of the Authorization header.
+    pub access_key: String,
+    /// The signing service of the credential scope (`dynamodb`, `ssm`, `lambda`, …).
+    pub service: String,
+    /// `X-Amz-Target`, for the JSON protocols.
+    pub target: String,
+    pub method: String,
+    pub path: String,
+    pub body: Bytes,
+    pub status: u16,
+    pub response: Bytes,
 }
 
 pub struct Proxy {
@@ -75,6 +97,15 @@ impl Proxy {
             counts,
             task,
         }
+    }
+
+    /// Every exchange so far, in order.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exchanges
+            .clone()
     }
 
     /// How many times a fault was injected into `operation`.
@@ -120,6 +151,37 @@ async fn forward(
         .and_then(|t| t.rsplit('.').next())
         .unwrap_or_default()
         .to_owned();
+    let (mut parts, body) = request.into_parts();
+    let body: Bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let scope = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split(',').next())
+        .unwrap_or_default()
+        .split('/')
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let mut exchange = Exchange {
+        access_key: scope.first().cloned().unwrap_or_default(),
+        service: scope.get(3).cloned().unwrap_or_default(),
+        target: parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        body: body.clone(),
+        status: 0,
+        response: Bytes::new(),
+    };
     let fault = {
         let mut counts = counts.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.calls.entry(operation.clone()).or_default();
@@ -134,8 +196,26 @@ async fn forward(
         }
         fault
     };
+    let record = |status: u16| {
+        let mut exchange = exchange.clone();
+        exchange.status = status;
+        counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exchanges
+            .push(exchange);
+    };
     match fault {
+        Some(Fault::AccessDenied) => {
+            record(400);
+            return error(
+                StatusCode::BAD_REQUEST,
+                "AccessDeniedException",
+                "injected by the test proxy: not authorized",
+            );
+        }
         Some(Fault::Throttle) => {
+            record(400);
             return error(
                 StatusCode::BAD_REQUEST,
                 "ThrottlingException",
@@ -143,6 +223,7 @@ async fn forward(
             );
         }
         Some(Fault::ThroughputExceeded) => {
+            record(400);
             return error(
                 StatusCode::BAD_REQUEST,
                 "ProvisionedThroughputExceededException",
@@ -150,6 +231,7 @@ async fn forward(
             );
         }
         Some(Fault::ServerError) => {
+            record(500);
             return error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "InternalServerError",
@@ -159,12 +241,6 @@ async fn forward(
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         None => {}
     }
-    let (mut parts, body) = request.into_parts();
-    let body: Bytes = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
     let path = parts
         .uri
         .path_and_query()
@@ -183,6 +259,13 @@ async fn forward(
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
+            exchange.status = parts.status.as_u16();
+            exchange.response = body.clone();
+            counts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .exchanges
+                .push(exchange);
             Response::from_parts(parts, Body::from(body))
         }
         Err(e) => error(StatusCode::BAD_GATEWAY, "ProxyError", &e.to_string()),

@@ -1,0 +1,358 @@
+//! What each role is granted, resource kind by resource kind. Kept beside the code that
+//! makes the calls: a call added there without its action here is denied in a real
+//! account, and `tests/e2e/iam.rs` (which sees every call on the wire) fails.
+
+use serde_json::json;
+
+use super::{Policy, Scope, Statement, account_of};
+use crate::{
+    config::{ActuatorConfig, Config, Environment, PinConfig, Project, environment::Discover},
+    pin::ssm_parameters::label_path,
+    store::{
+        attestations::SUBJECT_GSI,
+        releases::{DEPLOYMENT_GSI, PROJECT_GSI},
+    },
+};
+
+fn table(scope: &Scope, name: &str) -> String {
+    scope.arn("dynamodb", &format!("table/{name}"))
+}
+
+fn releases_tables(config: &Config, scope: &Scope) -> Vec<String> {
+    config
+        .releases_tables()
+        .iter()
+        .map(|t| table(scope, t))
+        .collect()
+}
+
+fn indexes(tables: &[String], names: &[&str]) -> Vec<String> {
+    tables
+        .iter()
+        .flat_map(|t| names.iter().map(move |i| format!("{t}/index/{i}")))
+        .collect()
+}
+
+/// The controller's own role (the ECS task role).
+pub fn controller(config: &Config, scope: &Scope) -> Policy {
+    let mut policy = Policy::default();
+    let releases = releases_tables(config, scope);
+    // Status, claims and the deployed pointer are written with UpdateItem.
+    policy.add(Statement::new(
+        "ReleasesTables",
+        [
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+        ],
+        releases.clone(),
+    ));
+    // The resync reads what was deployed lately, per project.
+    policy.add(Statement::new(
+        "ReleasesIndexes",
+        ["dynamodb:Query"],
+        indexes(&releases, &[DEPLOYMENT_GSI]),
+    ));
+    policy.add(Statement::new(
+        "ReleasesStreams",
+        [
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+        ],
+        releases.iter().map(|t| format!("{t}/stream/*")),
+    ));
+    // Leader writes are TransactWriteItems with a ConditionCheck on the lease: IAM
+    // authorises each item's own action.
+    policy.add(Statement::new(
+        "StateTable",
+        [
+            "dynamodb:BatchGetItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ],
+        [table(scope, &config.tables.state)],
+    ));
+    let approvals = table(scope, &config.tables.approvals);
+    policy.add(Statement::new(
+        "ApprovalsBySubject",
+        ["dynamodb:Query"],
+        [format!("{approvals}/index/{SUBJECT_GSI}")],
+    ));
+    let roles: Vec<&str> = environments(config)
+        .filter_map(|(_, env)| env.role_arn.as_deref())
+        .collect();
+    policy.add(Statement::new(
+        "AssumeEnvironmentRoles",
+        ["sts:AssumeRole"],
+        roles,
+    ));
+    for (project, env) in environments(config) {
+        if env.role_arn.is_none() {
+            grant_environment(&mut policy, project, env, scope);
+        }
+    }
+    policy
+}
+
+/// What the role an environment names in `role_arn` needs, in that role's account.
+/// None when the environment has no `role_arn` (the controller's own role covers it).
+pub fn environment(config: &Config, project: &str, env: &str, scope: &Scope) -> Option<Policy> {
+    let (project, env) = environments(config).find(|(p, e)| p.id == project && e.id == env)?;
+    let role = env.role_arn.as_deref()?;
+    let scope = account_of(role).map_or_else(|| scope.clone(), |a| scope.in_account(a));
+    let mut policy = Policy::default();
+    grant_environment(&mut policy, project, env, &scope);
+    Some(policy)
+}
+
+fn environments(config: &Config) -> impl Iterator<Item = (&Project, &Environment)> {
+    config
+        .projects
+        .iter()
+        .flat_map(|p| p.environments.iter().map(move |e| (p, e)))
+}
+
+fn parameter(scope: &Scope, name: &str) -> String {
+    scope.arn(
+        "ssm",
+        &format!("parameter/{}", name.trim_start_matches('/')),
+    )
+}
+
+/// An `ssm_json_document` pin's parameter name, filled in.
+fn document(name: &str, project: &Project, env: &Environment) -> String {
+    name.replace("{project}", &project.id)
+        .replace("{environment}", &env.id)
+}
+
+/// The pin and actuator of one environment, in the account its calls are made in.
+fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, scope: &Scope) {
+    match &env.pin {
+        PinConfig::SsmParameters { label } => {
+            let path = label_path(&project.id, &env.id);
+            // What is pinned, for drift checks and verification.
+            policy.add(Statement::new(
+                "ReadImagePins",
+                ["ssm:GetParametersByPath"],
+                [parameter(scope, &path)],
+            ));
+            let mut actions = vec!["ssm:PutParameter"];
+            if *label {
+                actions.push("ssm:LabelParameterVersion");
+            }
+            policy.add(Statement::new(
+                "WriteImagePins",
+                actions,
+                [parameter(scope, &format!("{path}/*"))],
+            ));
+        }
+        PinConfig::SsmJsonDocument {
+            parameter: name, ..
+        } => {
+            policy.add(Statement::new(
+                "ImageDocuments",
+                ["ssm:GetParameter", "ssm:PutParameter"],
+                [parameter(scope, &document(name, project, env))],
+            ));
+        }
+        PinConfig::EcrTag { .. } => {
+            // The repositories are those of the release's images, known only then.
+            policy.add(Statement::new(
+                "EcrTags",
+                ["ecr:BatchGetImage", "ecr:PutImage"],
+                [scope.arn("ecr", "repository/*")],
+            ));
+        }
+    }
+    match &env.actuator {
+        ActuatorConfig::None | ActuatorConfig::Terraform { .. } => {}
+        ActuatorConfig::Codepipeline { pipeline, .. } => {
+            policy.add(Statement::new(
+                "Pipelines",
+                [
+                    "codepipeline:GetPipelineExecution",
+                    "codepipeline:GetPipelineState",
+                    "codepipeline:StartPipelineExecution",
+                ],
+                [scope.arn("codepipeline", pipeline)],
+            ));
+        }
+        ActuatorConfig::Ecs {
+            cluster,
+            services,
+            discover,
+            ..
+        } => {
+            let service = |name: &str| scope.arn("ecs", &format!("service/{cluster}/{name}"));
+            let named = services.values().flatten().map(|name| service(name));
+            if discover == &Some(Discover::Tags) {
+                policy.add(Statement::new(
+                    "EcsFindServices",
+                    ["ecs:ListServices"],
+                    ["*"],
+                ).when(json!({ "ArnEquals": { "ecs:cluster": scope.arn("ecs", &format!("cluster/{cluster}")) } })));
+                policy.add(Statement::new(
+                    "EcsServices",
+                    ["ecs:DescribeServices", "ecs:UpdateService"],
+                    [service("*")],
+                ));
+            } else {
+                policy.add(Statement::new(
+                    "EcsServices",
+                    ["ecs:DescribeServices", "ecs:UpdateService"],
+                    named,
+                ));
+            }
+            // DescribeTaskDefinition has no resource-level permissions; the families a
+            // new revision is registered in are those of the services' definitions.
+            policy.add(Statement::new(
+                "EcsDescribeTaskDefinitions",
+                ["ecs:DescribeTaskDefinition"],
+                ["*"],
+            ));
+            let families = scope.arn("ecs", "task-definition/*");
+            policy.add(Statement::new(
+                "EcsRegisterTaskDefinitions",
+                ["ecs:RegisterTaskDefinition"],
+                [families.clone()],
+            ));
+            // Registering with the old revision's tags is tagging on create.
+            policy.add(
+                Statement::new("EcsTagNewRevisions", ["ecs:TagResource"], [families]).when(
+                    json!({ "StringEquals": { "ecs:CreateAction": "RegisterTaskDefinition" } }),
+                ),
+            );
+            // A new revision passes on the task and execution roles of the one before;
+            // which those are is in the task definitions, not the configuration.
+            policy.add(
+                Statement::new(
+                    "PassTaskRoles",
+                    ["iam:PassRole"],
+                    [format!(
+                        "arn:{}:iam::{}:role/*",
+                        scope.partition, scope.account
+                    )],
+                )
+                .when(
+                    json!({ "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } }),
+                ),
+            );
+        }
+        ActuatorConfig::Lambda { functions, .. } => {
+            policy.add(Statement::new(
+                "LambdaFunctions",
+                ["lambda:GetFunction", "lambda:UpdateFunctionCode"],
+                functions
+                    .values()
+                    .map(|f| scope.arn("lambda", &format!("function:{f}"))),
+            ));
+        }
+    }
+}
+
+/// People and pipelines that create releases and request deployments.
+pub fn deployer(config: &Config, scope: &Scope) -> Policy {
+    let mut policy = Policy::default();
+    let releases = releases_tables(config, scope);
+    policy.add(Statement::new(
+        "ReadAndAppendReleases",
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ],
+        releases.clone(),
+    ));
+    policy.add(Statement::new(
+        "ListReleases",
+        ["dynamodb:Query"],
+        indexes(&releases, &[PROJECT_GSI, DEPLOYMENT_GSI]),
+    ));
+    policy.add(Statement::new(
+        "ReadControllerState",
+        ["dynamodb:BatchGetItem", "dynamodb:GetItem"],
+        [table(scope, &config.tables.state)],
+    ));
+    // `release create` reads a label's images; `diff` reads what is pinned.
+    policy.add(Statement::new(
+        "ReadImagePaths",
+        ["ssm:GetParametersByPath"],
+        config
+            .projects
+            .iter()
+            .map(|p| parameter(scope, &format!("{}*", label_path(&p.id, "")))),
+    ));
+    for (project, env) in environments(config) {
+        // Never the role of an environment in another account: it may write pins
+        // there, so a deployer who could assume it could deploy past every gate.
+        if env.role_arn.is_some() {
+            continue;
+        }
+        match &env.pin {
+            PinConfig::SsmParameters { .. } => {}
+            PinConfig::SsmJsonDocument {
+                parameter: name, ..
+            } => policy.add(Statement::new(
+                "ReadImageDocuments",
+                ["ssm:GetParameter"],
+                [parameter(scope, &document(name, project, env))],
+            )),
+            PinConfig::EcrTag { .. } => policy.add(Statement::new(
+                "ReadEcrTags",
+                ["ecr:BatchGetImage"],
+                [scope.arn("ecr", "repository/*")],
+            )),
+        }
+    }
+    policy.add(
+        Statement::new(
+            "RecordOwnRequests",
+            ["dynamodb:PutItem"],
+            [table(scope, &config.tables.approvals)],
+        )
+        .when(own_key("request#")),
+    );
+    policy.add(who_am_i());
+    policy
+}
+
+/// People who approve deployments to protected environments.
+pub fn approver(config: &Config, scope: &Scope) -> Policy {
+    let mut policy = Policy::default();
+    let releases = releases_tables(config, scope);
+    policy.add(Statement::new(
+        "FindReleases",
+        ["dynamodb:GetItem"],
+        releases.clone(),
+    ));
+    let approvals = table(scope, &config.tables.approvals);
+    policy.add(
+        Statement::new(
+            "RecordOwnApprovals",
+            ["dynamodb:PutItem"],
+            [approvals.clone()],
+        )
+        .when(own_key("approve#")),
+    );
+    policy.add(Statement::new(
+        "ReadRequests",
+        ["dynamodb:Query"],
+        [format!("{approvals}/index/{SUBJECT_GSI}")],
+    ));
+    policy.add(who_am_i());
+    policy
+}
+
+/// Only items whose partition key is `{prefix}<the caller's aws:userid>`: what makes an
+/// attestation proof of who wrote it.
+fn own_key(prefix: &str) -> serde_json::Value {
+    json!({ "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [format!("{prefix}${{aws:userid}}")] } })
+}
+
+fn who_am_i() -> Statement {
+    Statement::new("WhoAmI", ["sts:GetCallerIdentity"], ["*"])
+}

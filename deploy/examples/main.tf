@@ -1,5 +1,7 @@
-# A team's deployment of relctl with the module in ../terraform. The IAM policy the
-# module writes covers exactly what relctl.toml uses.
+# A team's deployment of relctl with the module in ../terraform. The IAM policies are
+# relctl's own least-privilege policies for relctl.toml; policies/tre-prod.json is for
+# the role relctl assumes in the production account (tre/prod's role_arn), which must
+# trust module.relctl.task_role_arn.
 
 terraform {
   required_version = ">= 1.3"
@@ -24,24 +26,11 @@ module "relctl" {
   security_group_ids = ["sg-0123456789abcdef0"]
   config_toml        = file("${path.module}/relctl.toml")
 
-  project_ids             = ["tre", "storage"]
-  adopted_releases_tables = ["wellcome-releases-storage"]
-  ssm_document_parameters = ["int-tfvars", "staging-tfvars"]
-  assume_role_arns        = ["arn:aws:iam::333333333333:role/relctl-deployer"]
-  codepipeline_arns = [
-    "arn:aws:codepipeline:${local.region}:${local.account}:tre-terraform-int",
-    "arn:aws:codepipeline:${local.region}:${local.account}:tre-terraform-staging",
-  ]
-  ecs_cluster_arns = ["arn:aws:ecs:${local.region}:${local.account}:cluster/storage-stage"]
-  ecs_service_arns = [
-    "arn:aws:ecs:${local.region}:${local.account}:service/storage-prod/storage-prod-bag-register",
-    "arn:aws:ecs:${local.region}:${local.account}:service/storage-prod/storage-prod-notifier",
-  ]
-  ecr_repository_arns = [
-    "arn:aws:ecr:${local.region}:${local.account}:repository/uk.ac.wellcome/bag_register",
-    "arn:aws:ecr:${local.region}:${local.account}:repository/uk.ac.wellcome/notifier",
-  ]
-  task_role_passthrough_arns = ["arn:aws:iam::${local.account}:role/storage-prod-*"]
+  # What `relctl iam-policy` prints for relctl.toml (scripts/example-policies writes
+  # them; a test fails when they no longer match the configuration).
+  task_policy_json     = file("${path.module}/policies/controller.json")
+  deployer_policy_json = file("${path.module}/policies/deployer.json")
+  approver_policy_json = file("${path.module}/policies/approver.json")
 
   # People and pipelines: who may deploy, and who may approve production.
   deployer_role_names = ["tre-developers", "storage-ci"]

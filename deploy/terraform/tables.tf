@@ -1,7 +1,9 @@
 # The releases table (RFC 013 shape, stream on, the older tool's two indexes) and
-# relctl's own state table. Both with point-in-time recovery.
+# relctl's own state table. All with point-in-time recovery and, optionally, a
+# customer-managed KMS key.
 
 resource "aws_dynamodb_table" "releases" {
+  #checkov:skip=CKV_AWS_119:encrypted at rest by default; a customer-managed key is optional (var.kms_key_arn)
   name             = "${var.name}-releases"
   billing_mode     = "PAY_PER_REQUEST"
   hash_key         = "release_id"
@@ -45,9 +47,17 @@ resource "aws_dynamodb_table" "releases" {
   point_in_time_recovery {
     enabled = true
   }
+
+  # With var.kms_key_arn: a customer-managed key; otherwise DynamoDB's default
+  # encryption at rest (an AWS-owned key).
+  server_side_encryption {
+    enabled     = var.kms_key_arn != null
+    kms_key_arn = var.kms_key_arn
+  }
 }
 
 resource "aws_dynamodb_table" "state" {
+  #checkov:skip=CKV_AWS_119:encrypted at rest by default; a customer-managed key is optional (var.kms_key_arn)
   name         = "${var.name}-state"
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "pk"
@@ -60,6 +70,13 @@ resource "aws_dynamodb_table" "state" {
   point_in_time_recovery {
     enabled = true
   }
+
+  # With var.kms_key_arn: a customer-managed key; otherwise DynamoDB's default
+  # encryption at rest (an AWS-owned key).
+  server_side_encryption {
+    enabled     = var.kms_key_arn != null
+    kms_key_arn = var.kms_key_arn
+  }
 }
 
 # Approvals and requests, keyed by the writer's own AWS identity: the deployer and
@@ -67,6 +84,7 @@ resource "aws_dynamodb_table" "state" {
 # ${aws:userid}, so an item's key proves who wrote it. The controller reads a
 # deployment's attestations by subject on subject_gsi.
 resource "aws_dynamodb_table" "approvals" {
+  #checkov:skip=CKV_AWS_119:encrypted at rest by default; a customer-managed key is optional (var.kms_key_arn)
   name         = "${var.name}-approvals"
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "principal"
@@ -91,5 +109,12 @@ resource "aws_dynamodb_table" "approvals" {
 
   point_in_time_recovery {
     enabled = true
+  }
+
+  # With var.kms_key_arn: a customer-managed key; otherwise DynamoDB's default
+  # encryption at rest (an AWS-owned key).
+  server_side_encryption {
+    enabled     = var.kms_key_arn != null
+    kms_key_arn = var.kms_key_arn
   }
 }

@@ -29,63 +29,19 @@ variable "config_toml" {
   type        = string
 }
 
-variable "project_ids" {
-  description = "Projects relctl deploys: it may write SSM parameters only under /{project}/images/*."
-  type        = list(string)
+variable "task_policy_json" {
+  description = "The controller's policy: `relctl iam-policy --config relctl.toml --account ACCOUNT --region REGION` (with the RELCTL_TABLES__* the task gets)."
+  type        = string
 }
 
-variable "adopted_releases_tables" {
-  description = "Existing per-project releases tables (the older tooling's wellcome-releases-{project}) relctl reads and writes status to."
-  type        = list(string)
-  default     = []
+variable "deployer_policy_json" {
+  description = "`relctl iam-policy --role deployer …` for the same configuration."
+  type        = string
 }
 
-variable "ssm_document_parameters" {
-  description = "Names of SSM JSON document parameters (tfvars) that ssm_json_document pins patch."
-  type        = list(string)
-  default     = []
-}
-
-variable "assume_role_arns" {
-  description = "Roles in other accounts named by environments' role_arn."
-  type        = list(string)
-  default     = []
-}
-
-variable "codepipeline_arns" {
-  description = "Pipelines codepipeline actuators start and follow."
-  type        = list(string)
-  default     = []
-}
-
-variable "ecs_service_arns" {
-  description = "ECS services ecs actuators redeploy (same account)."
-  type        = list(string)
-  default     = []
-}
-
-variable "ecs_cluster_arns" {
-  description = "Clusters whose services ecs actuators discover by tags."
-  type        = list(string)
-  default     = []
-}
-
-variable "lambda_function_arns" {
-  description = "Lambda functions lambda actuators update."
-  type        = list(string)
-  default     = []
-}
-
-variable "ecr_repository_arns" {
-  description = "ECR repositories ecr_tag pins move tags in."
-  type        = list(string)
-  default     = []
-}
-
-variable "task_role_passthrough_arns" {
-  description = "Execution and task roles of the ECS services relctl redeploys (RegisterTaskDefinition needs iam:PassRole on them)."
-  type        = list(string)
-  default     = []
+variable "approver_policy_json" {
+  description = "`relctl iam-policy --role approver …` for the same configuration."
+  type        = string
 }
 
 variable "cpu" {
@@ -99,8 +55,15 @@ variable "memory" {
 }
 
 variable "log_retention_days" {
-  type    = number
-  default = 30
+  description = "How long the controller's logs are kept (the deployment history itself is in the tables)."
+  type        = number
+  default     = 365
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed KMS key for the tables and the log group; null for the services' default encryption. The key policy must let CloudWatch Logs use it."
+  type        = string
+  default     = null
 }
 
 variable "deployer_role_names" {

@@ -39,12 +39,33 @@ pub struct IamPolicyArgs {
     pub partition: String,
 }
 
+impl IamPolicyArgs {
+    /// Whether the account or region must come from AWS (STS, the standard chain).
+    pub fn needs_aws(&self, config: &Config) -> bool {
+        self.account.is_none() || (self.region.is_none() && config.aws.region.is_none())
+    }
+}
+
+/// With the account and region given: no AWS call at all.
+pub fn offline(config: &Config, args: &IamPolicyArgs) -> Result<(), Failure> {
+    let (Some(account), Some(region)) = (
+        args.account.clone(),
+        args.region.clone().or_else(|| config.aws.region.clone()),
+    ) else {
+        return Err(Failure::refused(
+            "--account and a region are needed offline",
+        ));
+    };
+    print(config, args, account, region)
+}
+
 pub async fn run(config: &Config, aws: &Aws, args: IamPolicyArgs) -> Result<(), Failure> {
     let region = args
         .region
+        .clone()
         .or_else(|| aws.sdk.region().map(|r| r.to_string()))
         .ok_or_else(|| Failure::refused("no region: pass --region or set aws.region"))?;
-    let account = match args.account {
+    let account = match args.account.clone() {
         Some(account) => account,
         None => aws
             .sts
@@ -60,17 +81,26 @@ pub async fn run(config: &Config, aws: &Aws, args: IamPolicyArgs) -> Result<(), 
             .account
             .unwrap_or_default(),
     };
+    print(config, &args, account, region)
+}
+
+fn print(
+    config: &Config,
+    args: &IamPolicyArgs,
+    account: String,
+    region: String,
+) -> Result<(), Failure> {
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Failure::refused(format!(
             "--account {account:?} is not a 12-digit AWS account id"
         )));
     }
     let scope = Scope {
-        partition: args.partition,
+        partition: args.partition.clone(),
         region,
         account,
     };
-    let policy = match args.environment {
+    let policy = match &args.environment {
         Some(target) => {
             let Some((project, env)) = target.split_once('/') else {
                 return Err(Failure::refused(format!(

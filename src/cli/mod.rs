@@ -137,6 +137,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         eprintln!("warning: {name} is not a relctl configuration key; ignored");
     }
     crate::telemetry::init(config.log.format);
+    if let Command::IamPolicy(args) = &cli.command
+        && !args.needs_aws(&config)
+    {
+        return exit(iam_policy::offline(&config, args));
+    }
     let sdk = crate::aws::load(&config).await;
     if let Command::Controller = cli.command {
         return exit(controller::run(config, &sdk).await);

@@ -138,3 +138,45 @@ fn the_readme_transcripts_are_what_relctl_prints() {
         .env("NO_COLOR", "1")
         .case("README.md");
 }
+
+#[test]
+fn the_example_policies_are_what_relctl_prints_for_the_example_configuration() {
+    let main = std::fs::read_to_string(root().join("deploy/examples/main.tf")).unwrap();
+    let cases: [(&str, &[&str]); 4] = [
+        ("controller", &["--role", "controller"]),
+        ("deployer", &["--role", "deployer"]),
+        ("approver", &["--role", "approver"]),
+        ("tre-prod", &["--environment", "tre/prod"]),
+    ];
+    for (name, args) in cases {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_relctl"))
+            .args(["--config", "deploy/examples/relctl.toml", "iam-policy"])
+            .args(["--account", "111111111111", "--region", "eu-west-2"])
+            .args(args)
+            .current_dir(root())
+            .env_remove("RELCTL_CONFIG")
+            .env("RELCTL_TABLES__RELEASES", "relctl-releases")
+            .env("RELCTL_TABLES__STATE", "relctl-state")
+            .env("RELCTL_TABLES__APPROVALS", "relctl-approvals")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let file = format!("deploy/examples/policies/{name}.json");
+        let committed = std::fs::read_to_string(root().join(&file)).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            committed,
+            "{file} is not what relctl prints for relctl.toml: run scripts/example-policies"
+        );
+        if name != "tre-prod" {
+            assert!(
+                main.contains(&format!("file(\"${{path.module}}/policies/{name}.json\")")),
+                "main.tf passes {file} to the module"
+            );
+        }
+    }
+}

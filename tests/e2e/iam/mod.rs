@@ -31,46 +31,15 @@ const ACCOUNT: &str = "123456789012";
 const OPS_ACCOUNT: &str = "111111111111";
 const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 
+/// The tour's projects (`tests/fixtures/iam-tour.toml`, which CI lints the policies
+/// of) with the stubs' endpoints.
 fn projects(ecs: &str, codepipeline: &str) -> String {
-    format!(
-        r#"
-[aws.endpoints]
-ecs = "{ecs}"
-codepipeline = "{codepipeline}"
-
-[[projects]]
-id = "bugfarm"
-name = "Bug farm"
-
-[[projects.environments]]
-id = "dev"
-name = "Development"
-pin = {{ kind = "ssm_parameters", label = true }}
-actuator = {{ kind = "lambda", functions = {{ hatching = "dev-hatching" }}, poll_interval = "100ms" }}
-
-[[projects.environments]]
-id = "stage"
-name = "Staging"
-requires = ["dev"]
-pin = {{ kind = "ssm_json_document", parameter = "/bugfarm/tfvars/{{environment}}", key_path = "image_versions.{{service}}" }}
-actuator = {{ kind = "ecs", cluster = "apps", discover = "tags", poll_interval = "100ms" }}
-
-[[projects.environments]]
-id = "prod"
-name = "Production"
-requires = ["stage"]
-protected = true
-four_eyes = true
-pin = {{ kind = "ecr_tag" }}
-actuator = {{ kind = "codepipeline", pipeline = "bugfarm-prod", poll_interval = "100ms" }}
-
-[[projects.environments]]
-id = "ops"
-name = "Operations"
-role_arn = "arn:aws:iam::{OPS_ACCOUNT}:role/relctl-ops"
-actuator = {{ kind = "ecs", cluster = "ops", services = {{ hatching = ["hatching-ops"] }}, poll_interval = "100ms" }}
-"#
-    )
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/iam-tour.toml"
+    ))
+    .expect("tests/fixtures/iam-tour.toml");
+    format!("[aws.endpoints]\necs = \"{ecs}\"\ncodepipeline = \"{codepipeline}\"\n\n{fixture}")
 }
 
 /// Pushes a minimal image manifest to `repository` under `tag`.

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod plan;
 pub mod record;
 pub mod state;
+pub mod text;
 pub mod time;
 
 pub use ids::{EnvKey, IdError, validate_id};

@@ -179,7 +179,9 @@ impl StateStore {
 
     /// Writes the reconciler's attributes of `state`, leaving `desired` alone.
     pub async fn save_progress(&self, key: &EnvKey, state: &EnvState) -> Result<(), StoreError> {
-        let mut item: Item = serde_dynamo::to_item(state).map_err(|e| StoreError::Encode {
+        let mut state = state.clone();
+        crate::model::text::bound_state(&mut state);
+        let mut item: Item = serde_dynamo::to_item(&state).map_err(|e| StoreError::Encode {
             what: "environment state",
             source: e.into(),
         })?;

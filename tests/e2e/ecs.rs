@@ -33,6 +33,8 @@ pub(crate) struct Cluster {
     /// task definition ARN → its tags (returned only with `include: ["TAGS"]`).
     pub(crate) definition_tags: BTreeMap<String, Value>,
     outcome: Outcome,
+    /// The rollout's reason when it fails.
+    fail_reason: String,
     pub(crate) updates: Vec<String>,
 }
 
@@ -50,6 +52,7 @@ impl Cluster {
             definitions: BTreeMap::new(),
             definition_tags: BTreeMap::new(),
             outcome,
+            fail_reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
             updates: Vec::new(),
         };
         for (name, images, tags) in services {
@@ -87,6 +90,7 @@ impl Cluster {
 
     fn describe(&mut self, name: &str) -> Value {
         let outcome = self.outcome;
+        let fail_reason = self.fail_reason.clone();
         let service = self.services.get_mut(name).unwrap();
         if service.polls_left > 0 {
             service.polls_left -= 1;
@@ -98,8 +102,7 @@ impl Cluster {
                     }
                     Outcome::Fail => {
                         service.deployments[0].3 = "FAILED".into();
-                        service.deployments[0].4 =
-                            "ECS deployment circuit breaker: tasks failed to start.".into();
+                        service.deployments[0].4 = fail_reason;
                     }
                     Outcome::Rollback => {
                         service.deployments.remove(0);
@@ -479,5 +482,39 @@ async fn a_service_with_no_container_from_the_release_image_repository_fails() {
         "{message}"
     );
     assert_eq!(stub.count("UpdateService"), 0);
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_huge_failure_reason_is_cut_so_the_failed_status_still_fits_in_the_item() {
+    let mut cluster = Cluster::new(Outcome::Fail, &[("hatching-stage", &[V1], &[])]);
+    // Past DynamoDB's 400 KB item limit on its own.
+    cluster.fail_reason = "task stopped: essential container exited\n".repeat(12_000);
+    let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", services = { hatching = ["hatching-stage"] } }"#;
+    let (h, stub, _) = setup(cluster, actuator).await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let message = entry.status_message.unwrap();
+    assert!(
+        message.len() <= relctl::model::text::MESSAGE_BYTES,
+        "{}",
+        message.len()
+    );
+    assert!(
+        message.contains("deployment failed: task stopped"),
+        "{message}"
+    );
+    assert!(message.contains("… [cut: "), "says it was cut: {message}");
+    let state = h.env_state("bugfarm", "stage").await;
+    assert!(
+        state
+            .history
+            .iter()
+            .all(|e| e.message.len() <= relctl::model::text::MESSAGE_BYTES)
+    );
+    assert_eq!(stub.count("UpdateService"), 1, "failed once, no retry loop");
     controller.stop().await;
 }

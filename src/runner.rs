@@ -46,6 +46,18 @@ enum Stop {
     Signalled,
 }
 
+/// `println!` that survives its reader going away: once the controller is gone, a
+/// write to the pipe fails (EPIPE), and the runner must still stop its commands (a
+/// panicking `println!` here once left Terraform running after a SIGKILLed controller).
+/// No parent-death signal: Linux sends it when the spawning *thread* ends, and the
+/// closed keepalive pipe already says the controller is gone.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// Runs `job`; returns the exit status for the process.
 pub async fn run(job: Job) -> i32 {
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
@@ -53,11 +65,11 @@ pub async fn run(job: Job) -> i32 {
     tokio::spawn(watch_signals(stop_tx));
     for command in &job.commands {
         let Some((program, args)) = command.split_first() else {
-            eprintln!("relctl runner: an empty command");
+            say!("relctl runner: an empty command");
             return 1;
         };
         let shown = command.join(" ");
-        println!("relctl runner: running `{shown}` in {}", job.dir.display());
+        say!("relctl runner: running `{shown}` in {}", job.dir.display());
         let child = Command::new(program)
             .args(args)
             .current_dir(&job.dir)
@@ -70,7 +82,7 @@ pub async fn run(job: Job) -> i32 {
         let mut child = match child {
             Ok(child) => child,
             Err(error) => {
-                println!("relctl runner: failed to start `{shown}`: {error}");
+                say!("relctl runner: failed to start `{shown}`: {error}");
                 return 127;
             }
         };
@@ -78,7 +90,7 @@ pub async fn run(job: Job) -> i32 {
         let status = tokio::select! {
             status = child.wait() => status,
             Some(why) = stop_rx.recv() => {
-                println!("relctl runner: {}; interrupting `{shown}`", match why {
+                say!("relctl runner: {}; interrupting `{shown}`", match why {
                     Stop::Abandoned => "the controller stopped following this run",
                     Stop::Signalled => "asked to stop",
                 });
@@ -89,11 +101,11 @@ pub async fn run(job: Job) -> i32 {
         match status {
             Ok(status) if status.success() => {}
             Ok(status) => {
-                println!("relctl runner: `{shown}` exited with {status}");
+                say!("relctl runner: `{shown}` exited with {status}");
                 return status.code().unwrap_or(1);
             }
             Err(error) => {
-                println!("relctl runner: failed to wait for `{shown}`: {error}");
+                say!("relctl runner: failed to wait for `{shown}`: {error}");
                 return 1;
             }
         }
@@ -107,7 +119,7 @@ fn forward_output(child: &mut Child) {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                println!("{line}");
+                say!("{line}");
             }
         });
     }
@@ -115,7 +127,7 @@ fn forward_output(child: &mut Child) {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                println!("{line}");
+                say!("{line}");
             }
         });
     }

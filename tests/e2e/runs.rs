@@ -250,3 +250,38 @@ async fn an_error_right_after_the_start_does_not_start_a_second_run() {
     let all = assert_never_overlapping(dir.path());
     assert_eq!(all.len(), 1, "one run for one intent: {all:?}");
 }
+
+#[tokio::test]
+async fn a_killed_controller_leaves_no_apply_running_and_the_next_leader_runs_it_again() {
+    let dir = workdir(60);
+    let h = Harness::new(&config(dir.path(), Some(("3s", "1s")))).await;
+    h.put_release(
+        TABLE,
+        release("r1", "infra", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let mut a = Controller::start(&h);
+    a.wait_for("leading: watching streams", Duration::from_secs(60));
+    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    until_runs(dir.path(), "the run started", |r| r.len() == 1).await;
+    std::fs::write(dir.path().join("seconds"), "1").unwrap();
+    // SIGKILL: no drain, no handler; the runner sees its keepalive pipe close.
+    a.signal("KILL");
+    until_runs(dir.path(), "the orphaned run stopped by itself", |r| {
+        r[0].end.is_some()
+    })
+    .await;
+    let mut b = Controller::start(&h);
+    b.wait_for("leading: watching streams", Duration::from_secs(60));
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    let all = assert_never_overlapping(dir.path());
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        all[0].interrupted,
+        "interrupted (SIGINT), not left running: {all:?}"
+    );
+}

@@ -148,8 +148,8 @@ pub async fn take(
     release: &Release,
     intent: &Intent,
 ) -> Result<bool, StoreError> {
-    if let Err(why) =
-        admissible(ctx, table, release, &intent.key).and_then(|()| in_the_present(ctx, &intent.at))
+    if let Err(why) = admissible(ctx, table, release, &intent.key, &intent.at)
+        .and_then(|()| in_the_present(ctx, &intent.at))
     {
         warn!(key = %intent.key, release_id = %release.release_id, reason = %why, "deployment refused");
         ctx.releases
@@ -233,7 +233,13 @@ fn in_the_present(ctx: &Context, at: &IntentRef) -> Result<(), String> {
 }
 
 /// Why an intent cannot be taken, in words for its `status_message`.
-fn admissible(ctx: &Context, table: &str, release: &Release, key: &EnvKey) -> Result<(), String> {
+fn admissible(
+    ctx: &Context,
+    table: &str,
+    release: &Release,
+    key: &EnvKey,
+    at: &IntentRef,
+) -> Result<(), String> {
     let (project, _) = ctx.config.environment(key).map_err(|r| r.to_string())?;
     let home = ctx.config.releases_table(project);
     if home != table {
@@ -242,8 +248,6 @@ fn admissible(ctx: &Context, table: &str, release: &Release, key: &EnvKey) -> Re
             project.id
         ));
     }
-    if let Some(bad) = release.release_id.chars().find(|c| c.is_control()) {
-        return Err(format!("release id contains the control character {bad:?}"));
-    }
-    Ok(())
+    let entry = release.deployments.iter().find(|e| e.index == at.index);
+    crate::model::limits::check(release, entry)
 }

@@ -6,6 +6,7 @@ pub mod approval;
 pub mod ids;
 pub mod image;
 pub mod intent;
+pub mod limits;
 pub mod manifest;
 pub mod plan;
 pub mod record;

@@ -1,6 +1,12 @@
 //! Bounds on free text written to records: an AWS error, a pipeline's summary or a
 //! command's output can be any length, and a DynamoDB item holds 400 KB in all.
 
+/// Unicode's bidirectional formatting characters: embeddings, overrides, isolates and
+/// marks. Shown to a person they reorder the text around them.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// Bytes of a message kept in a record.
 pub const MESSAGE_BYTES: usize = 2048;
 

@@ -22,6 +22,7 @@ mod faults;
 mod fuzz;
 mod iam;
 mod legacy;
+mod limits;
 mod observe;
 mod pins;
 mod records;

@@ -1,0 +1,69 @@
+//! What a record is held to: the sizes relctl accepts in a deployment it takes in, so
+//! that nothing it copies into its own items (the state, history, status messages) can
+//! grow them past DynamoDB's 400 KB, and no release makes one reconcile do unbounded
+//! work. A deployment over a limit is refused at intake, `failed` with the field named.
+
+use super::{Deployment, Release};
+
+/// Bytes of a requester's `id` or `name`.
+pub const REQUESTER_BYTES: usize = 1024;
+/// Bytes of a release's or a deployment entry's `description`.
+pub const DESCRIPTION_BYTES: usize = 8 * 1024;
+/// Bytes of a release id (it becomes part of SSM labels, keys and messages).
+pub const RELEASE_ID_BYTES: usize = 256;
+/// Services (images) in one release.
+pub const SERVICES: usize = 500;
+
+fn over(field: &str, value: &str, limit: usize) -> Result<(), String> {
+    if value.len() <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "{field} is {} bytes; relctl accepts at most {limit}",
+        value.len()
+    ))
+}
+
+/// Why `entry` of `release` is over a limit, in words for its status.
+pub fn check(release: &Release, entry: Option<&Deployment>) -> Result<(), String> {
+    over("release_id", &release.release_id, RELEASE_ID_BYTES)?;
+    if let Some(bad) = release
+        .release_id
+        .chars()
+        .find(|c| c.is_control() || super::text::is_bidi_control(*c))
+    {
+        return Err(format!(
+            "release_id contains the control character {}",
+            bad.escape_unicode()
+        ));
+    }
+    if let Some(description) = &release.description {
+        over("the release's description", description, DESCRIPTION_BYTES)?;
+    }
+    if release.images.len() > SERVICES {
+        return Err(format!(
+            "the release has {} services; relctl deploys at most {SERVICES} in one release",
+            release.images.len()
+        ));
+    }
+    let Some(entry) = entry else {
+        return Ok(());
+    };
+    if let Some(description) = &entry.description {
+        over("description", description, DESCRIPTION_BYTES)?;
+    }
+    for (person, field) in [
+        (&entry.requested_by, "requested_by"),
+        (&release.requested_by, "the release's requested_by"),
+    ] {
+        if let Some(person) = person {
+            if let Some(id) = &person.id {
+                over(&format!("{field}.id"), id, REQUESTER_BYTES)?;
+            }
+            if let Some(name) = &person.name {
+                over(&format!("{field}.name"), name, REQUESTER_BYTES)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! What a record is held to (README "Security model"): deployments whose fields would
+//! grow relctl's own items past DynamoDB's limit, or make one reconcile do unbounded
+//! work, are refused at intake naming the field, and the environment goes on deploying
+//! normal releases. Records are written with the raw DynamoDB API, as boto3 would.
+
+use relctl::model::{Status, limits};
+use serde_json::json;
+
+use crate::support::{BUGFARM, Harness, release};
+
+const TABLE: &str = "relctl-releases";
+
+/// The metric's value for one exact label set, 0 when absent.
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn writes(h: &crate::support::Running) -> f64 {
+    let (_, page) = crate::support::get(h.addr, "/metrics").await;
+    ["UpdateItem", "PutItem", "TransactWriteItems"]
+        .iter()
+        .map(|op| {
+            metric(
+                &page,
+                &format!("relctl_aws_calls_total{{service=\"DynamoDB\",operation=\"{op}\",outcome=\"ok\"}}"),
+            )
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn three_huge_requester_names_are_refused_and_the_environment_deploys_on() {
+    let h = Harness::new(BUGFARM).await;
+    let controller = h.start_controller().await;
+    let huge = "n".repeat(95_000);
+    for (i, id) in ["huge-1", "huge-2", "huge-3"].iter().enumerate() {
+        let mut item = release(
+            id,
+            "bugfarm",
+            json!({ "app": format!("r.example/app:{i}") }),
+        );
+        item["deployments"] = json!([{
+            "date_created": format!("2024-05-01T10:00:0{i}.000000"),
+            "environment": { "id": "stage", "name": "Staging" },
+            "requested_by": { "id": "someone", "name": huge },
+        }]);
+        h.put_release(TABLE, item).await;
+    }
+    for id in ["huge-1", "huge-2", "huge-3"] {
+        let message = h.until_status(TABLE, id, 0, Status::Failed).await;
+        assert!(
+            message.contains(&format!(
+                "requested_by.name is 95000 bytes; relctl accepts at most {}",
+                limits::REQUESTER_BYTES
+            )),
+            "{message}"
+        );
+    }
+    let before = writes(&controller).await;
+    h.put_release(
+        TABLE,
+        release("normal", "bugfarm", json!({ "app": "r.example/app:9" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "normal", "stage", "2024-05-01T11:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let state = h.env_state("bugfarm", "stage").await;
+    assert!(
+        state
+            .history
+            .iter()
+            .all(|e| e.requested_by.as_deref().is_none_or(|r| r.len() <= 1024)),
+        "{state:?}"
+    );
+    let spent = writes(&controller).await - before;
+    assert!(spent < 20.0, "a normal deployment took {spent} writes");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_of_five_thousand_services_is_refused_before_anything_is_pinned() {
+    let h = Harness::new(BUGFARM).await;
+    let controller = h.start_controller().await;
+    let images: serde_json::Map<String, serde_json::Value> = (0..5000)
+        .map(|i| {
+            (
+                format!("svc{i:04}"),
+                json!(format!("r.example/svc{i:04}:1")),
+            )
+        })
+        .collect();
+    h.put_release(
+        TABLE,
+        release("wide", "bugfarm", serde_json::Value::Object(images)),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "wide", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    assert!(
+        entry
+            .status_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&format!(
+                "the release has 5000 services; relctl deploys at most {} in one release",
+                limits::SERVICES
+            )),
+        "{entry:?}"
+    );
+    assert!(
+        h.parameters("/bugfarm/images/stage").await.is_empty(),
+        "nothing pinned"
+    );
+    h.put_release(
+        TABLE,
+        release("narrow", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "narrow", "stage", "2024-05-01T10:00:01.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_id_with_bidi_controls_is_refused() {
+    let h = Harness::new(BUGFARM).await;
+    let controller = h.start_controller().await;
+    let id = "r1\u{202E}gnp.exe";
+    h.put_release(
+        TABLE,
+        release(id, "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, id, "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    assert!(
+        entry
+            .status_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("release_id contains the control character \\u{202e}"),
+        "{entry:?}"
+    );
+    controller.stop().await;
+}

@@ -11,6 +11,12 @@ use prometheus_client::{
 };
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnvLabels {
+    pub project: String,
+    pub environment: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
     pub project: String,
     pub environment: String,
@@ -60,6 +66,8 @@ pub struct BuildLabels {
 pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_duration: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
+    /// Environments given up on after failures their state did not count.
+    pub given_up: Family<EnvLabels, Counter>,
     pub queue_depth: Gauge,
     pub in_flight: Gauge,
     pub stream_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
@@ -92,6 +100,7 @@ impl Default for Metrics {
         Self {
             reconciles: Family::default(),
             reconcile_duration: Family::new_with_constructor(duration_histogram),
+            given_up: Family::default(),
             queue_depth: Gauge::default(),
             in_flight: Gauge::default(),
             stream_lag: Family::default(),
@@ -127,6 +136,11 @@ impl Metrics {
             "reconcile_duration_seconds",
             "Time one reconcile took",
             metrics.reconcile_duration.clone(),
+        );
+        r.register(
+            "given_up",
+            "Times relctl gave up on an environment after max_attempts failures in a row that its state did not count (it could not be written, or no deployment was under way)",
+            metrics.given_up.clone(),
         );
         r.register(
             "queue_depth",

@@ -184,7 +184,8 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
 #[derive(Debug)]
 pub struct Backoffs<K> {
     builder: ExponentialBuilder,
-    running: Mutex<HashMap<K, ExponentialBackoff>>,
+    /// Each key's backoff, and its failures since it last succeeded.
+    running: Mutex<HashMap<K, (ExponentialBackoff, u32)>>,
 }
 
 impl<K: Eq + Hash + Clone> Backoffs<K> {
@@ -203,11 +204,20 @@ impl<K: Eq + Hash + Clone> Backoffs<K> {
     /// The delay before retrying `key` after one more failure.
     pub fn failed(&self, key: &K) -> Duration {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running
+        let (backoff, failures) = running
             .entry(key.clone())
-            .or_insert_with(|| self.builder.build())
-            .next()
-            .unwrap_or(Duration::from_secs(60))
+            .or_insert_with(|| (self.builder.build(), 0));
+        *failures = failures.saturating_add(1);
+        backoff.next().unwrap_or(Duration::from_secs(60))
+    }
+
+    /// Failures of `key` since it last succeeded (or was given up on).
+    pub fn failures(&self, key: &K) -> u32 {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .map_or(0, |(_, failures)| *failures)
     }
 
     pub fn succeeded(&self, key: &K) {
@@ -322,7 +332,10 @@ mod tests {
         assert!((4 * SEC..8 * SEC).contains(&third), "{third:?}");
         let other = backoffs.failed(&"b");
         assert!(other < 2 * SEC, "keys back off independently: {other:?}");
+        assert_eq!(backoffs.failures(&"a"), 3);
+        assert_eq!(backoffs.failures(&"b"), 1);
         backoffs.succeeded(&"a");
+        assert_eq!(backoffs.failures(&"a"), 0);
         assert!(backoffs.failed(&"a") < 2 * SEC);
     }
 

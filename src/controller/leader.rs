@@ -193,7 +193,10 @@ async fn run_one(ctx: &Context, key: &EnvKey) {
             ctx.backoffs.succeeded(key);
             None
         }
-        Ok(Action::RequeueAfter(delay)) => Some(delay),
+        Ok(Action::RequeueAfter(delay)) => {
+            ctx.backoffs.succeeded(key);
+            Some(delay)
+        }
         Err(err) => {
             error!(parent: &span, error = %err, "reconcile failed");
             reconciler::error_policy(ctx, key, &err)

@@ -10,7 +10,7 @@ mod steps;
 
 use std::time::Duration;
 
-use tracing::warn;
+use tracing::{error, warn};
 
 use crate::{aws::ErrorClass, context::Context, model::EnvKey, pin::PinError, store::StoreError};
 use decide::OnError;
@@ -75,22 +75,90 @@ pub async fn reconcile(ctx: &Context, key: &EnvKey) -> Result<Action, Error> {
 /// After a failed reconcile: count the attempt at the deployment in flight, and either
 /// retry with backoff (longer when throttled) or, once the attempts are used up or no
 /// retry can help, mark it `failed` so it is never stuck.
+///
+/// Failures the state item does not count (it cannot be written, or the reconcile
+/// failed before a deployment was under way) are counted here, in memory: after
+/// `max_attempts` of them in a row the environment is given up on — its desired
+/// deployment `failed` in its record where that can still be written, an error log,
+/// `relctl_given_up_total` — until a new intent, an approval or the resync queues it
+/// again, rather than retried for ever.
 pub async fn error_policy(ctx: &Context, key: &EnvKey, error: &Error) -> Option<Duration> {
     let message = error.to_string();
-    let retry = match record_error(ctx, key, error.class(), &message).await {
-        Ok(retry) => retry,
+    let delay = ctx.backoffs.failed(key);
+    let failures = ctx.backoffs.failures(key);
+    let (throttled, unrecorded) = match record_error(ctx, key, error.class(), &message).await {
+        Ok(None) => {
+            ctx.backoffs.succeeded(key);
+            return None;
+        }
+        Ok(Some(throttled)) => (throttled, None),
         Err(store) => {
-            warn!(error = %store, "failed to record the error in the state table");
-            Some(false)
+            warn!(error = %store, failures, "failed to record the error in the state table");
+            (false, Some(store))
         }
     };
-    let throttled = retry?;
-    let delay = ctx.backoffs.failed(key);
+    if failures >= ctx.config.controller.max_attempts {
+        give_up(ctx, key, failures, &message, unrecorded.as_ref()).await;
+        ctx.backoffs.succeeded(key);
+        return None;
+    }
     Some(if throttled {
         (delay * 4).min(ctx.config.controller.backoff_max)
     } else {
         delay
     })
+}
+
+/// Gives up on `key` after `failures` in a row: logged, counted, and its desired
+/// deployment `failed` in the release record (another table, which may still take
+/// writes), so that the person who deployed sees why.
+async fn give_up(
+    ctx: &Context,
+    key: &EnvKey,
+    failures: u32,
+    message: &str,
+    unrecorded: Option<&StoreError>,
+) {
+    let recording = unrecorded.map_or_else(String::new, |e| {
+        format!(" that relctl could not record in its state table ({e})")
+    });
+    error!(
+        %key,
+        failures,
+        error = %message,
+        "gave up on the environment after {failures} failed attempts in a row{recording}; it is tried again on a new intent, an approval or the next resync"
+    );
+    ctx.metrics
+        .given_up
+        .get_or_create(&crate::metrics::EnvLabels {
+            project: key.project.clone(),
+            environment: key.environment.clone(),
+        })
+        .inc();
+    let (Ok((project, _)), Ok(state)) = (ctx.config.environment(key), ctx.state.get(key).await)
+    else {
+        return;
+    };
+    let Some(intent) = state.desired else {
+        return;
+    };
+    let why = format!(
+        "gave up after {failures} failed attempts in a row{recording}; the last: {message}. See the controller's log, fix the cause and deploy again"
+    );
+    let table = ctx.config.releases_table(project);
+    if let Err(e) = ctx
+        .releases
+        .write_status(
+            table,
+            &intent,
+            crate::model::Status::Failed,
+            &why,
+            ctx.now(),
+        )
+        .await
+    {
+        error!(%key, error = %e, "failed to mark the deployment failed");
+    }
 }
 
 /// `Some(throttled)` to retry, `None` when the deployment was failed instead.

@@ -336,7 +336,15 @@ impl<'a> Writer<'a> {
         message: &str,
     ) -> Result<(), StoreError> {
         warn!(reason = message, "deployment failed");
-        self.entry(intent, Status::Failed, message).await?;
+        // A record that cannot take its status (too large, say) must not stop the
+        // environment's own state from saying what happened.
+        let message = &match self.entry(intent, Status::Failed, message).await {
+            Err(e) if e.class() == crate::aws::ErrorClass::Permanent => format!(
+                "{message}\n(relctl could not write this status into the release record: {e})"
+            ),
+            Err(e) => return Err(e),
+            Ok(_) => message.to_owned(),
+        };
         let current = self.current(intent, requested_by);
         self.history(&current, Status::Failed, message, HistoryKind::Deployment);
         self.state.activity = Activity::Finished {

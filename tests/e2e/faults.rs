@@ -34,36 +34,43 @@ async fn deployments_converge_through_throttling_server_errors_and_delays() {
                 operation: "PutParameter",
                 fault: Fault::Throttle,
                 every: 2,
+                body_has: &[],
             },
             Rule {
                 operation: "GetParametersByPath",
                 fault: Fault::ServerError,
                 every: 3,
+                body_has: &[],
             },
             Rule {
                 operation: "TransactWriteItems",
                 fault: Fault::ThroughputExceeded,
                 every: 3,
+                body_has: &[],
             },
             Rule {
                 operation: "UpdateItem",
                 fault: Fault::Throttle,
                 every: 4,
+                body_has: &[],
             },
             Rule {
                 operation: "GetItem",
                 fault: Fault::Delay(Duration::from_millis(300)),
                 every: 5,
+                body_has: &[],
             },
             Rule {
                 operation: "GetRecords",
                 fault: Fault::ServerError,
                 every: 3,
+                body_has: &[],
             },
             Rule {
                 operation: "Query",
                 fault: Fault::Throttle,
                 every: 2,
+                body_has: &[],
             },
         ],
     )

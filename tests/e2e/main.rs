@@ -32,3 +32,4 @@ mod runs;
 mod streams;
 mod tables;
 mod terraform;
+mod unrecorded;

@@ -222,6 +222,7 @@ async fn every_call_is_allowed_by_the_generated_policies_and_every_grant_is_need
             operation: "UpdateItem",
             fault: Fault::AccessDenied,
             every: 1,
+            body_has: &[],
         }],
     )
     .await;

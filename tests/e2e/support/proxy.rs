@@ -37,6 +37,8 @@ pub struct Rule {
     pub fault: Fault,
     /// Inject on every `every`-th call of that operation.
     pub every: u32,
+    /// Only into calls whose body holds every one of these (empty: any call).
+    pub body_has: &'static [&'static str],
 }
 
 #[derive(Default)]
@@ -189,7 +191,13 @@ async fn forward(
         let n = *n;
         let fault = rules
             .iter()
-            .find(|r| r.operation == operation && n.is_multiple_of(r.every))
+            .find(|r| {
+                r.operation == operation
+                    && n.is_multiple_of(r.every)
+                    && r.body_has
+                        .iter()
+                        .all(|needle| body.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            })
             .map(|r| r.fault);
         if fault.is_some() {
             *counts.injected.entry(operation.clone()).or_default() += 1;

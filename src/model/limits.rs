@@ -13,6 +13,9 @@ pub const DESCRIPTION_BYTES: usize = 8 * 1024;
 pub const RELEASE_ID_BYTES: usize = 256;
 /// Services (images) in one release.
 pub const SERVICES: usize = 500;
+/// Bytes of a release's images, names and URIs together (the environment's state keeps
+/// the images it runs).
+pub const IMAGES_BYTES: usize = 64 * 1024;
 
 fn over(field: &str, value: &str, limit: usize) -> Result<(), String> {
     if value.len() <= limit {
@@ -44,6 +47,16 @@ pub fn check(release: &Release, entry: Option<&Deployment>) -> Result<(), String
         return Err(format!(
             "the release has {} services; relctl deploys at most {SERVICES} in one release",
             release.images.len()
+        ));
+    }
+    let images: usize = release
+        .images
+        .iter()
+        .map(|(s, i)| s.len() + i.as_deref().map_or(0, str::len))
+        .sum();
+    if images > IMAGES_BYTES {
+        return Err(format!(
+            "the release's images are {images} bytes (service names and URIs); relctl accepts at most {IMAGES_BYTES}"
         ));
     }
     let Some(entry) = entry else {

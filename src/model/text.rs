@@ -13,6 +13,13 @@ pub const MESSAGE_BYTES: usize = 2048;
 /// `text` if it fits in [`MESSAGE_BYTES`]; otherwise its start, cut at a line boundary
 /// where there is one in the second half (else at a character boundary), with a note
 /// saying how much was cut. The whole text belongs in the log.
+/// The budget of one environment's state item, well under DynamoDB's 400 KB: what is
+/// left after the bounded fields (images under [`limits::IMAGES_BYTES`], messages under
+/// [`MESSAGE_BYTES`]) is history, and the oldest entries are dropped to keep to it.
+///
+/// [`limits::IMAGES_BYTES`]: super::limits::IMAGES_BYTES
+pub const STATE_BYTES: usize = 300 * 1024;
+
 pub fn message(text: &str) -> String {
     if text.len() <= MESSAGE_BYTES {
         return text.to_owned();
@@ -65,6 +72,12 @@ pub fn bound_state(state: &mut super::state::EnvState) {
     for line in &mut state.drift {
         bound(line);
     }
+    // The whole item within its budget: the oldest history goes first.
+    while !state.history.is_empty()
+        && serde_json::to_vec(state).map_or(0, |v| v.len()) > STATE_BYTES
+    {
+        state.history.pop();
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +97,30 @@ mod tests {
         );
         assert!(note.starts_with("… [cut: "), "{note}");
         assert!(long.starts_with(kept));
+    }
+
+    #[test]
+    fn a_state_over_its_budget_loses_its_oldest_history_first() {
+        use crate::model::state::{EnvState, HistoryEntry, HistoryKind};
+        use crate::model::{Status, Timestamp};
+        let at = Timestamp::parse("2024-05-01T10:00:00.000000").unwrap();
+        let entry = |i: usize| HistoryEntry {
+            kind: HistoryKind::Deployment,
+            release_id: format!("r{i}"),
+            requested_by: Some("n".repeat(1024)),
+            date_created: at,
+            status: Status::Failed,
+            message: "m".repeat(MESSAGE_BYTES),
+            at,
+        };
+        let mut state = EnvState {
+            history: (0..200).map(entry).collect(),
+            ..EnvState::default()
+        };
+        bound_state(&mut state);
+        assert!(serde_json::to_vec(&state).unwrap().len() <= STATE_BYTES);
+        assert!(state.history.len() > 50, "{}", state.history.len());
+        assert_eq!(state.history[0].release_id, "r0", "the newest is kept");
     }
 
     #[test]

@@ -381,11 +381,21 @@ fn pinned_words(written: &[Change], total: usize) -> String {
     if written.is_empty() {
         return format!("all {total} images were already pinned; verified");
     }
-    let services: Vec<&str> = written.iter().map(|c| c.service.as_str()).collect();
+    // Named up to a handful; beyond that a count (the full list is in the log), so the
+    // message stays small however large the release.
+    const NAMED: usize = 10;
+    let mut named: Vec<&str> = written
+        .iter()
+        .take(NAMED)
+        .map(|c| c.service.as_str())
+        .collect();
+    if written.len() > NAMED {
+        named.push("…");
+    }
     format!(
         "pinned {} of {total} images ({}); verified",
-        services.len(),
-        services.join(", ")
+        written.len(),
+        named.join(", ")
     )
 }
 

@@ -357,21 +357,33 @@ fn cut(text: &str, max: usize) -> String {
     format!("{kept}… [cut]")
 }
 
-/// Drops terminal colour codes (`ESC [ … letter`) and every other control character:
-/// they mean nothing in a status message, and must not reach a person's terminal.
+/// Drops terminal control sequences (CSI `ESC [ … letter`, OSC `ESC ] … BEL` such as a
+/// title change) and every other control, bidi or invisible character
+/// ([`crate::model::shown::is_hazard`]), tabs apart: they mean nothing in a status
+/// message, and must not reach a person's terminal.
 fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
+    let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\u{1b}' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
+            match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
                     }
                 }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
             }
-        } else if !c.is_control() || c == '\t' {
+        } else if c == '\t' || !crate::model::shown::is_hazard(c) {
             out.push(c);
         }
     }
@@ -541,6 +553,10 @@ mod tests {
         assert_eq!(
             strip_ansi("\u{1b}[31m│\u{1b}[0m \u{1b}[1mError: \u{1b}[0mNo value\u{7}\r"),
             "│ Error: No value"
+        );
+        assert_eq!(
+            strip_ansi("a\u{1b}]0;pwned\u{7}b\u{1b}]2;x\u{1b}\\c\u{9b}31md\u{202e}e\tf"),
+            "abc31mde\tf"
         );
     }
 

@@ -67,12 +67,14 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
         return Err(Failure::refused(format!("{why}; nothing was approved")));
     }
     // What is approved is exactly these images: shown, and bound by their digest.
-    eprintln!(
+    note!(
         "approving the deployment of release {} to {} (requested at {}):",
-        found.release_id, environment.id, intent.date_created
+        found.release_id,
+        environment.id,
+        intent.date_created
     );
     for (service, uri) in &images {
-        eprintln!("  {service}: {uri}");
+        note!("  {service}: {uri}");
     }
     let now = Timestamp::from_utc(chrono::Utc::now());
     attestations
@@ -83,11 +85,11 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
     let shown = Person::from_arn(&me.arn);
     match store.approve(&table, &intent, &shown, now).await {
         Ok(true) => {}
-        Ok(false) => eprintln!("note: the deployment finished or changed meanwhile"),
+        Ok(false) => note!("note: the deployment finished or changed meanwhile"),
         Err(error) => {
-            eprintln!("note: the approval is recorded; showing it on the entry failed: {error}")
+            note!("note: the approval is recorded; showing it on the entry failed: {error}")
         }
     }
-    eprintln!("approved ({digest}) as {}", me.arn);
+    note!("approved ({digest}) as {}", me.arn);
     Ok(())
 }

@@ -83,13 +83,14 @@ pub async fn run(
         return Ok(());
     }
     if diff.changes.is_empty() {
-        println!(
+        out!(
             "no change: {} already holds release {}",
-            key, diff.release_id
+            key,
+            diff.release_id
         );
     }
     for c in &diff.changes {
-        println!(
+        out!(
             "~ {:<20} {} → {}",
             c.service,
             c.from.as_deref().unwrap_or("(none)"),
@@ -97,7 +98,7 @@ pub async fn run(
         );
     }
     for s in &diff.unchanged {
-        println!("= {s}");
+        out!("= {s}");
     }
     Ok(())
 }

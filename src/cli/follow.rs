@@ -60,7 +60,7 @@ pub async fn follow(
             lease_checked = Some(Instant::now());
             let warning = no_controller(aws.lease(config).await?.as_ref());
             if warning.is_some() && warning != warned {
-                eprintln!("warning: {}", warning.as_deref().unwrap_or_default());
+                note!("warning: {}", warning.as_deref().unwrap_or_default());
             }
             warned = warning;
         }
@@ -81,7 +81,7 @@ pub async fn follow(
         };
         let seen = (current.status, current.status_message.clone(), phase);
         if last.as_ref() != Some(&seen) {
-            eprintln!(
+            note!(
                 "[{:>5.1}s] {}{}: {}",
                 started.elapsed().as_secs_f64(),
                 current.status.map_or("pending", Status::as_str),

@@ -57,7 +57,7 @@ pub async fn run(config: Option<&Path>, args: HealthArgs) -> Result<(), Failure>
         .map_err(|e| Failure::refused(format!("{addr}: {e}")))?;
     let status = response.split_whitespace().nth(1).unwrap_or_default();
     if status == "200" {
-        println!("healthy");
+        out!("healthy");
         Ok(())
     } else {
         Err(Failure::refused(format!(

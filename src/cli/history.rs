@@ -40,18 +40,22 @@ pub async fn run(
     if output.json(&past)? {
         return Ok(());
     }
-    println!(
+    out!(
         "{:<28} {:<38} {:<18} {:<12} MESSAGE",
-        "REQUESTED", "RELEASE", "WHO", "OUTCOME"
+        "REQUESTED",
+        "RELEASE",
+        "WHO",
+        "OUTCOME"
     );
+    use crate::model::shown::{ID, MESSAGE, WHO, cell, summary};
     for p in past {
-        println!(
+        out!(
             "{:<28} {:<38} {:<18} {:<12} {}",
             p.date_created,
-            p.release_id,
-            p.requested_by.unwrap_or_else(|| "-".into()),
+            cell(&p.release_id, ID),
+            cell(p.requested_by.as_deref().unwrap_or("-"), WHO),
             p.status,
-            p.status_message.unwrap_or_default()
+            summary(p.status_message.as_deref().unwrap_or_default(), MESSAGE)
         );
     }
     Ok(())

@@ -2,6 +2,26 @@
 //! command, so scripts can trust it: 0 done, or nothing to do; 1 failed or refused
 //! (the reason on stderr); 2 usage error.
 
+/// Prints one line to stdout with every control and bidi character shown escaped
+/// ([`crate::model::shown`]): what the CLI prints comes partly from records, which anyone
+/// allowed to deploy writes. A closed pipe (`relctl status | head`) ends quietly.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stdout(), "{}", $crate::model::shown::escape(&line));
+    }};
+}
+
+/// [`out!`] for stderr: progress, warnings and errors.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::model::shown::escape(&line));
+    }};
+}
+
 mod approve;
 mod controller;
 mod deploy;
@@ -129,12 +149,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => Arc::new(config),
         Err(error) => {
-            eprintln!("error: {error}");
+            note!("error: {error}");
             return ExitCode::from(1);
         }
     };
     for name in crate::config::load::ignored_env() {
-        eprintln!("warning: {name} is not a relctl configuration key; ignored");
+        note!("warning: {name} is not a relctl configuration key; ignored");
     }
     crate::telemetry::init(config.log.format);
     if let Command::IamPolicy(args) = &cli.command
@@ -173,7 +193,7 @@ async fn runner() -> ExitCode {
     {
         Ok(job) => job,
         Err(error) => {
-            eprintln!("error: relctl runner is started by the controller ({error})");
+            note!("error: relctl runner is started by the controller ({error})");
             return ExitCode::from(2);
         }
     };
@@ -185,7 +205,7 @@ fn exit(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            note!("error: {}", failure.message);
             ExitCode::from(failure.code)
         }
     }

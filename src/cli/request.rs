@@ -84,12 +84,14 @@ pub async fn request(
     let index = store
         .append_deployment(table, &release.release_id, &entry)
         .await?;
-    eprintln!(
+    note!(
         "requested deployment of release {} to {} ({})",
-        release.release_id, environment.id, environment.name
+        release.release_id,
+        environment.id,
+        environment.name
     );
     if environment.protected {
-        eprintln!(
+        note!(
             "{} is protected: the deployment waits for `relctl approve {} --env {}`{}",
             environment.id,
             release.release_id,

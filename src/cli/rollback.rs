@@ -64,7 +64,7 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
         &description,
     )
     .await?;
-    println!("{}", target.release_id);
+    out!("{}", target.release_id);
     if !args.wait {
         return Ok(());
     }

@@ -7,12 +7,12 @@ use crate::{config::Config, store::setup};
 pub async fn run(config: &Config, aws: &Aws) -> Result<(), Failure> {
     let client = aws.dynamodb.clone();
     let mut refused = Vec::new();
-    let mut progress = |line: String| eprintln!("{line}");
+    let mut progress = |line: String| note!("{line}");
     for table in config.releases_tables() {
         match setup::ensure_releases_table(&client, &table, &mut progress).await {
-            Ok(action) => println!("{action}"),
+            Ok(action) => out!("{action}"),
             Err(error) => {
-                eprintln!("error: {error}");
+                note!("error: {error}");
                 refused.push(table);
             }
         }
@@ -28,9 +28,9 @@ pub async fn run(config: &Config, aws: &Aws) -> Result<(), Failure> {
         ),
     ] {
         match ensured {
-            Ok(action) => println!("{action}"),
+            Ok(action) => out!("{action}"),
             Err(error) => {
-                eprintln!("error: {error}");
+                note!("error: {error}");
                 refused.push(table.clone());
             }
         }

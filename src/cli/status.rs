@@ -92,7 +92,7 @@ pub async fn run(
         })
         .collect();
     if let Some(warning) = no_controller(holder.as_ref()) {
-        eprintln!("warning: {warning}");
+        note!("warning: {warning}");
     }
     let report = Report {
         controller: controller(holder.as_ref()),
@@ -117,18 +117,24 @@ fn controller(holder: Option<&Holder>) -> Controller {
 }
 
 fn print_table(report: &Report) {
+    use crate::model::shown::{ID, MESSAGE, cell, summary};
     let c = &report.controller;
     match (&c.leader, c.held) {
-        (Some(leader), true) => println!(
+        (Some(leader), true) => out!(
             "controller: {leader} leads (lease renewed {})",
             c.renewed_seconds_ago
                 .map_or_else(|| "at an unknown time".into(), |s| ago((s * 1000.0) as i64))
         ),
-        _ => println!("controller: none holds the lease"),
+        _ => out!("controller: none holds the lease"),
     }
-    println!(
+    out!(
         "{:<16} {:<12} {:<38} {:<38} {:<10} {:<26} MESSAGE",
-        "PROJECT", "ENVIRONMENT", "DESIRED", "RUNNING", "PHASE", "SINCE"
+        "PROJECT",
+        "ENVIRONMENT",
+        "DESIRED",
+        "RUNNING",
+        "PHASE",
+        "SINCE"
     );
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     for row in &report.environments {
@@ -137,21 +143,21 @@ fn print_table(report: &Report) {
         } else {
             format!(" (drift: {})", row.drift.join(", "))
         };
-        println!(
+        out!(
             "{:<16} {:<12} {:<38} {:<38} {:<10} {:<26} {}{drift}",
             row.project,
             row.environment,
-            dash(&row.desired_release),
-            dash(&row.running_release),
+            cell(&dash(&row.desired_release), ID),
+            cell(&dash(&row.running_release), ID),
             dash(&row.phase),
             dash(&row.since),
-            row.message.clone().unwrap_or_default()
+            summary(row.message.as_deref().unwrap_or_default(), MESSAGE)
         );
         if let Some(error) = &row.last_error {
-            println!("  ! last attempt failed: {error}");
+            out!("  ! last attempt failed: {}", summary(error, MESSAGE));
         }
         if let Some(error) = &row.resync_error {
-            println!(
+            out!(
                 "  ! resync failed (at {}): {error}",
                 row.resync_error_at.as_deref().unwrap_or("?")
             );

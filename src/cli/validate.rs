@@ -64,7 +64,7 @@ pub fn run(config_path: Option<&Path>, args: ValidateArgs) -> Result<(), Failure
         }
     }
     if problems.is_empty() {
-        println!(
+        out!(
             "configuration OK: {} projects, {} environments; {} manifests OK",
             configured.len(),
             configured.values().map(Vec::len).sum::<usize>(),
@@ -73,7 +73,7 @@ pub fn run(config_path: Option<&Path>, args: ValidateArgs) -> Result<(), Failure
         return Ok(());
     }
     for problem in &problems {
-        println!("{problem}");
+        out!("{problem}");
     }
     Err(Failure::refused(format!(
         "{} found",

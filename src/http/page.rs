@@ -1,12 +1,16 @@
 //! The status page: plain server-rendered HTML, no script, refreshing itself. Every
-//! value that came from a record is escaped.
+//! value that came from a record is escaped, its control and bidi characters shown as
+//! escapes.
 
 use std::fmt::Write;
 
 use crate::model::{EnvKey, Timestamp, state::EnvState};
 
+/// HTML-escaped, with control and bidi characters shown as escapes
+/// ([`crate::model::shown`]).
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
+    crate::model::shown::escape(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -22,10 +26,15 @@ table{border-collapse:collapse;margin-bottom:2rem}td,th{border:1px solid #ccc;pa
 th{background:#f3f3f3}.succeeded{color:#176117}.failed{color:#a11}.in_progress,.awaiting_approval{color:#8a5a00}\
 .drift,.error{color:#a11;font-weight:bold}small{color:#666}";
 
+/// A message as the page shows it: escaped, without account ids.
+fn said(text: &str) -> String {
+    escape(&crate::model::shown::without_account_ids(text))
+}
+
 /// The environment's message, and what last went wrong (a retried attempt, a resync).
 fn message(state: &EnvState) -> String {
     let activity = &state.activity;
-    let mut cell = or_dash(activity.message().map(str::to_owned));
+    let mut cell = activity.message().map_or_else(|| "–".into(), said);
     if let Some(error) = activity
         .last_error()
         .filter(|e| activity.message() != Some(*e))
@@ -33,7 +42,7 @@ fn message(state: &EnvState) -> String {
         let _ = write!(
             cell,
             "<br><span class=\"error\">last attempt failed: {}</span>",
-            escape(error)
+            said(error)
         );
     }
     if let Some(error) = &state.resync_error {
@@ -41,7 +50,7 @@ fn message(state: &EnvState) -> String {
             cell,
             "<br><span class=\"error\">resync failed at {}: {}</span>",
             or_dash(state.resync_error_at.map(|t| t.to_wire())),
-            escape(error)
+            said(error)
         );
     }
     cell
@@ -93,11 +102,16 @@ pub fn render(states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
                 escape(&key.project),
                 escape(&key.environment),
                 escape(&entry.release_id),
-                or_dash(entry.requested_by.clone()),
+                or_dash(
+                    entry
+                        .requested_by
+                        .as_deref()
+                        .map(|who| crate::model::shown::who(who).to_owned())
+                ),
                 entry.at,
                 entry.status,
                 entry.status,
-                escape(&entry.message),
+                said(&entry.message),
             );
         }
     }

@@ -10,6 +10,7 @@ pub mod limits;
 pub mod manifest;
 pub mod plan;
 pub mod record;
+pub mod shown;
 pub mod state;
 pub mod text;
 pub mod time;

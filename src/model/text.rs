@@ -10,9 +10,6 @@ pub fn is_bidi_control(c: char) -> bool {
 /// Bytes of a message kept in a record.
 pub const MESSAGE_BYTES: usize = 2048;
 
-/// `text` if it fits in [`MESSAGE_BYTES`]; otherwise its start, cut at a line boundary
-/// where there is one in the second half (else at a character boundary), with a note
-/// saying how much was cut. The whole text belongs in the log.
 /// The budget of one environment's state item, well under DynamoDB's 400 KB: what is
 /// left after the bounded fields (images under [`limits::IMAGES_BYTES`], messages under
 /// [`MESSAGE_BYTES`]) is history, and the oldest entries are dropped to keep to it.
@@ -20,6 +17,9 @@ pub const MESSAGE_BYTES: usize = 2048;
 /// [`limits::IMAGES_BYTES`]: super::limits::IMAGES_BYTES
 pub const STATE_BYTES: usize = 300 * 1024;
 
+/// `text` if it fits in [`MESSAGE_BYTES`]; otherwise its start, cut at a line boundary
+/// where there is one in the second half (else at a character boundary), with a note
+/// saying how much was cut. The whole text belongs in the log.
 pub fn message(text: &str) -> String {
     if text.len() <= MESSAGE_BYTES {
         return text.to_owned();

@@ -78,27 +78,32 @@ pub async fn run(
                 description: r.description,
                 images: r.images,
             }),
-            Err(error) => eprintln!("warning: skipped an item of table {table}: {error}"),
+            Err(error) => note!("warning: skipped an item of table {table}: {error}"),
         }
     }
     if output.json(&listed)? {
         return Ok(());
     }
-    println!(
+    out!(
         "{:<38} {:<28} {:<20} DESCRIPTION",
-        "RELEASE", "CREATED", "RUNNING IN"
+        "RELEASE",
+        "CREATED",
+        "RUNNING IN"
     );
     for r in listed {
-        println!(
+        out!(
             "{:<38} {:<28} {:<20} {}",
-            r.release_id,
+            crate::model::shown::cell(&r.release_id, crate::model::shown::ID),
             r.date_created.unwrap_or_default(),
             if r.running_in.is_empty() {
                 "-".into()
             } else {
                 r.running_in.join(", ")
             },
-            r.description.unwrap_or_default()
+            crate::model::shown::summary(
+                r.description.as_deref().unwrap_or_default(),
+                crate::model::shown::MESSAGE
+            )
         );
     }
     Ok(())

@@ -78,21 +78,22 @@ pub async fn write(
             .next()
         && newest.images == release.images
     {
-        eprintln!(
+        note!(
             "nothing to do: release {} already has exactly these images; its id follows (--force creates another)",
             newest.release_id
         );
-        println!("{}", newest.release_id);
+        out!("{}", newest.release_id);
         return Ok(());
     }
     store.create(table, &release).await?;
-    eprintln!(
+    note!(
         "created release {} of {} ({source})",
-        release.release_id, project.id
+        release.release_id,
+        project.id
     );
     for (service, uri) in &release.images {
-        eprintln!("  {service}: {}", uri.as_deref().unwrap_or("(none)"));
+        note!("  {service}: {}", uri.as_deref().unwrap_or("(none)"));
     }
-    println!("{}", release.release_id);
+    out!("{}", release.release_id);
     Ok(())
 }

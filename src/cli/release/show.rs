@@ -21,26 +21,29 @@ pub async fn run(
 }
 
 fn print_release(release: &Release) {
-    println!("release   {}", release.release_id);
-    println!("project   {}", release.project_id);
+    out!("release   {}", release.release_id);
+    out!("project   {}", release.project_id);
     if let Some(created) = release.date_created {
-        println!("created   {created}");
+        out!("created   {created}");
     }
     if let Some(description) = release.description.as_deref().filter(|d| !d.is_empty()) {
-        println!("about     {description}");
+        out!("about     {description}");
     }
-    println!("images");
+    out!("images");
     for (service, uri) in &release.images {
-        println!("  {service:<20} {}", uri.as_deref().unwrap_or("(none)"));
+        out!("  {service:<20} {}", uri.as_deref().unwrap_or("(none)"));
     }
-    println!("deployments");
+    out!("deployments");
     for entry in &release.deployments {
-        println!(
+        out!(
             "  {} {:<12} {:<18} {}",
             entry.date_created,
             entry.environment.id,
             entry.status.map_or("pending", Status::as_str),
-            entry.status_message.as_deref().unwrap_or_default()
+            crate::model::shown::summary(
+                entry.status_message.as_deref().unwrap_or_default(),
+                crate::model::shown::MESSAGE
+            )
         );
     }
 }

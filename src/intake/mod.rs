@@ -16,7 +16,7 @@ use crate::{
         Deployment, EnvKey, Intent, IntentRef, Release, Status, intent::superseded_message,
         new_intents, record::Rejected,
     },
-    store::{StoreError, state::Advance},
+    store::{StoreError, releases::StatusUpdate, state::Advance},
 };
 
 /// A release item changed on the stream (`old` is `None` for an INSERT); returns the
@@ -41,15 +41,164 @@ pub async fn on_change(
     for rejected in new.rejected.iter().filter(|r| !known(r)) {
         reject(ctx, table, new, rejected).await?;
     }
-    for intent in new_intents(old, new) {
+    let intents = new_intents(old, new);
+    for intent in &intents {
         if let Some(entry) = new.deployments.iter().find(|e| e.index == intent.at.index) {
             ignore_claims(ctx, table, &intent.at, entry).await?;
         }
-        if take(ctx, table, new, &intent).await? {
-            keys.push(intent.key);
+    }
+    keys.extend(take_all(ctx, table, new, intents).await?);
+    Ok(keys)
+}
+
+/// The new intents of one release item, taken in together: one decision per
+/// environment, not per entry. Refusals are written in batches; `last_date_deployed`
+/// moves once; each environment's desired pointer is offered only its newest intent,
+/// and every other entry for it is superseded in batches. Returns the environments
+/// that need a reconcile.
+async fn take_all(
+    ctx: &Context,
+    table: &str,
+    release: &Release,
+    intents: Vec<Intent>,
+) -> Result<Vec<EnvKey>, StoreError> {
+    use crate::model::limits::{self, DEPLOYMENTS};
+    if release.deployments.len() > DEPLOYMENTS {
+        return refuse_crowded(ctx, table, release, intents).await;
+    }
+    let mut refused = Vec::new();
+    let mut taken: Vec<(EnvKey, Vec<IntentRef>)> = Vec::new();
+    for intent in intents {
+        match admissible(ctx, table, release, &intent.key, &intent.at)
+            .and_then(|()| in_the_present(ctx, &intent.at))
+        {
+            Err(why) => {
+                warn!(key = %intent.key, release_id = ?release.release_id, index = intent.at.index, reason = %why, "deployment refused");
+                refused.push(StatusUpdate {
+                    intent: intent.at,
+                    status: Status::Failed,
+                    message: why,
+                });
+            }
+            Ok(()) => match taken.iter_mut().find(|(key, _)| *key == intent.key) {
+                Some((_, ats)) => ats.push(intent.at),
+                None => taken.push((intent.key, vec![intent.at])),
+            },
         }
     }
+    // What the item can still take: refusals first (they tell the writer why), then
+    // supersessions newest first; what does not fit is left without a status, and said.
+    let mut room = limits::ITEM_BYTES
+        .saturating_sub(limits::RESERVE_BYTES)
+        .saturating_sub(limits::item_bytes(release));
+    let mut unwritten = 0;
+    let mut fits = |u: &StatusUpdate| {
+        let cost =
+            limits::status_bytes(u.status.as_str(), &crate::model::text::message(&u.message));
+        let fits = cost <= room;
+        if fits {
+            room -= cost;
+        } else {
+            unwritten += 1;
+        }
+        fits
+    };
+    refused.retain(&mut fits);
+    ctx.releases
+        .write_statuses(table, &release.release_id, &refused, ctx.now())
+        .await?;
+    let newest_date = taken
+        .iter()
+        .flat_map(|(_, ats)| ats)
+        .map(|at| at.date_created)
+        .max();
+    if let Some(newest) = newest_date
+        && release.last_date_deployed.is_none_or(|at| at < newest)
+    {
+        ctx.releases
+            .mark_deployed(table, &release.release_id, newest)
+            .await?;
+    }
+    let mut superseded = Vec::new();
+    let mut keys = Vec::new();
+    for (key, ats) in taken {
+        let Some(newest) = ats
+            .iter()
+            .reduce(|a, b| if b.is_newer_than(a) { b } else { a })
+        else {
+            continue;
+        };
+        let winner = advance(ctx, table, &key, newest).await?;
+        crate::failpoint::hit("intake-advanced");
+        superseded.extend(
+            ats.iter()
+                // The newest is desired, or advance() superseded it already.
+                .filter(|at| !at.same_entry(&winner) && !at.same_entry(newest))
+                .map(|at| StatusUpdate {
+                    intent: at.clone(),
+                    status: Status::Superseded,
+                    message: superseded_message(&winner),
+                }),
+        );
+        keys.push(key);
+    }
+    superseded.sort_by(|a, b| b.intent.order_key().cmp(&a.intent.order_key()));
+    superseded.retain(&mut fits);
+    if unwritten > 0 {
+        warn!(
+            release_id = ?release.release_id,
+            entries = unwritten,
+            "left entries of a release without a status: its item has no room for them under DynamoDB's 400 KB limit"
+        );
+    }
+    let written = ctx
+        .releases
+        .write_statuses(table, &release.release_id, &superseded, ctx.now())
+        .await?;
+    if written > 0 {
+        info!(release_id = ?release.release_id, entries = written, "deployments superseded by newer ones in the same release");
+    }
     Ok(keys)
+}
+
+/// A release item with more than [`DEPLOYMENTS`](crate::model::limits::DEPLOYMENTS)
+/// entries: none of its new intents is taken. The newest per environment is `failed`
+/// naming the limit (one write each, however many entries there are); the rest are
+/// left as they are, and counted in the log.
+async fn refuse_crowded(
+    ctx: &Context,
+    table: &str,
+    release: &Release,
+    intents: Vec<Intent>,
+) -> Result<Vec<EnvKey>, StoreError> {
+    let why = match crate::model::limits::check(release, None) {
+        Err(why) => why,
+        Ok(()) => format!(
+            "the release has more than {} deployment entries",
+            crate::model::limits::DEPLOYMENTS
+        ),
+    };
+    let total = intents.len();
+    let mut newest: Vec<(EnvKey, IntentRef)> = Vec::new();
+    for intent in intents {
+        match newest.iter_mut().find(|(key, _)| *key == intent.key) {
+            Some((_, at)) if intent.at.is_newer_than(at) => *at = intent.at,
+            Some(_) => {}
+            None => newest.push((intent.key, intent.at)),
+        }
+    }
+    warn!(
+        release_id = ?release.release_id,
+        entries = total,
+        reason = %why,
+        "deployments refused"
+    );
+    for (_, at) in &newest {
+        ctx.releases
+            .write_status(table, at, Status::Failed, &why, ctx.now())
+            .await?;
+    }
+    Ok(Vec::new())
 }
 
 /// An entry that cannot be used is refused on its own: `failed` with which field and
@@ -151,7 +300,7 @@ pub async fn take(
     if let Err(why) = admissible(ctx, table, release, &intent.key, &intent.at)
         .and_then(|()| in_the_present(ctx, &intent.at))
     {
-        warn!(key = %intent.key, release_id = %release.release_id, reason = %why, "deployment refused");
+        warn!(key = %intent.key, release_id = ?release.release_id, reason = %why, "deployment refused");
         ctx.releases
             .write_status(table, &intent.at, Status::Failed, &why, ctx.now())
             .await?;
@@ -171,27 +320,30 @@ pub async fn take(
 }
 
 /// Offers `at` as desired for `key`; whichever of it and the current one is older is
-/// marked `superseded` if it has not finished.
+/// marked `superseded` if it has not finished. Returns the one that is desired now.
 pub async fn advance(
     ctx: &Context,
     table: &str,
     key: &EnvKey,
     at: &IntentRef,
-) -> Result<(), StoreError> {
+) -> Result<IntentRef, StoreError> {
     match ctx.state.advance(key, at).await? {
         Advance::Advanced { previous } => {
-            debug!(%key, release_id = %at.release_id, "desired intent advanced");
+            debug!(%key, release_id = ?at.release_id, "desired intent advanced");
             if let Some(previous) = previous.filter(|p| !p.same_entry(at)) {
                 supersede(ctx, table, &previous, at).await?;
             }
+            Ok(at.clone())
         }
-        Advance::Current => {}
-        Advance::Stale { desired } => supersede(ctx, table, at, &desired).await?,
+        Advance::Current => Ok(at.clone()),
+        Advance::Stale { desired } => {
+            supersede(ctx, table, at, &desired).await?;
+            Ok(desired)
+        }
     }
-    Ok(())
 }
 
-pub async fn supersede(
+async fn supersede(
     ctx: &Context,
     table: &str,
     older: &IntentRef,
@@ -208,7 +360,7 @@ pub async fn supersede(
         )
         .await?;
     if written == crate::store::releases::StatusWrite::Written {
-        info!(release_id = %older.release_id, by = %newer.release_id, "deployment superseded");
+        info!(release_id = ?older.release_id, by = ?newer.release_id, "deployment superseded");
     }
     Ok(())
 }

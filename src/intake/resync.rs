@@ -14,9 +14,12 @@ use tracing::{info, warn};
 
 use crate::{context::Context, intake};
 use crate::{
-    model::{EnvKey, Intent, Release, Status, intent::intents_of},
+    model::{
+        EnvKey, Intent, Release, Status,
+        intent::{intents_of, superseded_message},
+    },
     queue::Priority,
-    store::StoreError,
+    store::{StoreError, releases::StatusUpdate},
 };
 
 pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
@@ -84,8 +87,26 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
     if let Some(release) = readable.iter().find(|r| r.release_id == best.at.release_id) {
         intake::take(ctx, &table, release, &best).await?;
     }
+    // Superseded in batches, one release item at a time.
+    let mut by_release: Vec<(&str, Vec<StatusUpdate>)> = Vec::new();
     for older in unfinished.iter().filter(|i| unfinished_of(i)) {
-        intake::supersede(ctx, &table, &older.at, &best.at).await?;
+        let update = StatusUpdate {
+            intent: older.at.clone(),
+            status: Status::Superseded,
+            message: superseded_message(&best.at),
+        };
+        match by_release
+            .iter_mut()
+            .find(|(id, _)| *id == older.at.release_id)
+        {
+            Some((_, updates)) => updates.push(update),
+            None => by_release.push((&older.at.release_id, vec![update])),
+        }
+    }
+    for (release_id, updates) in by_release {
+        ctx.releases
+            .write_statuses(&table, release_id, &updates, ctx.now())
+            .await?;
     }
     Ok(())
 }

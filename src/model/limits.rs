@@ -17,6 +17,34 @@ pub const SERVICES: usize = 500;
 /// the images it runs).
 pub const IMAGES_BYTES: usize = 64 * 1024;
 
+/// Deployment entries in one release item. A release deployed more often than this
+/// is taken in no further: its new entries are refused, the newest one per environment
+/// `failed` naming this limit.
+pub const DEPLOYMENTS: usize = 500;
+/// DynamoDB's item size limit.
+pub const ITEM_BYTES: usize = 400 * 1024;
+/// Room kept free in a release item for what relctl must still write there: each
+/// environment's final status and `last_date_deployed`, and a margin for attributes a
+/// writer added that relctl does not read.
+pub const RESERVE_BYTES: usize = 24 * 1024;
+
+/// About how many bytes `release` takes as a DynamoDB item (its JSON length: a little
+/// over, as DynamoDB does not count quotes and braces).
+pub fn item_bytes(release: &Release) -> usize {
+    serde_json::to_vec(release).map_or(ITEM_BYTES, |v| v.len())
+}
+
+/// About how many bytes writing `status` and `message` into an entry adds to its item.
+pub fn status_bytes(status: &str, message: &str) -> usize {
+    "status".len()
+        + status.len()
+        + "status_message".len()
+        + message.len()
+        + "status_updated_at".len()
+        + 26
+        + 8
+}
+
 fn over(field: &str, value: &str, limit: usize) -> Result<(), String> {
     if value.len() <= limit {
         return Ok(());
@@ -47,6 +75,12 @@ pub fn check(release: &Release, entry: Option<&Deployment>) -> Result<(), String
         return Err(format!(
             "the release has {} services; relctl deploys at most {SERVICES} in one release",
             release.images.len()
+        ));
+    }
+    if release.deployments.len() > DEPLOYMENTS {
+        return Err(format!(
+            "the release has {} deployment entries; relctl takes in at most {DEPLOYMENTS} in one release. Deploy a new release (relctl release new)",
+            release.deployments.len()
         ));
     }
     let images: usize = release

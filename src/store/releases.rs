@@ -14,6 +14,9 @@ pub const DEPLOYMENT_GSI: &str = "deployment_gsi";
 
 pub use super::decode::decode;
 
+mod batch;
+pub use batch::StatusUpdate;
+
 /// The entry's `date_created` exactly as stored, for a condition that must match it.
 fn stored(intent: &IntentRef) -> aws_sdk_dynamodb::types::AttributeValue {
     match intent.stored_date() {

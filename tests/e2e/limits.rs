@@ -153,3 +153,101 @@ async fn a_release_id_with_bidi_controls_is_refused() {
     );
     controller.stop().await;
 }
+
+/// A release item with `n` deployment entries to stage, each a second apart.
+fn crowded(id: &str, n: usize) -> serde_json::Value {
+    let mut item = release(id, "bugfarm", json!({ "app": "r.example/app:1" }));
+    let entries: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            json!({
+                "date_created": format!("2024-05-01T10:{:02}:{:02}.000000", i / 60, i % 60),
+                "environment": { "id": "stage", "name": "Staging" },
+            })
+        })
+        .collect();
+    item["deployments"] = json!(entries);
+    item
+}
+
+#[tokio::test]
+async fn a_release_of_two_thousand_entries_is_refused_with_one_write_and_others_go_on() {
+    let h = Harness::new(BUGFARM).await;
+    let controller = h.start_controller().await;
+    h.put_release(
+        TABLE,
+        release("warm", "bugfarm", json!({ "app": "r.example/app:0" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "warm", "prod", "2024-05-01T09:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let before = writes(&controller).await;
+
+    h.put_release(TABLE, crowded("many", 2000)).await;
+    // Written just after it, on the same stream: taken in without waiting behind it.
+    h.put_release(
+        TABLE,
+        release("other", "bugfarm", json!({ "app": "r.example/app:2" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "other", "prod", "2024-05-01T11:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let message = h.until_status(TABLE, "many", 1999, Status::Failed).await;
+    assert!(
+        message.contains(&format!(
+            "the release has 2000 deployment entries; relctl takes in at most {}",
+            limits::DEPLOYMENTS
+        )),
+        "{message}"
+    );
+    let spent = writes(&controller).await - before;
+    assert!(
+        spent < 20.0,
+        "2,000 entries and one other deployment took {spent} writes"
+    );
+    // Stage was never touched, and deploys a normal release.
+    assert!(h.env_state("bugfarm", "stage").await.desired.is_none());
+    h.put_release(
+        TABLE,
+        release("normal", "bugfarm", json!({ "app": "r.example/app:3" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "normal", "stage", "2024-05-01T12:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn the_entries_of_a_release_are_taken_in_together_in_a_few_writes() {
+    let h = Harness::new(BUGFARM).await;
+    let controller = h.start_controller().await;
+    h.put_release(
+        TABLE,
+        release("warm", "bugfarm", json!({ "app": "r.example/app:0" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "warm", "prod", "2024-05-01T09:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let before = writes(&controller).await;
+    h.put_release(TABLE, crowded("many", 400)).await;
+    // The newest is deployed; the other 399 are superseded by it, twenty per write.
+    let newest = h.until_status(TABLE, "many", 399, Status::Succeeded).await;
+    assert!(newest.contains("pinned"), "{newest}");
+    let record = h.release(TABLE, "many").await;
+    let superseded = record
+        .deployments
+        .iter()
+        .filter(|e| e.status == Some(Status::Superseded))
+        .count();
+    assert_eq!(superseded, 399);
+    let spent = writes(&controller).await - before;
+    assert!(spent < 60.0, "400 entries took {spent} writes");
+    controller.stop().await;
+}

@@ -73,7 +73,9 @@ async fn cli_tables_show_record_values_escaped() {
         );
     }
     // JSON stays exact: the value round-trips.
-    let (_, stdout, _) = h.run(&["release", "show", "hostile", "--output", "json"]).await;
+    let (_, stdout, _) = h
+        .run(&["release", "show", "hostile", "--output", "json"])
+        .await;
     let shown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(shown["description"], HOSTILE);
 }
@@ -148,7 +150,7 @@ async fn a_text_log_line_for_a_record_with_a_newline_stays_one_line() {
         .await;
     let refused = wait_for("deployment refused");
     assert!(
-        refused.contains(r#"release_id="evil\u{a}2026-12-01T00:00:00.000000Z  INFO relctl: FORGED deployment succeeded""#),
+        refused.contains(r#"release_id="evil\n2026-12-01T00:00:00.000000Z  INFO relctl: FORGED deployment succeeded""#),
         "{refused}"
     );
     assert!(!refused.contains('\u{1b}'), "{refused:?}");

@@ -14,6 +14,7 @@ pub struct Health {
     ready: watch::Sender<bool>,
     leader: watch::Sender<bool>,
     pub(crate) addr: std::sync::OnceLock<std::net::SocketAddr>,
+    pub(crate) ops_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// Tables relctl cannot use now, and why.
     pub tables: Arc<TableProblems>,
 }
@@ -27,6 +28,11 @@ impl Health {
     /// Where `/metrics`, `/healthz`, `/readyz` and the status page are served.
     pub fn addr(&self) -> Option<std::net::SocketAddr> {
         self.addr.get().copied()
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` alone are served, if `http.ops_listen`.
+    pub fn ops_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ops_addr.get().copied()
     }
 
     pub fn is_ready(&self) -> bool {

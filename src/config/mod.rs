@@ -153,7 +153,21 @@ pub struct Lease {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Http {
+    /// The status page, `/metrics`, `/healthz` and `/readyz`.
     pub listen: SocketAddr,
+    /// Also serve `/metrics`, `/healthz` and `/readyz` (not the page) here: for
+    /// Prometheus and the ECS health check, while `listen` stays on loopback or behind
+    /// an authenticating proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_listen: Option<SocketAddr>,
+    /// Open connections per listener; one more is closed at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// How long any one connection may stay open, however busy.
+    #[serde(with = "humantime_serde")]
+    pub connection_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +235,10 @@ impl Default for Config {
             },
             http: Http {
                 listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+                ops_listen: None,
+                max_connections: 256,
+                header_timeout: Duration::from_secs(5),
+                connection_timeout: Duration::from_secs(60),
             },
             log: Log {
                 format: LogFormat::Text,

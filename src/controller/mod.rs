@@ -35,7 +35,7 @@ pub enum ControllerError {
     Watch(#[from] WatchError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("failed to listen on {addr} (http.listen): {source}")]
+    #[error("failed to listen on {addr} (http.listen or http.ops_listen): {source}")]
     Listen {
         addr: std::net::SocketAddr,
         #[source]
@@ -159,6 +159,14 @@ pub async fn run(
             addr: config.http.listen,
             source,
         })?;
+    let ops = match config.http.ops_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ControllerError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let me = owner();
     let state = StateStore::new(dynamodb.clone(), config.tables.state.clone());
     let runs = Arc::new(Runs::new(
@@ -183,6 +191,10 @@ pub async fn run(
         let _ = health.addr.set(addr);
         info!(%addr, "serving /metrics, /healthz, /readyz and the status page");
     }
+    if let Some(addr) = ops.as_ref().and_then(|l| l.local_addr().ok()) {
+        let _ = health.ops_addr.set(addr);
+        info!(%addr, "serving /metrics, /healthz and /readyz (http.ops_listen)");
+    }
     let gauges = shared.clone();
     let site = crate::http::Site {
         health: health.clone(),
@@ -196,7 +208,13 @@ pub async fn run(
     };
     // HTTP outlives the drain: health and readiness answer until the very end.
     let http_stop = CancellationToken::new();
-    let http = tokio::spawn(crate::http::serve(listener, site, http_stop.clone()));
+    let http = tokio::spawn(crate::http::serve(
+        listener,
+        ops,
+        site,
+        (&config.http).into(),
+        http_stop.clone(),
+    ));
     if wait_for_state_table(&shared, &shutdown).await {
         health.set_ready(true);
         let unready = health.clone();

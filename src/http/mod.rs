@@ -8,6 +8,7 @@
 //! a read-only source of the environments' state ([`StatusSource`]).
 
 mod page;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -22,7 +23,6 @@ use axum::{
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use crate::{
     health::Health,
@@ -45,19 +45,55 @@ pub struct Site {
     pub status: Arc<dyn StatusSource>,
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, site: Site, shutdown: CancellationToken) {
-    let app = Router::new()
-        .route("/", get(status_page))
+/// Serves the site on `listener` (the page, `/metrics` and health) and, when given,
+/// `/metrics` and health alone on `ops` (for Prometheus and the ECS health check, with
+/// the page kept on loopback or behind an authenticating proxy).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ops: Option<tokio::net::TcpListener>,
+    site: Site,
+    limits: serve::Limits,
+    shutdown: CancellationToken,
+) {
+    let operations = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
+        .route("/readyz", get(ready));
+    let app = operations
+        .clone()
+        .route("/", get(status_page))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(site.clone());
+    let operations = operations
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(site);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(error) = result {
-        warn!(%error, "HTTP server stopped");
+    let page = serve::serve(listener, app, limits, shutdown.clone());
+    match ops {
+        Some(ops) => {
+            tokio::join!(page, serve::serve(ops, operations, limits, shutdown));
+        }
+        None => page.await,
     }
+}
+
+/// What every answer says to a browser: run no script, load nothing from elsewhere,
+/// never be framed, never be sniffed into another type, never be cached (the page shows
+/// the state now).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 async fn metrics(State(site): State<Site>) -> Response {

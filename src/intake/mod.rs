@@ -103,7 +103,9 @@ async fn take_all(
         }
         fits
     };
+    let refusals = refused.len();
     refused.retain(&mut fits);
+    let unsaid = refusals - refused.len();
     ctx.releases
         .write_statuses(table, &release.release_id, &refused, ctx.now())
         .await?;
@@ -157,6 +159,15 @@ async fn take_all(
         .await?;
     if written > 0 {
         info!(release_id = ?release.release_id, entries = written, "deployments superseded by newer ones in the same release");
+    }
+    if unsaid > 0 {
+        // A refusal nobody can read in the record: the watcher parks the record, which
+        // says why where people look (the parked item, the metric, an error log).
+        return Err(StoreError::TooLarge {
+            table: table.to_owned(),
+            release_id: release.release_id.clone(),
+            entries: unsaid,
+        });
     }
     Ok(keys)
 }

@@ -54,6 +54,14 @@ pub enum StoreError {
         "failed to write as leader: the lease this replica held (owner {owner}, counter {counter}) has passed to another replica"
     )]
     Fenced { owner: String, counter: u64 },
+    #[error(
+        "release {release_id} in table {table} is too large to take the status of {entries} refused entries (DynamoDB's 400 KB item limit): write a new, smaller release"
+    )]
+    TooLarge {
+        table: String,
+        release_id: String,
+        entries: usize,
+    },
 }
 
 impl StoreError {
@@ -84,9 +92,10 @@ impl StoreError {
         match self {
             Self::Aws { source, .. } => source.class,
             Self::Fenced { .. } => ErrorClass::Conflict,
-            Self::Encode { .. } | Self::Decode { .. } | Self::Unusable { .. } => {
-                ErrorClass::Permanent
-            }
+            Self::Encode { .. }
+            | Self::Decode { .. }
+            | Self::Unusable { .. }
+            | Self::TooLarge { .. } => ErrorClass::Permanent,
         }
     }
 }

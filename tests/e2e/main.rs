@@ -29,6 +29,7 @@ mod records;
 mod replicas;
 mod restart;
 mod runs;
+mod shedding;
 mod shown;
 mod streams;
 mod tables;

@@ -139,10 +139,22 @@ async fn a_missing_state_table_is_waited_for_with_readyz_saying_why() {
 
 #[tokio::test]
 async fn a_record_that_cannot_be_taken_in_is_parked_and_the_stream_goes_on_at_once() {
+    // Padded with an attribute relctl does not read: the entry is admissible, and
+    // DynamoDB refuses `last_date_deployed`.
+    parked_when_padded_with("notes").await;
+}
+
+#[tokio::test]
+async fn a_refusal_the_record_has_no_room_for_parks_it() {
+    // Padded past the description limit: refused, with no room for the status.
+    parked_when_padded_with("description").await;
+}
+
+async fn parked_when_padded_with(field: &'static str) {
     let h = Harness::new(crate::support::BUGFARM).await;
     let big = |id: &str, padding: usize| {
         let mut item = crate::support::release(id, "bugfarm", json!({ "app": "r.example/app:1" }));
-        item["description"] = json!("x".repeat(padding));
+        item[field] = json!("x".repeat(padding));
         item["deployments"] = json!([{ "date_created": "2024-05-01T10:00:00.000000",
                                       "environment": { "id": "stage", "name": "S" } }]);
         item

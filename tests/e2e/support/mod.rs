@@ -63,6 +63,8 @@ pub struct Running {
     handle: JoinHandle<()>,
     /// Where the controller serves /metrics, /healthz, /readyz and the status page.
     pub addr: std::net::SocketAddr,
+    /// Where it serves /metrics, /healthz and /readyz alone (`http.ops_listen`).
+    pub ops_addr: Option<std::net::SocketAddr>,
 }
 
 impl Running {
@@ -287,10 +289,16 @@ impl Harness {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
+        let mut ops_addr = None;
+        while self.config.http.ops_listen.is_some() && ops_addr.is_none() {
+            ops_addr = health.ops_addr();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let running = Running {
             shutdown,
             handle,
             addr,
+            ops_addr,
         };
         (running, health)
     }
@@ -555,6 +563,12 @@ pub async fn until<T: std::fmt::Debug + PartialEq>(
 
 /// A plain HTTP/1.0 GET: (status code, body).
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = get_with_head(addr, path).await;
+    (status, body)
+}
+
+/// A plain HTTP/1.0 GET: (status code, status line and headers, body).
+pub async fn get_with_head(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream
@@ -572,7 +586,7 @@ pub async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, body.to_owned())
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// A deployment entry exactly as RFC 013 shows it.

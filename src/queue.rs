@@ -211,6 +211,19 @@ impl<K: Eq + Hash + Clone> Backoffs<K> {
         backoff.next().unwrap_or(Duration::from_secs(60))
     }
 
+    /// Starts counting `key`'s failures afresh, keeping its backoff: the failures so far
+    /// are counted elsewhere (in the environment's state).
+    pub fn forget_failures(&self, key: &K) {
+        if let Some((_, failures)) = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(key)
+        {
+            *failures = 0;
+        }
+    }
+
     /// Failures of `key` since it last succeeded (or was given up on).
     pub fn failures(&self, key: &K) -> u32 {
         self.running

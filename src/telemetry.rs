@@ -71,9 +71,8 @@ fn is_debug_quoted(text: &str) -> bool {
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                chars.next();
-            }
+            // The closing quote was escaped: not one whole string.
+            '\\' if chars.next().is_none() => return false,
             '"' => return false,
             _ => {}
         }

@@ -99,6 +99,25 @@ pub enum Command {
     Runner,
 }
 
+/// JSON text with every character a terminal would obey written as its `\uXXXX`
+/// escape: the same JSON value, exactly (serde_json escapes only C0 itself). Such
+/// characters can only be inside strings, where the escape means the same.
+fn json_for_terminals(text: &str) -> std::borrow::Cow<'_, str> {
+    use crate::model::shown::is_hazard;
+    if !text.chars().any(|c| is_hazard(c) && c != '\n') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_hazard(c) && c != '\n' {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Table,
@@ -109,7 +128,9 @@ impl Output {
     /// Prints `value` as pretty JSON on stdout when JSON was asked for; true if it did.
     pub fn json<T: serde::Serialize>(self, value: &T) -> Result<bool, Failure> {
         if self == Output::Json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            use std::io::Write as _;
+            let text = serde_json::to_string_pretty(value)?;
+            let _ = writeln!(std::io::stdout(), "{}", json_for_terminals(&text));
             return Ok(true);
         }
         Ok(false)

@@ -85,6 +85,18 @@ impl Config {
         if c.concurrency == 0 {
             problems.push("controller.concurrency: must be at least 1".to_owned());
         }
+        let h = &self.http;
+        if h.max_connections == 0 {
+            problems.push("http.max_connections: must be at least 1".to_owned());
+        }
+        for (key, value) in [
+            ("http.header_timeout", h.header_timeout),
+            ("http.connection_timeout", h.connection_timeout),
+        ] {
+            if value.is_zero() {
+                problems.push(format!("{key}: must be more than 0s"));
+            }
+        }
         if !(c.resync_rate > 0.0 && c.resync_rate.is_finite()) {
             problems.push("controller.resync_rate: must be a positive number".to_owned());
         }

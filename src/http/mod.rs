@@ -136,7 +136,10 @@ async fn status_page(State(site): State<Site>) -> Response {
         Ok(states) => Html(page::render(&states, now)).into_response(),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot read the state table: {error}\n"),
+            format!(
+                "cannot read the state table: {}\n",
+                crate::model::shown::escape(&crate::model::shown::without_account_ids(&error))
+            ),
         )
             .into_response(),
     }

@@ -42,6 +42,10 @@ pub async fn on_change(
         reject(ctx, table, new, rejected).await?;
     }
     let intents = new_intents(old, new);
+    if new.deployments.len() > crate::model::limits::DEPLOYMENTS {
+        keys.extend(refuse_crowded(ctx, table, new, intents).await?);
+        return Ok(keys);
+    }
     for intent in &intents {
         if let Some(entry) = new.deployments.iter().find(|e| e.index == intent.at.index) {
             ignore_claims(ctx, table, &intent.at, entry).await?;
@@ -62,10 +66,7 @@ async fn take_all(
     release: &Release,
     intents: Vec<Intent>,
 ) -> Result<Vec<EnvKey>, StoreError> {
-    use crate::model::limits::{self, DEPLOYMENTS};
-    if release.deployments.len() > DEPLOYMENTS {
-        return refuse_crowded(ctx, table, release, intents).await;
-    }
+    use crate::model::limits;
     let mut refused = Vec::new();
     let mut taken: Vec<(EnvKey, Vec<IntentRef>)> = Vec::new();
     for intent in intents {
@@ -106,6 +107,16 @@ async fn take_all(
     let refusals = refused.len();
     refused.retain(&mut fits);
     let unsaid = refusals - refused.len();
+    if unsaid > 0 {
+        // A refusal nobody could read in the record: nothing is taken, and the watcher
+        // parks the record, which says why where people look (the parked item, the
+        // metric, an error log). The resync still covers its environments.
+        return Err(StoreError::TooLarge {
+            table: table.to_owned(),
+            release_id: release.release_id.clone(),
+            entries: unsaid,
+        });
+    }
     ctx.releases
         .write_statuses(table, &release.release_id, &refused, ctx.now())
         .await?;
@@ -160,15 +171,6 @@ async fn take_all(
     if written > 0 {
         info!(release_id = ?release.release_id, entries = written, "deployments superseded by newer ones in the same release");
     }
-    if unsaid > 0 {
-        // A refusal nobody can read in the record: the watcher parks the record, which
-        // says why where people look (the parked item, the metric, an error log).
-        return Err(StoreError::TooLarge {
-            table: table.to_owned(),
-            release_id: release.release_id.clone(),
-            entries: unsaid,
-        });
-    }
     Ok(keys)
 }
 
@@ -191,7 +193,12 @@ async fn refuse_crowded(
     };
     let total = intents.len();
     let mut newest: Vec<(EnvKey, IntentRef)> = Vec::new();
-    for intent in intents {
+    // Only configured environments: a record naming thousands of made-up ones costs
+    // no more writes than one naming the real ones.
+    for intent in intents
+        .into_iter()
+        .filter(|i| ctx.config.environment(&i.key).is_ok())
+    {
         match newest.iter_mut().find(|(key, _)| *key == intent.key) {
             Some((_, at)) if intent.at.is_newer_than(at) => *at = intent.at,
             Some(_) => {}
@@ -308,8 +315,17 @@ pub async fn take(
     release: &Release,
     intent: &Intent,
 ) -> Result<bool, StoreError> {
-    if let Err(why) = admissible(ctx, table, release, &intent.key, &intent.at)
-        .and_then(|()| in_the_present(ctx, &intent.at))
+    // Checked when it was taken in; a release that grew past a limit since must not
+    // fail the deployment under way.
+    let desired = ctx
+        .state
+        .get(&intent.key)
+        .await?
+        .desired
+        .is_some_and(|d| d.same_entry(&intent.at));
+    if !desired
+        && let Err(why) = admissible(ctx, table, release, &intent.key, &intent.at)
+            .and_then(|()| in_the_present(ctx, &intent.at))
     {
         warn!(key = %intent.key, release_id = ?release.release_id, reason = %why, "deployment refused");
         ctx.releases

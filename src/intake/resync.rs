@@ -84,8 +84,12 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
     let Some(best) = best else {
         return Ok(());
     };
-    if let Some(release) = readable.iter().find(|r| r.release_id == best.at.release_id) {
-        intake::take(ctx, &table, release, &best).await?;
+    let Some(release) = readable.iter().find(|r| r.release_id == best.at.release_id) else {
+        return Ok(());
+    };
+    if !intake::take(ctx, &table, release, &best).await? {
+        // Refused: it supersedes nothing.
+        return Ok(());
     }
     // Superseded in batches, one release item at a time.
     let mut by_release: Vec<(&str, Vec<StatusUpdate>)> = Vec::new();

@@ -87,11 +87,16 @@ pub async fn error_policy(ctx: &Context, key: &EnvKey, error: &Error) -> Option<
     let delay = ctx.backoffs.failed(key);
     let failures = ctx.backoffs.failures(key);
     let (throttled, unrecorded) = match record_error(ctx, key, error.class(), &message).await {
-        Ok(None) => {
+        Ok(Recorded::GaveUp) => {
             ctx.backoffs.succeeded(key);
             return None;
         }
-        Ok(Some(throttled)) => (throttled, None),
+        Ok(Recorded::Counted { throttled }) => {
+            // The state counts this attempt, and gives up by its own count.
+            ctx.backoffs.forget_failures(key);
+            return Some(retry_delay(ctx, delay, throttled));
+        }
+        Ok(Recorded::NotCounted { throttled }) => (throttled, None),
         Err(store) => {
             warn!(error = %store, failures, "failed to record the error in the state table");
             (false, Some(store))
@@ -102,11 +107,25 @@ pub async fn error_policy(ctx: &Context, key: &EnvKey, error: &Error) -> Option<
         ctx.backoffs.succeeded(key);
         return None;
     }
-    Some(if throttled {
+    Some(retry_delay(ctx, delay, throttled))
+}
+
+fn retry_delay(ctx: &Context, delay: Duration, throttled: bool) -> Duration {
+    if throttled {
         (delay * 4).min(ctx.config.controller.backoff_max)
     } else {
         delay
-    })
+    }
+}
+
+/// What recording a failed reconcile did.
+enum Recorded {
+    /// Counted as an attempt at the deployment in flight; retry.
+    Counted { throttled: bool },
+    /// No deployment is under way to count it against; retry.
+    NotCounted { throttled: bool },
+    /// The deployment was failed instead.
+    GaveUp,
 }
 
 /// Gives up on `key` after `failures` in a row: logged, counted, and its desired
@@ -161,28 +180,29 @@ async fn give_up(
     }
 }
 
-/// `Some(throttled)` to retry, `None` when the deployment was failed instead.
+/// Counts the failure against the deployment in flight, or fails it.
 async fn record_error(
     ctx: &Context,
     key: &EnvKey,
     class: ErrorClass,
     message: &str,
-) -> Result<Option<bool>, StoreError> {
+) -> Result<Recorded, StoreError> {
     let state = ctx.state.get(key).await?;
     let max = ctx.config.controller.max_attempts;
     let decision = decide::on_error(&state, class, message, max);
     let Ok((project, _)) = ctx.config.environment(key) else {
-        return Ok(Some(false));
+        return Ok(Recorded::NotCounted { throttled: false });
     };
     let table = ctx.config.releases_table(project).to_owned();
     let mut writer = Writer::new(ctx, key, &table, state);
     match decision {
-        OnError::Retry { note, throttled } => {
-            if let Some(note) = note {
+        OnError::Retry { note, throttled } => match note {
+            Some(note) => {
                 writer.attempt_failed(&note, message).await?;
+                Ok(Recorded::Counted { throttled })
             }
-            Ok(Some(throttled))
-        }
+            None => Ok(Recorded::NotCounted { throttled }),
+        },
         OnError::GiveUp { intent, message } => {
             let requested_by = writer
                 .state
@@ -190,7 +210,7 @@ async fn record_error(
                 .current()
                 .and_then(|c| c.requested_by.clone());
             writer.fail(&intent, requested_by, &message).await?;
-            Ok(None)
+            Ok(Recorded::GaveUp)
         }
     }
 }

@@ -204,8 +204,10 @@ async fn a_release_of_two_thousand_entries_is_refused_with_one_write_and_others_
         "{message}"
     );
     let spent = writes(&controller).await - before;
+    // One normal deployment costs about twenty; taking the entries in would cost
+    // thousands.
     assert!(
-        spent < 20.0,
+        spent < 40.0,
         "2,000 entries and one other deployment took {spent} writes"
     );
     // Stage was never touched, and deploys a normal release.

@@ -231,3 +231,27 @@ fn exit(result: Result<(), Failure>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::json_for_terminals;
+
+    #[test]
+    fn json_output_escapes_what_a_terminal_would_obey_and_stays_the_same_value() {
+        let value = serde_json::json!({ "d": "a\u{9b}31m\u{7f}b\u{202e}c\u{1b}]0;x\u{7}" });
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        let shown = json_for_terminals(&text);
+        assert!(
+            !shown
+                .chars()
+                .any(|c| crate::model::shown::is_hazard(c) && c != '\n'),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains("\\u009b") && shown.contains("\\u202e"),
+            "{shown}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back, value);
+    }
+}

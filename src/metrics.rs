@@ -68,6 +68,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
     /// Environments given up on after failures their state did not count.
     pub given_up: Family<EnvLabels, Counter>,
+    /// Full resync passes finished.
+    pub resyncs: Counter,
     pub queue_depth: Gauge,
     pub in_flight: Gauge,
     pub stream_lag: Family<TableLabels, Gauge<f64, AtomicU64>>,
@@ -101,6 +103,7 @@ impl Default for Metrics {
             reconciles: Family::default(),
             reconcile_duration: Family::new_with_constructor(duration_histogram),
             given_up: Family::default(),
+            resyncs: Counter::default(),
             queue_depth: Gauge::default(),
             in_flight: Gauge::default(),
             stream_lag: Family::default(),
@@ -141,6 +144,11 @@ impl Metrics {
             "given_up",
             "Times relctl gave up on an environment after max_attempts failures in a row that its state did not count (it could not be written, or no deployment was under way)",
             metrics.given_up.clone(),
+        );
+        r.register(
+            "resyncs",
+            "Full resync passes finished",
+            metrics.resyncs.clone(),
         );
         r.register(
             "queue_depth",

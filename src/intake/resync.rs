@@ -191,6 +191,8 @@ pub async fn resync_all(ctx: &Context, cancel: &CancellationToken) {
             _ = cancel.cancelled() => return,
         }
     }
+    ctx.metrics.resyncs.inc();
+    info!("resync finished");
 }
 
 /// Resync at start-up, then every `resync_interval` (±10%), or at once when asked.

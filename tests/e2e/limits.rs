@@ -253,3 +253,67 @@ async fn the_entries_of_a_release_are_taken_in_together_in_a_few_writes() {
     assert!(spent < 60.0, "400 entries took {spent} writes");
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_release_grown_past_a_limit_does_not_fail_its_deployment_under_way() {
+    let h = Harness::new(
+        r#"
+[[projects]]
+id = "bugfarm"
+name = "Bug farm"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+protected = true
+"#,
+    )
+    .await;
+    h.put_release(
+        TABLE,
+        release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    h.until_status(TABLE, "r1", 0, Status::Blocked).await;
+    controller.stop().await;
+    // The writer grows the release past the description limit while it waits.
+    h.dynamodb
+        .update_item()
+        .table_name(TABLE)
+        .key(
+            "release_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("r1".into()),
+        )
+        .update_expression("SET description = :d")
+        .expression_attribute_values(
+            ":d",
+            aws_sdk_dynamodb::types::AttributeValue::S("d".repeat(limits::DESCRIPTION_BYTES + 1)),
+        )
+        .send()
+        .await
+        .unwrap();
+    // A new controller resyncs at start: the deployment under way is left waiting.
+    let controller = h.start_controller().await;
+    let series = "relctl_resyncs_total 1";
+    crate::support::until(
+        "a resync finished",
+        async || {
+            crate::support::get(controller.addr, "/metrics")
+                .await
+                .1
+                .contains(series)
+        },
+        |done| *done,
+    )
+    .await;
+    let entry = h.release(TABLE, "r1").await.deployments[0].clone();
+    assert_eq!(entry.status, Some(Status::Blocked), "{entry:?}");
+    let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    controller.stop().await;
+}

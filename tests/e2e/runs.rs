@@ -13,14 +13,15 @@ use crate::support::{Harness, process::Controller, release, until};
 
 const TABLE: &str = "relctl-releases";
 
-/// The apply: logs `start`, runs for as long as the `seconds` file says (read at each
-/// start), logs `end`, or `stop` when interrupted.
+/// The apply: reads how long to run from the `seconds` file, then logs `start` (so a
+/// test that sees the start may change the file for the next run only), runs, logs
+/// `end`, or `stop` when interrupted.
 const SCRIPT: &str = r#"#!/bin/sh
 log="$RUN_DIR/log"
-echo "start $$ $(date +%s%N) $RELCTL_RELEASE_ID" >> "$log"
 trap 'echo "stop $$ $(date +%s%N) int" >> "$log"; exit 130' INT
 trap 'echo "stop $$ $(date +%s%N) term" >> "$log"; exit 143' TERM
 ticks=$(( $(cat "$RUN_DIR/seconds") * 10 ))
+echo "start $$ $(date +%s%N) $RELCTL_RELEASE_ID" >> "$log"
 i=0
 while [ "$i" -lt "$ticks" ]; do
   sleep 0.1 & wait $!

@@ -19,10 +19,30 @@ pub use batch::StatusUpdate;
 
 /// The entry's `date_created` exactly as stored, for a condition that must match it.
 fn stored(intent: &IntentRef) -> aws_sdk_dynamodb::types::AttributeValue {
-    match intent.stored_date() {
+    raw_value(intent.stored_date())
+}
+
+fn raw_value(raw: Raw) -> aws_sdk_dynamodb::types::AttributeValue {
+    match raw {
         Raw::S(text) => s(text),
         Raw::N(number) => aws_sdk_dynamodb::types::AttributeValue::N(number),
     }
+}
+
+/// Which entry of which release a status write addresses.
+struct Entry<'a> {
+    release_id: &'a str,
+    index: usize,
+    /// Its `date_created` exactly as stored.
+    created: aws_sdk_dynamodb::types::AttributeValue,
+}
+
+/// What must still hold of an entry for a status write to land.
+enum Guard {
+    /// Not finished (`succeeded`, `failed`, `superseded`).
+    Unfinished,
+    /// Still carrying exactly this status, which a writer claimed.
+    Claimed(Status),
 }
 
 #[derive(Debug, Clone)]
@@ -122,33 +142,13 @@ impl ReleaseStore {
         message: &str,
         now: Timestamp,
     ) -> Result<StatusWrite, StoreError> {
-        let entry = format!("deployments[{}]", intent.index);
-        let result = self
-            .client
-            .update_item()
-            .table_name(table)
-            .key("release_id", s(&intent.release_id))
-            .update_expression(format!(
-                "SET {entry}.#status = :status, {entry}.status_message = :message, {entry}.status_updated_at = :now"
-            ))
-            .condition_expression(format!(
-                "{entry}.date_created = :created AND (attribute_not_exists({entry}.#status) OR NOT ({entry}.#status IN (:succeeded, :failed, :superseded)))"
-            ))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(":message", s(crate::model::text::message(message)))
-            .expression_attribute_values(":now", s(now.to_wire()))
-            .expression_attribute_values(":created", stored(intent))
-            .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
-            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
-            .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(StatusWrite::Written),
-            Err(e) if is_condition_failed(&e) => Ok(StatusWrite::Refused),
-            Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
-        }
+        let entry = Entry {
+            release_id: &intent.release_id,
+            index: intent.index,
+            created: stored(intent),
+        };
+        self.set_status(table, entry, Guard::Unfinished, status, message, now)
+            .await
     }
 
     /// Writes `status` onto the entry `intent` points at over the status `claimed` it
@@ -163,31 +163,13 @@ impl ReleaseStore {
         message: &str,
         now: Timestamp,
     ) -> Result<StatusWrite, StoreError> {
-        let entry = format!("deployments[{}]", intent.index);
-        let result = self
-            .client
-            .update_item()
-            .table_name(table)
-            .key("release_id", s(&intent.release_id))
-            .update_expression(format!(
-                "SET {entry}.#status = :status, {entry}.status_message = :message, {entry}.status_updated_at = :now"
-            ))
-            .condition_expression(format!(
-                "{entry}.date_created = :created AND {entry}.#status = :claimed"
-            ))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()))
-            .expression_attribute_values(":message", s(crate::model::text::message(message)))
-            .expression_attribute_values(":now", s(now.to_wire()))
-            .expression_attribute_values(":created", stored(intent))
-            .expression_attribute_values(":claimed", s(claimed.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(StatusWrite::Written),
-            Err(e) if is_condition_failed(&e) => Ok(StatusWrite::Refused),
-            Err(e) => Err(StoreError::aws("UpdateItem", table, e)),
-        }
+        let entry = Entry {
+            release_id: &intent.release_id,
+            index: intent.index,
+            created: stored(intent),
+        };
+        self.set_status(table, entry, Guard::Claimed(claimed), status, message, now)
+            .await
     }
 
     /// Writes `failed` with the rejection's reason onto an entry that could not be
@@ -202,33 +184,62 @@ impl ReleaseStore {
         let Some(raw) = &rejected.date_created else {
             return Ok(StatusWrite::Refused);
         };
-        let created = match raw {
-            Raw::S(text) => s(text),
-            Raw::N(number) => aws_sdk_dynamodb::types::AttributeValue::N(number.clone()),
+        let entry = Entry {
+            release_id,
+            index: rejected.index,
+            created: raw_value(raw.clone()),
         };
-        let entry = format!("deployments[{}]", rejected.index);
-        let result = self
+        self.set_status(
+            table,
+            entry,
+            Guard::Unfinished,
+            Status::Failed,
+            &rejected.why,
+            now,
+        )
+        .await
+    }
+
+    /// The one status write: `status`, its (bounded) message and time into `entry`,
+    /// only while the entry is still that intent and `guard` holds.
+    async fn set_status(
+        &self,
+        table: &str,
+        entry: Entry<'_>,
+        guard: Guard,
+        status: Status,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<StatusWrite, StoreError> {
+        let path = format!("deployments[{}]", entry.index);
+        let request = self
             .client
             .update_item()
             .table_name(table)
-            .key("release_id", s(release_id))
+            .key("release_id", s(entry.release_id))
             .update_expression(format!(
-                "SET {entry}.#status = :status, {entry}.status_message = :message, {entry}.status_updated_at = :now"
-            ))
-            .condition_expression(format!(
-                "{entry}.date_created = :created AND (attribute_not_exists({entry}.#status) OR NOT ({entry}.#status IN (:succeeded, :failed, :superseded)))"
+                "SET {path}.#status = :status, {path}.status_message = :message, {path}.status_updated_at = :now"
             ))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(Status::Failed.as_str()))
-            .expression_attribute_values(":message", s(crate::model::text::message(&rejected.why)))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":message", s(crate::model::text::message(message)))
             .expression_attribute_values(":now", s(now.to_wire()))
-            .expression_attribute_values(":created", created)
-            .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
-            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
-            .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":created", entry.created);
+        let request = match guard {
+            Guard::Unfinished => request
+                .condition_expression(format!(
+                    "{path}.date_created = :created AND (attribute_not_exists({path}.#status) OR NOT ({path}.#status IN (:succeeded, :failed, :superseded)))"
+                ))
+                .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
+                .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+                .expression_attribute_values(":superseded", s(Status::Superseded.as_str())),
+            Guard::Claimed(claimed) => request
+                .condition_expression(format!(
+                    "{path}.date_created = :created AND {path}.#status = :claimed"
+                ))
+                .expression_attribute_values(":claimed", s(claimed.as_str())),
+        };
+        match request.send().await {
             Ok(_) => Ok(StatusWrite::Written),
             Err(e) if is_condition_failed(&e) => Ok(StatusWrite::Refused),
             Err(e) => Err(StoreError::aws("UpdateItem", table, e)),

@@ -154,6 +154,23 @@ async fn a_release_id_with_bidi_controls_is_refused() {
     controller.stop().await;
 }
 
+/// A controller that has deployed once to prod (so its clients and tables are warm),
+/// and the writes it has made so far.
+async fn warmed_up(h: &Harness) -> (crate::support::Running, f64) {
+    let controller = h.start_controller().await;
+    h.put_release(
+        TABLE,
+        release("warm", "bugfarm", json!({ "app": "r.example/app:0" })),
+    )
+    .await;
+    let entry = h
+        .deploy(TABLE, "warm", "prod", "2024-05-01T09:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let before = writes(&controller).await;
+    (controller, before)
+}
+
 /// A release item with `n` deployment entries to stage, each a second apart.
 fn crowded(id: &str, n: usize) -> serde_json::Value {
     let mut item = release(id, "bugfarm", json!({ "app": "r.example/app:1" }));
@@ -172,17 +189,7 @@ fn crowded(id: &str, n: usize) -> serde_json::Value {
 #[tokio::test]
 async fn a_release_of_two_thousand_entries_is_refused_with_one_write_and_others_go_on() {
     let h = Harness::new(BUGFARM).await;
-    let controller = h.start_controller().await;
-    h.put_release(
-        TABLE,
-        release("warm", "bugfarm", json!({ "app": "r.example/app:0" })),
-    )
-    .await;
-    let entry = h
-        .deploy(TABLE, "warm", "prod", "2024-05-01T09:00:00.000000")
-        .await;
-    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
-    let before = writes(&controller).await;
+    let (controller, before) = warmed_up(&h).await;
 
     h.put_release(TABLE, crowded("many", 2000)).await;
     // Written just after it, on the same stream: taken in without waiting behind it.
@@ -227,17 +234,7 @@ async fn a_release_of_two_thousand_entries_is_refused_with_one_write_and_others_
 #[tokio::test]
 async fn the_entries_of_a_release_are_taken_in_together_in_a_few_writes() {
     let h = Harness::new(BUGFARM).await;
-    let controller = h.start_controller().await;
-    h.put_release(
-        TABLE,
-        release("warm", "bugfarm", json!({ "app": "r.example/app:0" })),
-    )
-    .await;
-    let entry = h
-        .deploy(TABLE, "warm", "prod", "2024-05-01T09:00:00.000000")
-        .await;
-    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
-    let before = writes(&controller).await;
+    let (controller, before) = warmed_up(&h).await;
     h.put_release(TABLE, crowded("many", 400)).await;
     // The newest is deployed; the other 399 are superseded by it, twenty per write.
     let newest = h.until_status(TABLE, "many", 399, Status::Succeeded).await;

@@ -65,27 +65,12 @@ pub struct Aws {
     /// VPC endpoints, or emulators. AWS_ENDPOINT_URL covers every service at once.
     #[serde(default)]
     pub endpoints: std::collections::BTreeMap<String, String>,
-    /// Client-side limit per AWS service, requests per second (0 turns one off), kept
-    /// below AWS's default quotas. Keys: dynamodb, dynamodbstreams, ssm, ecr, ecs,
-    /// lambda, codepipeline, sts.
-    #[serde(default = "default_rate_limits")]
+    /// Overrides of the client-side rate limits, requests per second (0 turns one off):
+    /// `"service.Operation"` sets that operation's quota (shared with the operations
+    /// AWS counts with it), `service` one bucket for the whole service. The defaults
+    /// mirror AWS's per-operation quotas (`aws::limit::quotas::DEFAULTS`).
+    #[serde(default)]
     pub rate_limits: std::collections::BTreeMap<String, u32>,
-}
-
-pub(crate) fn default_rate_limits() -> std::collections::BTreeMap<String, u32> {
-    [
-        ("dynamodb", 500),
-        ("dynamodbstreams", 20),
-        ("ssm", 30),
-        ("ecr", 20),
-        ("ecs", 20),
-        ("lambda", 15),
-        ("codepipeline", 10),
-        ("sts", 10),
-    ]
-    .into_iter()
-    .map(|(service, rate)| (service.to_owned(), rate))
-    .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,7 +194,7 @@ impl Default for Config {
                 region: None,
                 call_timeout: Duration::from_secs(30),
                 endpoints: Default::default(),
-                rate_limits: default_rate_limits(),
+                rate_limits: Default::default(),
             },
             tables: Tables {
                 releases: "relctl-releases".into(),
@@ -410,17 +395,22 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_limit_overrides_one_service_and_keeps_the_others() {
-        let config = Config::from_toml("[aws.rate_limits]\nssm = 5\n").unwrap();
+    fn rate_limits_are_overridden_by_operation_or_service_and_checked() {
+        let config = Config::from_toml(
+            "[aws.rate_limits]\nssm = 5\n\"ecr.PutImage\" = 3\n",
+        )
+        .unwrap();
         assert_eq!(config.aws.rate_limits["ssm"], 5);
-        assert_eq!(config.aws.rate_limits["dynamodb"], 500);
-        let message = Config::from_toml("[aws.rate_limits]\nsqs = 5\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            message.contains("aws.rate_limits.sqs: unknown service"),
-            "{message}"
-        );
+        assert_eq!(config.aws.rate_limits["ecr.PutImage"], 3);
+        for (key, expected) in [
+            ("sqs", "aws.rate_limits.sqs: unknown service \"sqs\""),
+            ("\"ecr.put image\"", "is not an operation name"),
+        ] {
+            let message = Config::from_toml(&format!("[aws.rate_limits]\n{key} = 5\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(expected), "{message}");
+        }
     }
 
     #[test]

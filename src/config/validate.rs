@@ -4,7 +4,7 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use super::{Config, default_rate_limits};
+use super::Config;
 use crate::model::validate_id;
 
 /// Services `aws.endpoints` accepts.
@@ -128,13 +128,9 @@ impl Config {
                 ));
             }
         }
-        let known = default_rate_limits();
-        for service in self.aws.rate_limits.keys() {
-            if !known.contains_key(service) {
-                problems.push(format!(
-                    "aws.rate_limits.{service}: unknown service ({})",
-                    known.keys().cloned().collect::<Vec<_>>().join(", ")
-                ));
+        for key in self.aws.rate_limits.keys() {
+            if let Some(problem) = crate::aws::limit::quotas::check_key(key) {
+                problems.push(problem);
             }
         }
     }

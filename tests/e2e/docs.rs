@@ -180,3 +180,20 @@ fn the_example_policies_are_what_relctl_prints_for_the_example_configuration() {
         }
     }
 }
+
+#[test]
+fn the_readme_lists_the_rate_limits_relctl_applies() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for quota in relctl::aws::limit::quotas::DEFAULTS {
+        let operations = if quota.operations.is_empty() {
+            "(all others)".to_owned()
+        } else {
+            quota.operations.join(", ")
+        };
+        let row = format!(
+            "| {} | {operations} | {} | {} | {} |",
+            quota.service, quota.rate, quota.burst, quota.source
+        );
+        assert!(readme.contains(&row), "README does not list {row}");
+    }
+}

@@ -120,7 +120,12 @@ pub fn for_environment(
 ) -> Adapters {
     Adapters {
         pin: pin(&env.pin, clients),
-        actuator: actuator(&env.actuator, clients, runs),
+        actuator: actuator(
+            &env.actuator,
+            matches!(env.pin, PinConfig::EcrTag { .. }),
+            clients,
+            runs,
+        ),
     }
 }
 
@@ -141,17 +146,16 @@ fn pin(config: &PinConfig, clients: &Clients<'_>) -> Arc<dyn Pin> {
             version_key,
             refuse_downgrade,
         }),
-        PinConfig::EcrTag { tag } => Arc::new(EcrTag {
-            client: clients.ecr(),
-            tag,
-        }),
+        PinConfig::EcrTag { tag } => Arc::new(EcrTag::new(clients.ecr(), tag)),
     }
 }
 
 /// `runs`: the run records a command actuator needs (None: such an environment gets no
 /// actuator, e.g. in `relctl diff`, which only reads pins).
+/// `floating_tag`: the environment's pin moves a tag the actuator's targets name.
 fn actuator(
     config: &ActuatorConfig,
+    floating_tag: bool,
     clients: &Clients<'_>,
     runs: Option<&Arc<Runs>>,
 ) -> Option<Arc<dyn Actuator>> {
@@ -198,6 +202,7 @@ fn actuator(
             discover_by_tags: discover == Some(Discover::Tags),
             poll_interval,
             timeout,
+            floating_tag,
         }),
         ActuatorConfig::Lambda {
             functions,

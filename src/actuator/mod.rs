@@ -100,6 +100,12 @@ pub struct Run<'a> {
     pub intent: &'a IntentRef,
     /// service → desired image URI.
     pub images: &'a Images,
+    /// The release's services whose pins this deployment moved (empty when following a
+    /// run already started: its handle carries what it needs).
+    pub moved: &'a [String],
+    /// service → what the pin names now (an image digest behind a tag), where the pin
+    /// has such an identity.
+    pub pinned: &'a std::collections::BTreeMap<String, String>,
 }
 
 impl Run<'_> {

@@ -396,10 +396,8 @@ mod tests {
 
     #[test]
     fn rate_limits_are_overridden_by_operation_or_service_and_checked() {
-        let config = Config::from_toml(
-            "[aws.rate_limits]\nssm = 5\n\"ecr.PutImage\" = 3\n",
-        )
-        .unwrap();
+        let config =
+            Config::from_toml("[aws.rate_limits]\nssm = 5\n\"ecr.PutImage\" = 3\n").unwrap();
         assert_eq!(config.aws.rate_limits["ssm"], 5);
         assert_eq!(config.aws.rate_limits["ecr.PutImage"], 3);
         for (key, expected) in [

@@ -134,18 +134,14 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
     match &env.pin {
         PinConfig::SsmParameters { label } => {
             let path = label_path(&project.id, &env.id);
-            // What is pinned, for drift checks and verification.
-            policy.add(Statement::new(
-                "ReadImagePins",
-                ["ssm:GetParametersByPath"],
-                [parameter(scope, &path)],
-            ));
-            let mut actions = vec!["ssm:PutParameter"];
+            // What is pinned, for drift checks and verification: the release's
+            // services by name, ten per GetParameters call.
+            let mut actions = vec!["ssm:GetParameters", "ssm:PutParameter"];
             if *label {
                 actions.push("ssm:LabelParameterVersion");
             }
             policy.add(Statement::new(
-                "WriteImagePins",
+                "ImagePins",
                 actions,
                 [parameter(scope, &format!("{path}/*"))],
             ));
@@ -207,40 +203,55 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
                     named,
                 ));
             }
-            // DescribeTaskDefinition has no resource-level permissions; the families a
-            // new revision is registered in are those of the services' definitions.
-            policy.add(Statement::new(
-                "EcsDescribeTaskDefinitions",
-                ["ecs:DescribeTaskDefinition"],
-                ["*"],
-            ));
-            let families = scope.arn("ecs", "task-definition/*");
-            policy.add(Statement::new(
-                "EcsRegisterTaskDefinitions",
-                ["ecs:RegisterTaskDefinition"],
-                [families.clone()],
-            ));
-            // Registering with the old revision's tags is tagging on create.
-            policy.add(
-                Statement::new("EcsTagNewRevisions", ["ecs:TagResource"], [families]).when(
-                    json!({ "StringEquals": { "ecs:CreateAction": "RegisterTaskDefinition" } }),
-                ),
-            );
-            // A new revision passes on the task and execution roles of the one before;
-            // which those are is in the task definitions, not the configuration.
-            policy.add(
-                Statement::new(
-                    "PassTaskRoles",
-                    ["iam:PassRole"],
-                    [format!(
-                        "arn:{}:iam::{}:role/*",
-                        scope.partition, scope.account
-                    )],
-                )
-                .when(
-                    json!({ "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } }),
-                ),
-            );
+            if matches!(env.pin, PinConfig::EcrTag { .. }) {
+                // A floating tag: services are redeployed on the task definitions they
+                // have, and their running tasks' digests are checked.
+                let cluster_arn = scope.arn("ecs", &format!("cluster/{cluster}"));
+                policy.add(
+                    Statement::new("EcsListTasks", ["ecs:ListTasks"], ["*"])
+                        .when(json!({ "ArnEquals": { "ecs:cluster": cluster_arn } })),
+                );
+                policy.add(Statement::new(
+                    "EcsDescribeTasks",
+                    ["ecs:DescribeTasks"],
+                    [scope.arn("ecs", &format!("task/{cluster}/*"))],
+                ));
+            } else {
+                // DescribeTaskDefinition has no resource-level permissions; the families a
+                // new revision is registered in are those of the services' definitions.
+                policy.add(Statement::new(
+                    "EcsDescribeTaskDefinitions",
+                    ["ecs:DescribeTaskDefinition"],
+                    ["*"],
+                ));
+                let families = scope.arn("ecs", "task-definition/*");
+                policy.add(Statement::new(
+                    "EcsRegisterTaskDefinitions",
+                    ["ecs:RegisterTaskDefinition"],
+                    [families.clone()],
+                ));
+                // Registering with the old revision's tags is tagging on create.
+                policy.add(
+                    Statement::new("EcsTagNewRevisions", ["ecs:TagResource"], [families]).when(
+                        json!({ "StringEquals": { "ecs:CreateAction": "RegisterTaskDefinition" } }),
+                    ),
+                );
+                // A new revision passes on the task and execution roles of the one before;
+                // which those are is in the task definitions, not the configuration.
+                policy.add(
+                    Statement::new(
+                        "PassTaskRoles",
+                        ["iam:PassRole"],
+                        [format!(
+                            "arn:{}:iam::{}:role/*",
+                            scope.partition, scope.account
+                        )],
+                    )
+                    .when(
+                        json!({ "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } }),
+                    ),
+                );
+            }
         }
         ActuatorConfig::Lambda { functions, .. } => {
             policy.add(Statement::new(
@@ -280,7 +291,7 @@ pub fn deployer(config: &Config, scope: &Scope) -> Policy {
     // `release create` reads a label's images; `diff` reads what is pinned.
     policy.add(Statement::new(
         "ReadImagePaths",
-        ["ssm:GetParametersByPath"],
+        ["ssm:GetParameters", "ssm:GetParametersByPath"],
         config
             .projects
             .iter()

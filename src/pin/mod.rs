@@ -5,6 +5,8 @@ pub mod ecr_tag;
 pub mod ssm_json_document;
 pub mod ssm_parameters;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use crate::{
@@ -64,5 +66,21 @@ pub trait Pin: Send + Sync {
         target: &Target<'_>,
         desired: &Images,
         changes: &[Change],
-    ) -> Result<(), PinError>;
+    ) -> Result<Written, PinError>;
+    /// What the pins name, per service, as of the last [`Pin::diff`] of `target` (an
+    /// image digest behind a tag, say), for an actuator to check what runs against;
+    /// empty where the pin has no identity beyond the image URI.
+    fn identities(&self, _target: &Target<'_>) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+}
+
+/// What a write shows of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Read back to be sure (the write's answer does not say what the pin now holds).
+    Unverified,
+    /// Each write's answer names what the pin now holds, and it was the change asked
+    /// for: reading it back would only repeat that.
+    Verified,
 }

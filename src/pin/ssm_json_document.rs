@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_ssm::{Client, types::ParameterType};
 use serde_json::{Map, Value};
 
-use super::{Pin, PinError, Target};
+use super::{Pin, PinError, Target, Written};
 use crate::{
     config::JsonValue,
     model::{Change, ImageRef, Images},
@@ -177,9 +177,9 @@ impl Pin for SsmJsonDocument {
         target: &Target<'_>,
         _desired: &Images,
         changes: &[Change],
-    ) -> Result<(), PinError> {
+    ) -> Result<Written, PinError> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Written::Verified);
         }
         let name = self.name(target);
         let (mut doc, pretty) = self.read(&name).await?;
@@ -220,7 +220,7 @@ impl Pin for SsmJsonDocument {
                 location: name.clone(),
                 source: crate::aws::AwsError::from_sdk(e),
             })?;
-        Ok(())
+        Ok(Written::Unverified)
     }
 }
 

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use aws_sdk_ssm::{Client, types::ParameterType};
 
-use super::{Pin, PinError, Target};
+use super::{Pin, PinError, Target, Written};
 use crate::model::{Change, EnvKey, Images, plan};
 
 #[derive(Debug, Clone)]
@@ -74,6 +74,38 @@ pub async fn read_label(client: &Client, project: &str, label: &str) -> Result<I
     Ok(images)
 }
 
+/// The pinned `service → value` of the parameters `names` (of `key`'s environment),
+/// ten per GetParameters call (SSM's most); a parameter that does not exist is absent.
+pub async fn read_names(
+    client: &Client,
+    key: &EnvKey,
+    names: impl Iterator<Item = String>,
+) -> Result<Images, PinError> {
+    let prefix = format!("{}/", label_path(&key.project, &key.environment));
+    let names: Vec<String> = names.collect();
+    let mut images = Images::new();
+    for chunk in names.chunks(10) {
+        let output = client
+            .get_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| PinError::Read {
+                location: prefix.trim_end_matches('/').to_owned(),
+                source: crate::aws::AwsError::from_sdk(e),
+            })?;
+        for parameter in output.parameters.unwrap_or_default() {
+            let (Some(name), Some(value)) = (parameter.name, parameter.value) else {
+                continue;
+            };
+            if let Some(service) = name.strip_prefix(&prefix) {
+                images.insert(service.to_owned(), value);
+            }
+        }
+    }
+    Ok(images)
+}
+
 #[async_trait]
 impl Pin for SsmParameters {
     fn kind(&self) -> &'static str {
@@ -81,7 +113,10 @@ impl Pin for SsmParameters {
     }
 
     async fn diff(&self, target: &Target<'_>, desired: &Images) -> Result<Vec<Change>, PinError> {
-        let pinned = read_label(&self.client, &target.key.project, &target.key.environment).await?;
+        let names = desired
+            .keys()
+            .map(|service| parameter_name(target.key, service));
+        let pinned = read_names(&self.client, target.key, names).await?;
         Ok(plan(desired, &pinned).changes)
     }
 
@@ -90,7 +125,7 @@ impl Pin for SsmParameters {
         target: &Target<'_>,
         _desired: &Images,
         changes: &[Change],
-    ) -> Result<(), PinError> {
+    ) -> Result<Written, PinError> {
         for change in changes {
             let name = parameter_name(target.key, &change.service);
             let failed = |e: crate::aws::AwsError| PinError::Write {
@@ -120,7 +155,7 @@ impl Pin for SsmParameters {
                     .map_err(|e| failed(crate::aws::AwsError::from_sdk(e)))?;
             }
         }
-        Ok(())
+        Ok(Written::Unverified)
     }
 }
 

@@ -212,7 +212,10 @@ impl<'a> Writer<'a> {
     }
 
     /// Pins written: now reading them back.
-    pub async fn verifying(&mut self) -> Result<(), StoreError> {
+    /// Pins written, being read back: kept in memory and saved with the next write (the
+    /// run's start or the outcome) — a write of its own would cost one per deployment
+    /// and a crash here repeats nothing but the read.
+    pub fn verifying(&mut self) {
         if let Activity::Pinning {
             verifying, message, ..
         } = &mut self.state.activity
@@ -220,7 +223,6 @@ impl<'a> Writer<'a> {
             *verifying = true;
             *message = "verifying pins".into();
         }
-        self.save().await
     }
 
     /// Pinned, but the actuator cannot start yet: say why.

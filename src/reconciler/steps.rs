@@ -22,7 +22,7 @@ use crate::{
         state::{Run, Wait},
     },
     model::{images_digest, resolve_images},
-    pin::{PinError, Target},
+    pin::{PinError, Target, Written},
     store::{
         attestations::{approvals, subject},
         releases::StatusWrite,
@@ -50,6 +50,8 @@ pub struct Steps<'a> {
     verified: Vec<String>,
     /// The controller's record of the release's success in this environment.
     own: Option<Verified>,
+    /// What the pins name now, per service, for the actuator (see `Pin::identities`).
+    pinned: std::collections::BTreeMap<String, String>,
 }
 
 impl<'a> Steps<'a> {
@@ -73,6 +75,7 @@ impl<'a> Steps<'a> {
             approvals: None,
             verified: Vec::new(),
             own: None,
+            pinned: Default::default(),
         }
     }
 
@@ -379,14 +382,14 @@ impl<'a> Steps<'a> {
             let Some((_, target)) = self.pin_target() else {
                 return Ok(());
             };
-            match self.adapters.pin.write(&target, images, &changes).await {
-                Ok(()) => {}
+            let written = match self.adapters.pin.write(&target, images, &changes).await {
+                Ok(written) => written,
                 Err(PinError::Refused(why)) => {
                     self.seen.refused = Some(why);
                     return Ok(());
                 }
                 Err(other) => return Err(other.into()),
-            }
+            };
             self.ctx
                 .metrics
                 .pins_written
@@ -394,11 +397,19 @@ impl<'a> Steps<'a> {
                     kind: self.adapters.pin.kind(),
                 })
                 .inc_by(changes.len() as u64);
+            if written == Written::Verified {
+                // The write's answers are the verification.
+                self.seen.pins = Some(Vec::new());
+            } else {
+                self.seen.pins = None;
+            }
+        } else {
+            // Nothing to write: the diff just read is the verification.
+            self.seen.pins = Some(Vec::new());
         }
         crate::failpoint::hit("pinned");
-        self.writer.verifying().await?;
+        self.writer.verifying();
         self.seen.written = Some(changes);
-        self.seen.pins = None;
         Ok(())
     }
 
@@ -415,7 +426,22 @@ impl<'a> Steps<'a> {
             return Ok(None);
         };
         let kind = actuator.kind();
-        let handle = match actuator.start(&self.as_run(intent, images)).await? {
+        let moved: Vec<String> = self
+            .seen
+            .written
+            .iter()
+            .flatten()
+            .map(|c| c.service.clone())
+            .collect();
+        self.pinned = self.adapters.pin.identities(&Target {
+            key: self.key,
+            release_id: &intent.release_id,
+        });
+        let run = ActuatorRun {
+            moved: &moved,
+            ..self.as_run(intent, images)
+        };
+        let handle = match actuator.start(&run).await? {
             Start::Started(handle) => handle,
             Start::Busy(Progress::Waiting { after, message }) => {
                 self.writer.not_started(intent, &message).await?;
@@ -476,6 +502,8 @@ impl<'a> Steps<'a> {
             key: self.key,
             intent,
             images,
+            moved: &[],
+            pinned: &self.pinned,
         }
     }
 

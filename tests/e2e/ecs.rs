@@ -36,6 +36,8 @@ pub(crate) struct Cluster {
     /// The rollout's reason when it fails.
     fail_reason: String,
     pub(crate) updates: Vec<String>,
+    /// Running tasks, as DescribeTasks returns them.
+    pub(crate) tasks: Vec<Value>,
 }
 
 pub(crate) fn arn(family: &str, revision: u32) -> String {
@@ -54,6 +56,7 @@ impl Cluster {
             outcome,
             fail_reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
             updates: Vec::new(),
+            tasks: Vec::new(),
         };
         for (name, images, tags) in services {
             let containers: Vec<Value> = images
@@ -187,15 +190,25 @@ impl Cluster {
             "UpdateService" => {
                 let name = body["service"].as_str().unwrap().to_owned();
                 self.updates.push(name.clone());
-                let td = body["taskDefinition"].as_str().unwrap().to_owned();
                 let service = self.services.get_mut(&name).unwrap();
+                let current = service
+                    .deployments
+                    .iter()
+                    .find(|d| d.1 == "PRIMARY")
+                    .unwrap()
+                    .2
+                    .clone();
+                let td = body["taskDefinition"]
+                    .as_str()
+                    .map_or(current, str::to_owned);
+                let id = format!("d{}", self.updates.len());
                 for d in &mut service.deployments {
                     d.1 = "ACTIVE".into();
                 }
                 service.deployments.insert(
                     0,
                     (
-                        "d1".into(),
+                        id,
                         "PRIMARY".into(),
                         td,
                         "IN_PROGRESS".into(),
@@ -203,8 +216,13 @@ impl Cluster {
                     ),
                 );
                 service.polls_left = 3;
-                Ok(json!({ "service": { "serviceName": name } }))
+                let described = self.describe(&name);
+                Ok(json!({ "service": described }))
             }
+            "ListTasks" => Ok(
+                json!({ "taskArns": self.tasks.iter().map(|t| t["taskArn"].clone()).collect::<Vec<_>>() }),
+            ),
+            "DescribeTasks" => Ok(json!({ "tasks": self.tasks, "failures": [] })),
             other => Err((400, "UnknownOperationException", other.to_owned())),
         }
     }
@@ -516,5 +534,98 @@ async fn a_huge_failure_reason_is_cut_so_the_failed_status_still_fits_in_the_ite
             .all(|e| e.message.len() <= relctl::model::text::MESSAGE_BYTES)
     );
     assert_eq!(stub.count("UpdateService"), 1, "failed once, no retry loop");
+    controller.stop().await;
+}
+
+/// A floating tag whose service's new tasks run another digest (its task definition
+/// names a fixed tag, say): the deployment fails naming both digests, not `succeeded`.
+#[tokio::test]
+async fn tasks_that_run_another_digest_than_the_moved_tag_fail_the_deployment() {
+    const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    let floating = format!("{REGISTRY}/bugfarm/hatching:env.stage");
+    let cluster = Cluster::new(
+        Outcome::Complete,
+        &[(
+            "hatching-stage",
+            &[floating.as_str()],
+            &[
+                ("deployment:service", "hatching"),
+                ("deployment:env", "stage"),
+            ],
+        )],
+    );
+    let cluster = Arc::new(Mutex::new(cluster));
+    let stub = {
+        let cluster = cluster.clone();
+        Stub::start(Arc::new(move |op, body| {
+            cluster.lock().unwrap().handle(op, body)
+        }))
+        .await
+    };
+    let h = Harness::new(&format!(
+        "[aws.endpoints]\necs = \"{}\"\n[[projects]]\nid = \"bugfarm\"\nname = \"Bug farm\"\n[[projects.environments]]\nid = \"stage\"\nname = \"Staging\"\npin = {{ kind = \"ecr_tag\" }}\nactuator = {{ kind = \"ecs\", cluster = \"apps\", poll_interval = \"100ms\", discover = \"tags\" }}\n",
+        stub.endpoint
+    ))
+    .await;
+    let ecr = aws_sdk_ecr::Client::new(&h.sdk);
+    ecr.create_repository()
+        .repository_name("bugfarm/hatching")
+        .send()
+        .await
+        .unwrap();
+    let manifest = json!({ "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                    "digest": format!("sha256:{}", "c".repeat(64)) },
+        "layers": [] });
+    let pushed = ecr
+        .put_image()
+        .repository_name("bugfarm/hatching")
+        .image_manifest(manifest.to_string())
+        .image_tag("ref.abc")
+        .send()
+        .await
+        .unwrap();
+    let digest = pushed
+        .image
+        .unwrap()
+        .image_id
+        .unwrap()
+        .image_digest
+        .unwrap();
+    let other = format!("sha256:{}", "e".repeat(64));
+    // The task the forced deployment (the stub's first, `d1`) starts.
+    cluster.lock().unwrap().tasks.push(json!({
+        "taskArn": "arn:aws:ecs:eu-west-1:123456789012:task/apps/t1",
+        "group": "service:hatching-stage", "startedBy": "d1", "lastStatus": "RUNNING",
+        "containers": [ { "name": "c0", "image": floating, "imageDigest": other } ],
+    }));
+    h.put_release(
+        TABLE,
+        release(
+            "r2",
+            "bugfarm",
+            json!({ "hatching": format!("{REGISTRY}/bugfarm/hatching:ref.abc") }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let message = entry.status_message.unwrap();
+    assert!(
+        message.contains(&format!(
+            "ECS service hatching-stage runs {floating} as {other}, not the release's {digest}"
+        )),
+        "{message}"
+    );
+    assert_eq!(
+        stub.count("UpdateService"),
+        1,
+        "the moved tag's service was redeployed"
+    );
+    assert_eq!(stub.count("RegisterTaskDefinition"), 0);
     controller.stop().await;
 }

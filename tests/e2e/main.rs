@@ -18,6 +18,7 @@ mod controller;
 mod crash;
 mod docs;
 mod ecs;
+mod ecs_tags;
 mod faults;
 mod fuzz;
 mod iam;

@@ -6,7 +6,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, TaskDefinition};
 use crate::model::ImageRef;
 
 /// Registry and repository: what makes two image URIs "the same image, another version".
-fn repository_of(uri: &str) -> Option<String> {
+pub(super) fn repository_of(uri: &str) -> Option<String> {
     match ImageRef::parse(uri).ok()? {
         ImageRef::Container {
             registry,

@@ -1,10 +1,16 @@
 //! The ECS actuator. Services come from config (`services = { hatching = [...] }`) or
-//! from their tags (`deployment:service`, `deployment:env`). For each service, every
-//! container whose image is from the repository of a release image is pointed at that
-//! image: one image may feed several services and one service may run several images.
-//! A service already running the desired images is left alone; the others get a new
-//! task definition revision and a new deployment. Done when each service's primary
-//! deployment is COMPLETED on that revision; a failed or rolled-back deployment fails.
+//! from their tags (`deployment:service`, `deployment:env`), found once per start.
+//!
+//! With an `ecr_tag` pin the task definitions (Terraform's) already name the floating
+//! tag: the apply is a new deployment of exactly the services whose tag moved (or whose
+//! running tasks run another digest), and no task definition is registered. Otherwise
+//! every container whose image is from the repository of a release image is pointed at
+//! that image in a new task definition revision, and the service is redeployed on it.
+//!
+//! Done when each service's deployment is still its primary and COMPLETED, and its
+//! running tasks (where any run) run the release: by digest with a floating tag, by
+//! image URI otherwise. A failed or replaced (rolled-back) deployment fails.
+//! Services are described ten per call, on each poll.
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -12,15 +18,18 @@ use async_trait::async_trait;
 use aws_sdk_ecs::{
     Client,
     types::{
-        ContainerDefinition, DeploymentRolloutState, Service, ServiceField, Tag, TaskDefinition,
+        ContainerDefinition, Deployment, DeploymentRolloutState, Service, Tag, TaskDefinition,
         TaskDefinitionField,
     },
 };
+use serde::{Deserialize, Serialize};
 
+mod apply;
 mod containers;
+mod services;
+mod tasks;
 
 use super::{Actuator, ActuatorError, Progress, Run, Start};
-use containers::{retarget, unmatched};
 
 #[derive(Debug, Clone)]
 pub struct Ecs {
@@ -30,6 +39,56 @@ pub struct Ecs {
     pub discover_by_tags: bool,
     pub poll_interval: Duration,
     pub timeout: Duration,
+    /// The pin is a floating tag the task definitions name (`ecr_tag`): redeploy, never
+    /// register.
+    pub floating_tag: bool,
+}
+
+/// What a started run is followed by (the handle, as JSON).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Expected {
+    /// ECS service name → how it should end.
+    services: BTreeMap<String, Ending>,
+    /// Image repository → the digest its containers must run (floating tag).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    digests: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ending {
+    task_definition: String,
+    /// The deployment that must end primary and COMPLETED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deployment: Option<String>,
+}
+
+impl Expected {
+    /// Today's handle, or the one before it (`{service: task definition ARN}`).
+    fn parse(handle: &str) -> Self {
+        serde_json::from_str(handle).unwrap_or_else(|_| Self {
+            services: serde_json::from_str::<BTreeMap<String, String>>(handle)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, task_definition)| {
+                    (
+                        name,
+                        Ending {
+                            task_definition,
+                            deployment: None,
+                        },
+                    )
+                })
+                .collect(),
+            ..Self::default()
+        })
+    }
+}
+
+fn primary(service: &Service) -> Option<&Deployment> {
+    service
+        .deployments()
+        .iter()
+        .find(|d| d.status.as_deref() == Some("PRIMARY"))
 }
 
 impl Ecs {
@@ -61,93 +120,6 @@ impl Ecs {
                 places.join(" and ")
             }
         )
-    }
-
-    /// ECS service name → the release images it should run.
-    async fn targets<'a>(
-        &self,
-        run: &'a Run<'_>,
-    ) -> Result<BTreeMap<String, Vec<&'a str>>, ActuatorError> {
-        let mut targets: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-        for (service, names) in &self.services {
-            if let Some(uri) = run.images.get(service) {
-                for name in names {
-                    targets.entry(name.clone()).or_default().push(uri);
-                }
-            }
-        }
-        if self.discover_by_tags {
-            for service in self.tagged(&run.key.environment).await? {
-                let name = service.service_name.clone().unwrap_or_default();
-                let feeds = service
-                    .tags()
-                    .iter()
-                    .filter(|t| t.key.as_deref() == Some("deployment:service"))
-                    .filter_map(|t| t.value.as_deref())
-                    .flat_map(|v| v.split(','))
-                    .filter_map(|s| run.images.get(s.trim()));
-                for uri in feeds {
-                    targets.entry(name.clone()).or_default().push(uri);
-                }
-            }
-        }
-        Ok(targets)
-    }
-
-    /// The cluster's services tagged `deployment:env = {env}`.
-    async fn tagged(&self, env: &str) -> Result<Vec<Service>, ActuatorError> {
-        let mut arns = Vec::new();
-        let mut pages = self
-            .client
-            .list_services()
-            .cluster(&self.cluster)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ActuatorError::aws("list ECS services", e))?;
-            arns.extend(page.service_arns.unwrap_or_default());
-        }
-        let mut found = Vec::new();
-        for chunk in arns.chunks(10) {
-            let output = self
-                .client
-                .describe_services()
-                .cluster(&self.cluster)
-                .set_services(Some(chunk.to_vec()))
-                .include(ServiceField::Tags)
-                .send()
-                .await
-                .map_err(|e| ActuatorError::aws("describe ECS services", e))?;
-            found.extend(output.services.unwrap_or_default().into_iter().filter(|s| {
-                s.tags().iter().any(|t| {
-                    t.key.as_deref() == Some("deployment:env") && t.value.as_deref() == Some(env)
-                })
-            }));
-        }
-        Ok(found)
-    }
-
-    async fn service(&self, name: &str) -> Result<Service, ActuatorError> {
-        let output = self
-            .client
-            .describe_services()
-            .cluster(&self.cluster)
-            .services(name)
-            .send()
-            .await
-            .map_err(|e| ActuatorError::aws(format!("describe ECS service {name}"), e))?;
-        output
-            .services
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .ok_or_else(|| ActuatorError::Aws {
-                op: format!("describe ECS service {name}"),
-                source: crate::aws::AwsError::other(
-                    format!("no service {name} in cluster {}", self.cluster),
-                    crate::aws::ErrorClass::NotFound,
-                ),
-            })
     }
 
     /// The task definition at `arn` and its tags (kept when it is registered again).
@@ -227,42 +199,16 @@ impl Actuator for Ecs {
         self.timeout
     }
 
-    /// Handle: JSON `{ecs service: task definition ARN it should end on}`.
     async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
         let targets = self.targets(run).await?;
         if targets.is_empty() {
             return Err(ActuatorError::Refused(self.looked_for(run)));
         }
-        let mut expected = BTreeMap::new();
-        for (name, desired) in targets {
-            let service = self.service(&name).await?;
-            let current = service.task_definition.clone().unwrap_or_default();
-            let (definition, tags) = self.definition(&current).await?;
-            let missing = unmatched(&definition, &desired);
-            if !missing.is_empty() {
-                return Err(ActuatorError::Refused(format!(
-                    "ECS service {name} ({current}) has no container from the repository of {}",
-                    missing.join(", ")
-                )));
-            }
-            let arn = match retarget(&definition, &desired) {
-                None => current,
-                Some(containers) => {
-                    let arn = self.register(definition, tags, containers).await?;
-                    self.client
-                        .update_service()
-                        .cluster(&self.cluster)
-                        .service(&name)
-                        .task_definition(&arn)
-                        .force_new_deployment(true)
-                        .send()
-                        .await
-                        .map_err(|e| ActuatorError::aws(format!("update ECS service {name}"), e))?;
-                    arn
-                }
-            };
-            expected.insert(name, arn);
-        }
+        let expected = if self.floating_tag {
+            self.redeploy(run, targets).await?
+        } else {
+            self.retarget(targets).await?
+        };
         serde_json::to_string(&expected)
             .map(Start::Started)
             .map_err(|e| ActuatorError::Spawn {
@@ -272,29 +218,41 @@ impl Actuator for Ecs {
     }
 
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
-        let expected: BTreeMap<String, String> = serde_json::from_str(handle).unwrap_or_default();
-        if expected.is_empty() {
+        let expected = Expected::parse(handle);
+        if expected.services.is_empty() {
             return Ok(Progress::Failed {
                 message: self.looked_for(run),
             });
         }
-        let targets = self.targets(run).await?;
+        let names: Vec<String> = expected.services.keys().cloned().collect();
+        let described = self.describe(&names, false).await?;
         let mut waiting = Vec::new();
-        for (name, arn) in &expected {
-            let service = self.service(name).await?;
-            let primary = service
-                .deployments()
+        for (name, ending) in &expected.services {
+            let Some(service) = described
                 .iter()
-                .find(|d| d.status.as_deref() == Some("PRIMARY"));
-            let Some(primary) = primary else {
+                .find(|s| s.service_name.as_deref() == Some(name.as_str()))
+            else {
+                return Ok(Progress::Failed {
+                    message: format!(
+                        "ECS service {name} is no longer in cluster {}",
+                        self.cluster
+                    ),
+                });
+            };
+            let Some(primary) = primary(service) else {
                 waiting.push(name.clone());
                 continue;
             };
-            if primary.task_definition.as_deref() != Some(arn.as_str()) {
+            let replaced = match &ending.deployment {
+                Some(id) => primary.id.as_deref() != Some(id.as_str()),
+                None => primary.task_definition.as_deref() != Some(ending.task_definition.as_str()),
+            };
+            if replaced {
                 return Ok(Progress::Failed {
                     message: format!(
-                        "ECS service {name} rolled back to {} (circuit breaker or another deployment)",
-                        primary.task_definition.as_deref().unwrap_or("?")
+                        "ECS service {name} rolled back to {} (deployment {}: circuit breaker or another deployment)",
+                        primary.task_definition.as_deref().unwrap_or("?"),
+                        primary.id.as_deref().unwrap_or("?"),
                     ),
                 });
             }
@@ -310,29 +268,21 @@ impl Actuator for Ecs {
                         ),
                     });
                 }
-                Some(DeploymentRolloutState::Completed) => {
-                    let (definition, _) = self.definition(arn).await?;
-                    let desired = targets.get(name).cloned().unwrap_or_default();
-                    if retarget(&definition, &desired).is_some() {
-                        return Ok(Progress::Failed {
-                            message: format!(
-                                "ECS service {name} completed but does not run the release's images"
-                            ),
-                        });
-                    }
-                }
+                Some(DeploymentRolloutState::Completed) => {}
                 _ => waiting.push(name.clone()),
             }
         }
-        Ok(if waiting.is_empty() {
-            Progress::Done {
-                message: format!("{} ECS services run the release", expected.len()),
-            }
-        } else {
-            Progress::Waiting {
+        if !waiting.is_empty() {
+            return Ok(Progress::Waiting {
                 after: self.poll_interval,
                 message: format!("waiting for ECS deployments: {}", waiting.join(", ")),
-            }
+            });
+        }
+        if let Some(wrong) = self.wrong_digest(&expected).await? {
+            return Ok(Progress::Failed { message: wrong });
+        }
+        Ok(Progress::Done {
+            message: format!("{} ECS services run the release", expected.services.len()),
         })
     }
 }

@@ -37,7 +37,10 @@ pub fn operation_of(request: &HttpRequest) -> (&'static str, &str) {
         ("AmazonEC2ContainerRegistry_", "ecr"),
     ];
     if let Some((_, service)) = prefixes.iter().find(|(p, _)| target.starts_with(p)) {
-        let operation = target.rsplit_once('.').map(|(_, op)| op).unwrap_or_default();
+        let operation = target
+            .rsplit_once('.')
+            .map(|(_, op)| op)
+            .unwrap_or_default();
         return (service, operation);
     }
     let uri = request.uri();
@@ -71,6 +74,10 @@ pub fn service_of(request: &HttpRequest) -> &'static str {
 
 /// One quota's token bucket, shared by the operations that draw on it.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "rate and burst are for the tests")
+)]
 struct Bucket {
     limiter: Arc<DefaultDirectRateLimiter>,
     rate: u32,
@@ -117,7 +124,9 @@ impl Limits {
                 None => bucket(quota.rate, quota.burst),
             };
             if quota.operations.is_empty() {
-                limits.services.insert(quota.service.to_owned(), shared.clone());
+                limits
+                    .services
+                    .insert(quota.service.to_owned(), shared.clone());
             }
             for op in quota.operations {
                 limits
@@ -242,9 +251,7 @@ mod tests {
 
     /// (rate, burst) of the bucket `service.operation` waits on.
     fn quota(limits: &Limits, service: &str, operation: &str) -> Option<(u32, u32)> {
-        limits
-            .bucket(service, operation)
-            .map(|b| (b.rate, b.burst))
+        limits.bucket(service, operation).map(|b| (b.rate, b.burst))
     }
 
     fn shared(limits: &Limits, a: (&str, &str), b: (&str, &str)) -> bool {
@@ -259,7 +266,11 @@ mod tests {
         let limits = limits(&[]);
         assert_eq!(quota(&limits, "ecr", "PutImage"), Some((10, 10)));
         assert_eq!(quota(&limits, "ecr", "BatchGetImage"), Some((2000, 2000)));
-        assert!(!shared(&limits, ("ecr", "PutImage"), ("ecr", "BatchGetImage")));
+        assert!(!shared(
+            &limits,
+            ("ecr", "PutImage"),
+            ("ecr", "BatchGetImage")
+        ));
         assert_eq!(quota(&limits, "ecs", "UpdateService"), Some((5, 50)));
         assert_eq!(
             quota(&limits, "ecr", "DescribeImages"),
@@ -272,23 +283,43 @@ mod tests {
     #[test]
     fn operations_that_share_a_quota_share_a_bucket() {
         let limits = limits(&[]);
-        assert!(shared(&limits, ("ssm", "GetParametersByPath"), ("ssm", "GetParameters")));
-        assert!(!shared(&limits, ("ssm", "GetParameters"), ("ssm", "PutParameter")));
+        assert!(shared(
+            &limits,
+            ("ssm", "GetParametersByPath"),
+            ("ssm", "GetParameters")
+        ));
+        assert!(!shared(
+            &limits,
+            ("ssm", "GetParameters"),
+            ("ssm", "PutParameter")
+        ));
         assert!(shared(
             &limits,
             ("lambda", "UpdateFunctionCode"),
             ("lambda", "GetFunctionConfiguration")
         ));
-        assert!(!shared(&limits, ("lambda", "UpdateFunctionCode"), ("lambda", "GetFunction")));
+        assert!(!shared(
+            &limits,
+            ("lambda", "UpdateFunctionCode"),
+            ("lambda", "GetFunction")
+        ));
     }
 
     #[test]
     fn overrides_set_one_operation_or_a_whole_service() {
         let limits = limits(&[("ssm.GetParameters", 2), ("ecs", 3), ("ecr.PutImage", 0)]);
         assert_eq!(quota(&limits, "ssm", "GetParametersByPath"), Some((2, 2)));
-        assert!(shared(&limits, ("ecs", "UpdateService"), ("ecs", "DescribeServices")));
+        assert!(shared(
+            &limits,
+            ("ecs", "UpdateService"),
+            ("ecs", "DescribeServices")
+        ));
         assert_eq!(quota(&limits, "ecs", "UpdateService"), Some((3, 3)));
-        assert_eq!(quota(&limits, "ecr", "PutImage"), None, "0 turns a limit off");
+        assert_eq!(
+            quota(&limits, "ecr", "PutImage"),
+            None,
+            "0 turns a limit off"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct Quota {
 
 const SSM_QUOTAS: &str = "AWS General Reference, Systems Manager endpoints and quotas";
 const ECR_QUOTAS: &str = "Amazon ECR User Guide, service quotas";
-const ECS_THROTTLING: &str = "Amazon ECS API Reference, request throttling (refill rate / bucket size)";
+const ECS_THROTTLING: &str =
+    "Amazon ECS API Reference, request throttling (refill rate / bucket size)";
 const LAMBDA_QUOTAS: &str = "AWS Lambda Developer Guide, quotas";
 
 /// The defaults. README ("Client-side rate limits") lists the same rows.

@@ -250,6 +250,28 @@ fn ecs(op: &str, body: &Value, at: &Where<'_>) -> Vec<Need> {
             op,
         )],
         "DescribeTaskDefinition" => vec![need("ecs:DescribeTaskDefinition", "*".into(), op)],
+        "ListTasks" => {
+            let mut n = need("ecs:ListTasks", "*".into(), op);
+            n.context.insert(
+                "ecs:cluster".into(),
+                vec![at.arn("ecs", &format!("cluster/{cluster_name}"))],
+            );
+            vec![n]
+        }
+        "DescribeTasks" => body["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|t| {
+                let arn = if t.starts_with("arn:") {
+                    t.to_owned()
+                } else {
+                    at.arn("ecs", &format!("task/{cluster_name}/{t}"))
+                };
+                need("ecs:DescribeTasks", arn, op)
+            })
+            .collect(),
         "RegisterTaskDefinition" => {
             let family = at.arn(
                 "ecs",

@@ -50,11 +50,7 @@ pub async fn run(
     let (project, environment) = config.environment(&key)?;
     let images = resolve_images(&release, project.image_uri_template.as_deref())?;
     let account = adapters::account(&aws.sdk, environment.role_arn.as_deref()).await;
-    let clients = Clients {
-        sdk: &account,
-        endpoints: &config.aws.endpoints,
-        metrics: &aws.metrics,
-    };
+    let clients = Clients::new(&account, &config.aws.endpoints, &aws.metrics);
     let pin = adapters::for_environment(environment, &clients, None).pin;
     let target = Target {
         key: &key,

@@ -32,11 +32,7 @@ pub struct Aws {
 impl Aws {
     pub fn new(config: &Config, sdk: SdkConfig) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let clients = Clients {
-            sdk: &sdk,
-            endpoints: &config.aws.endpoints,
-            metrics: &metrics,
-        };
+        let clients = Clients::new(&sdk, &config.aws.endpoints, &metrics);
         Self {
             dynamodb: clients.dynamodb(),
             ssm: clients.ssm(),

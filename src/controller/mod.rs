@@ -147,11 +147,7 @@ pub async fn run(
 ) -> Result<(), ControllerError> {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
-    let clients = Clients {
-        sdk,
-        endpoints: &config.aws.endpoints,
-        metrics: &metrics,
-    };
+    let clients = Clients::new(sdk, &config.aws.endpoints, &metrics);
     let (dynamodb, streams) = (clients.dynamodb(), clients.dynamodbstreams());
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await

@@ -3,7 +3,10 @@
 //! phase, errors and history; and one item per stream (`checkpoints#{stream arn}`) with
 //! the last processed sequence number of each shard.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+};
 
 use aws_sdk_dynamodb::{
     Client,
@@ -64,6 +67,12 @@ pub struct StateStore {
     pub(crate) table: String,
     /// Set on a leader: every write is refused once another replica holds the lease.
     fence: Option<Fence>,
+    /// Each environment's desired pointer as this process last read or wrote it. The
+    /// pointer only ever moves to newer intents, so the one in the table is this one
+    /// or newer: an intent older than it is stale without a read, and a newer one is
+    /// offered with it as the expected value (a compare-and-swap that reads again
+    /// only when someone moved it meanwhile). One entry per environment taken in.
+    desired: Arc<Mutex<HashMap<EnvKey, IntentRef>>>,
 }
 
 pub fn env_pk(key: &EnvKey) -> String {
@@ -87,6 +96,7 @@ impl StateStore {
             client,
             table: table.into(),
             fence: None,
+            desired: Arc::default(),
         }
     }
 
@@ -114,13 +124,15 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| StoreError::aws("GetItem", &self.table, e))?;
-        match output.item {
-            None => Ok(EnvState::default()),
+        let state: EnvState = match output.item {
+            None => EnvState::default(),
             Some(item) => serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
                 what: format!("state of {key}"),
                 source: e.into(),
-            }),
-        }
+            })?,
+        };
+        self.remember(key, state.desired.as_ref());
+        Ok(state)
     }
 
     /// Makes `intent` the desired one for `key` if it is newer than the current one: a
@@ -131,8 +143,16 @@ impl StateStore {
                 what: "intent pointer",
                 source: e.into(),
             })?;
-        for _ in 0..5 {
-            let current = self.get(key).await?.desired;
+        let known = self.desired_hint(key);
+        let mut current = match known {
+            Some(known) => Some(known),
+            None => self.get(key).await?.desired,
+        };
+        for attempt in 0..5 {
+            if attempt > 0 {
+                current = self.get(key).await?.desired;
+            }
+            self.remember(key, current.as_ref());
             match &current {
                 Some(desired) if desired.same_entry(intent) => return Ok(Advance::Current),
                 Some(desired) if !intent.is_newer_than(desired) => {
@@ -163,6 +183,7 @@ impl StateStore {
                 .await?
                 == Written::Done
             {
+                self.remember(key, Some(intent));
                 return Ok(Advance::Advanced { previous: current });
             }
             // Another writer moved the pointer between our read and write: look again.
@@ -175,6 +196,22 @@ impl StateStore {
                 crate::aws::ErrorClass::Conflict,
             ),
         })
+    }
+
+    fn desired_hint(&self, key: &EnvKey) -> Option<IntentRef> {
+        let known = self.desired.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(key).cloned()
+    }
+
+    fn remember(&self, key: &EnvKey, desired: Option<&IntentRef>) {
+        let Some(desired) = desired else { return };
+        let mut known = self.desired.lock().unwrap_or_else(|e| e.into_inner());
+        match known.get(key) {
+            Some(have) if !desired.is_newer_than(have) => {}
+            _ => {
+                known.insert(key.clone(), desired.clone());
+            }
+        }
     }
 
     /// Writes the reconciler's attributes of `state`, leaving `desired` alone.

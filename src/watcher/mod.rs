@@ -63,6 +63,36 @@ pub struct Watcher {
     /// Records whose intake failed, to be tried again (never blocking their shard).
     retrying: Vec<retry::Retry>,
     first_start: bool,
+    /// Records asked for per GetRecords call: halved when a read times out (an
+    /// emulator, or a throttled endpoint, that cannot answer a full page in time: the
+    /// answer thrown away is work done for nothing), doubled back after reads that
+    /// come in time.
+    page: Page,
+}
+
+/// The GetRecords page size, adapting to how much the endpoint answers in time.
+#[derive(Debug, Clone, Copy)]
+struct Page {
+    limit: i32,
+    in_time: u32,
+}
+
+impl Page {
+    const MAX: i32 = 1000;
+    const MIN: i32 = 25;
+
+    fn timed_out(&mut self) {
+        self.limit = (self.limit / 2).max(Self::MIN);
+        self.in_time = 0;
+    }
+
+    fn answered(&mut self) {
+        self.in_time += 1;
+        if self.in_time >= 8 && self.limit < Self::MAX {
+            self.limit = (self.limit * 2).min(Self::MAX);
+            self.in_time = 0;
+        }
+    }
 }
 
 /// The table's stream ARN, or why there is none.
@@ -105,6 +135,10 @@ impl Watcher {
             shards: Vec::new(),
             iterators: HashMap::new(),
             retrying: Vec::new(),
+            page: Page {
+                limit: Page::MAX,
+                in_time: 0,
+            },
         };
         watcher.prime().await?;
         Ok(watcher)
@@ -300,13 +334,23 @@ impl Watcher {
         let output = match self
             .streams
             .get_records()
-            .shard_iterator(iterator)
-            .limit(1000)
+            .shard_iterator(iterator.clone())
+            .limit(self.page.limit)
             .send()
             .await
         {
-            Ok(output) => output,
+            Ok(output) => {
+                self.page.answered();
+                output
+            }
             Err(e) => {
+                if matches!(e, aws_sdk_dynamodbstreams::error::SdkError::TimeoutError(_)) {
+                    self.page.timed_out();
+                    // The iterator was not used up: the next poll asks again, for less.
+                    self.iterators.insert(shard.id.clone(), iterator);
+                    warn!(shard = %shard.id, limit = self.page.limit, "reading stream records timed out; asking for fewer at a time");
+                    return false;
+                }
                 let service = e.as_service_error();
                 if service.is_some_and(|s| s.is_trimmed_data_access_exception()) {
                     warn!(shard = %shard.id, "stream records were trimmed before relctl read them; resyncing");
@@ -537,5 +581,31 @@ impl Watcher {
             );
         }
         intake::on_change(&self.ctx, &self.table, old.as_ref(), &new).await
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::Page;
+
+    #[test]
+    fn the_page_halves_on_a_timeout_and_grows_back_after_reads_in_time() {
+        let mut page = Page {
+            limit: Page::MAX,
+            in_time: 0,
+        };
+        page.timed_out();
+        page.timed_out();
+        assert_eq!(page.limit, 250);
+        for _ in 0..7 {
+            page.answered();
+        }
+        assert_eq!(page.limit, 250, "one slow spell is not forgotten at once");
+        page.answered();
+        assert_eq!(page.limit, 500);
+        for _ in 0..10 {
+            page.timed_out();
+        }
+        assert_eq!(page.limit, Page::MIN, "never below the floor");
     }
 }

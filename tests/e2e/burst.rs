@@ -2,9 +2,11 @@
 //! BatchWriteItem while the controller runs. Every environment ends at its newest
 //! intent, every intent ends finished (none lost), and none is applied after a newer one.
 //!
-//! The test waits on progress, not on the clock: it reads only the releases not yet
-//! finished (BatchGetItem, just their deployments), shrugs off a read that a loaded
-//! machine times out, and fails only when nothing has finished for [`STALL`].
+//! The test waits on progress, not on the clock, and lightly: it watches the 100
+//! environments' state items (one BatchGetItem a second) until each runs its newest
+//! intent, then reads the releases not yet finished (just their deployments); it
+//! shrugs off a read that a loaded machine times out, and fails only when nothing has
+//! moved for [`STALL`].
 
 use std::{collections::HashMap, time::Duration};
 
@@ -92,6 +94,7 @@ async fn a_thousand_intents_over_a_hundred_environments_all_land_on_the_newest()
         }
     }
 
+    until_all_converged(&h).await;
     let statuses = until_all_finished(&h).await;
     let pinned = h.parameters("/bugfarm/images").await;
     let mut superseded = 0;
@@ -121,6 +124,45 @@ async fn a_thousand_intents_over_a_hundred_environments_all_land_on_the_newest()
     assert!(superseded > 0, "a burst supersedes");
     eprintln!("burst: {superseded} of 900 older intents superseded");
     controller.stop().await;
+}
+
+/// Polls the environments' state items until each runs its newest intent. Panics only
+/// when none converged for [`STALL`].
+async fn until_all_converged(h: &Harness) {
+    let store = relctl::store::state::StateStore::new(h.dynamodb.clone(), &h.config.tables.state);
+    let keys: Vec<relctl::model::EnvKey> = (0..ENVIRONMENTS)
+        .map(|e| relctl::model::EnvKey::new("bugfarm", &format!("e{e:03}")))
+        .collect();
+    let newest = format!("-v{}", PER_ENVIRONMENT - 1);
+    let mut progressed = tokio::time::Instant::now();
+    let mut converged = 0;
+    loop {
+        match store.get_many(&keys).await {
+            Ok(states) => {
+                let now = states
+                    .iter()
+                    .filter(|s| {
+                        s.observed
+                            .as_ref()
+                            .is_some_and(|o| o.release_id.ends_with(&newest))
+                    })
+                    .count();
+                if now > converged {
+                    converged = now;
+                    progressed = tokio::time::Instant::now();
+                }
+                if converged == ENVIRONMENTS {
+                    return;
+                }
+            }
+            Err(error) => eprintln!("burst: a state read failed ({error}); retrying"),
+        }
+        assert!(
+            progressed.elapsed() < STALL,
+            "no environment converged for {STALL:?}; {converged} of {ENVIRONMENTS} run their newest intent"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Polls the unfinished releases until every intent has a final status; returns each
@@ -156,7 +198,9 @@ async fn until_all_finished(h: &Harness) -> HashMap<String, Option<Status>> {
             unfinished.len(),
             unfinished.first()
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if !unfinished.is_empty() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
     statuses
 }

@@ -131,7 +131,7 @@ async fn a_thousand_intents_over_a_hundred_environments_all_land_on_the_newest()
 async fn until_all_converged(h: &Harness) {
     let store = relctl::store::state::StateStore::new(h.dynamodb.clone(), &h.config.tables.state);
     let keys: Vec<relctl::model::EnvKey> = (0..ENVIRONMENTS)
-        .map(|e| relctl::model::EnvKey::new("bugfarm", &format!("e{e:03}")))
+        .map(|e| relctl::model::EnvKey::new("bugfarm", format!("e{e:03}")))
         .collect();
     let newest = format!("-v{}", PER_ENVIRONMENT - 1);
     let mut progressed = tokio::time::Instant::now();

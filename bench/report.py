@@ -114,7 +114,9 @@ def sections(results: dict) -> list[Section]:
             s.rows.append([label] + [fmt(st[k]) for k in ("p50", "p90", "p99", "max")])
         s.notes.append(f"{lat['deployments']} deployments written by `relctl deploy`, one at a time, "
                        f"{lat['succeeded']} succeeded (after one warm-up deployment); each release "
-                       f"changes all 3 images; stream poll_interval 250 ms; wall time {lat['wall_s']:.0f} s.")
+                       f"changes all 3 images; stream poll_interval 250 ms; a random 0-250 ms pause before "
+                       f"each deployment keeps them from locking onto one phase of that poll; wall time "
+                       f"{lat['wall_s']:.0f} s.")
         for bad in lat.get("not_succeeded", [])[:5]:
             s.notes.append(f"not succeeded: {bad['release_id']}: {bad['status']}: {bad['message']}")
         if lat.get("incomplete"):
@@ -202,6 +204,9 @@ def sections(results: dict) -> list[Section]:
             ["environments pinned at their newest", f"{b['pinned_newest']}/{b['environments']}"],
             ["older intents superseded / succeeded / other",
              f"{b['older_superseded']} / {b['older_succeeded']} / {b['older_other']}"],
+            ["stream records read / reconciles run", f"{fmt(b.get('stream_records'))} / {fmt(b.get('reconciles'))}"],
+            ["largest stream lag / queue depth / reconciles in flight seen",
+             f"{fmt(b.get('max_stream_lag_s'), ' s', 1)} / {fmt(b.get('max_queue_depth'))} / {fmt(b.get('max_in_flight'))}"],
             ["AWS calls (Streams excluded)", fmt(b["total"])],
         ] + [[f"  {op}", count(b, op)] for op in b["by_operation"]]
         s.notes.append(b.get("note", ""))

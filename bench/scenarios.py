@@ -161,8 +161,12 @@ def wait_terminal(aws: Aws, table: str, release_id: str, deadline: Deadline,
 
 
 def deploy_and_wait(group: Group, release_id: str, env: str, deadline: Deadline,
-                    table: str = TABLES["releases"], every: float = 0.01) -> dict:
-    """`relctl deploy` (the CLI appends the entry), then waits for its outcome."""
+                    table: str = TABLES["releases"], every: float = 0.01, jitter: bool = True) -> dict:
+    """`relctl deploy` (the CLI appends the entry), then waits for its outcome. A random
+    0-250 ms pause first keeps sequential deployments from locking onto one phase of the
+    controller's 250 ms stream poll (which would bias every figure by the same amount)."""
+    if jitter:
+        time.sleep(random.uniform(0, 0.25))
     _, cli_s = group.cli.run("deploy", release_id, "--env", env, "--description", "bench")
     e, seen = wait_terminal(group.aws, table, release_id, deadline, every)
     created = parse_stamp(e["date_created"])
@@ -519,7 +523,8 @@ def burst_group(ctx: Ctx) -> dict:
         t0 = time.monotonic()
         batches = put_releases(aws.dynamodb, TABLES["releases"], items)
         written = time.monotonic() - t0
-        statuses = _until_finished(ctx, aws, [it["release_id"] for it in items], deadline)
+        seen: dict[str, float] = {}
+        statuses = _until_finished(ctx, aws, c, [it["release_id"] for it in items], deadline, seen)
         took = time.monotonic() - t0
         after = c.settled(Deadline(120, "burst settle"))
         calls = diff_calls(aws_calls(before), aws_calls(after))
@@ -535,6 +540,11 @@ def burst_group(ctx: Ctx) -> dict:
             "older_superseded": older.count("superseded"), "older_succeeded": older.count("succeeded"),
             "older_other": len(older) - older.count("superseded") - older.count("succeeded"),
             "intents_per_s": len(items) / took, **summarize(calls),
+            "stream_records": gauge(after, "relctl_stream_records_total") - gauge(before, "relctl_stream_records_total"),
+            "max_stream_lag_s": seen.get("relctl_stream_lag_seconds"),
+            "max_queue_depth": seen.get("relctl_queue_depth"),
+            "max_in_flight": seen.get("relctl_reconciles_in_flight"),
+            "reconciles": gauge(after, "relctl_reconciles_total") - gauge(before, "relctl_reconciles_total"),
             "note": "controller defaults (concurrency 8, rate limits, lease renewals included)",
         }
     except DidNotFinish as e:
@@ -543,9 +553,11 @@ def burst_group(ctx: Ctx) -> dict:
         group.close()
 
 
-def _until_finished(ctx: Ctx, aws: Aws, ids: list[str], deadline: Deadline) -> dict[str, str]:
+def _until_finished(ctx: Ctx, aws: Aws, c: Controller, ids: list[str], deadline: Deadline,
+                    seen: dict[str, float]) -> dict[str, str]:
     """Reads the unfinished releases (BatchGetItem, 100 a call) every 250 ms until every
-    intent is finished; raises DidNotFinish if nothing finishes for 120 s."""
+    intent is finished; raises DidNotFinish if nothing finishes for 120 s. Keeps the
+    largest stream lag and queue depth the controller reported meanwhile in `seen`."""
     statuses: dict[str, str] = {}
     unfinished = list(ids)
     progressed, last_report = time.monotonic(), 0.0
@@ -561,6 +573,9 @@ def _until_finished(ctx: Ctx, aws: Aws, ids: list[str], deadline: Deadline) -> d
                 if status:
                     statuses[it["release_id"]] = status
         unfinished = [r for r in unfinished if statuses.get(r) not in TERMINAL]
+        m = c.metrics()
+        for name in ("relctl_stream_lag_seconds", "relctl_queue_depth", "relctl_reconciles_in_flight"):
+            seen[name] = max(seen.get(name, 0.0), gauge(m, name))
         now = time.monotonic()
         if len(unfinished) < before:
             progressed = now

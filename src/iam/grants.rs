@@ -207,9 +207,14 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
                 // A floating tag: services are redeployed on the task definitions they
                 // have, and their running tasks' digests are checked.
                 let cluster_arn = scope.arn("ecs", &format!("cluster/{cluster}"));
+                // ListTasks' resource is the cluster's container instances.
                 policy.add(
-                    Statement::new("EcsListTasks", ["ecs:ListTasks"], ["*"])
-                        .when(json!({ "ArnEquals": { "ecs:cluster": cluster_arn } })),
+                    Statement::new(
+                        "EcsListTasks",
+                        ["ecs:ListTasks"],
+                        [scope.arn("ecs", &format!("container-instance/{cluster}/*"))],
+                    )
+                    .when(json!({ "ArnEquals": { "ecs:cluster": cluster_arn } })),
                 );
                 policy.add(Statement::new(
                     "EcsDescribeTasks",

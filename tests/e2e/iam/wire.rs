@@ -251,7 +251,8 @@ fn ecs(op: &str, body: &Value, at: &Where<'_>) -> Vec<Need> {
         )],
         "DescribeTaskDefinition" => vec![need("ecs:DescribeTaskDefinition", "*".into(), op)],
         "ListTasks" => {
-            let mut n = need("ecs:ListTasks", "*".into(), op);
+            let instances = at.arn("ecs", &format!("container-instance/{cluster_name}/*"));
+            let mut n = need("ecs:ListTasks", instances, op);
             n.context.insert(
                 "ecs:cluster".into(),
                 vec![at.arn("ecs", &format!("cluster/{cluster_name}"))],

@@ -7,7 +7,7 @@
 //! names the manifest the tag now holds (so nothing is read back).
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Mutex,
 };
 
@@ -71,6 +71,13 @@ fn repository(service: &str, uri: &str) -> Result<(String, ImageIdentifier), Pin
         .set_image_digest(digest)
         .build();
     Ok((repository, id))
+}
+
+/// A release image that is not in its repository: it cannot be pinned.
+fn missing(service: &str, uri: &str, repository: &str) -> PinError {
+    PinError::Refused(format!(
+        "service {service:?}: image {uri} does not exist in ECR repository {repository}"
+    ))
 }
 
 /// Whether `image` is the one `id` asked for (by tag, else by digest).
@@ -170,11 +177,7 @@ impl EcrTag {
             .await?
             .into_iter();
         let (wanted, current) = (found.next().flatten(), found.next().flatten());
-        let wanted = wanted.ok_or_else(|| {
-            PinError::Refused(format!(
-                "service {service:?}: image {uri} does not exist in ECR repository {repository}"
-            ))
-        })?;
+        let wanted = wanted.ok_or_else(|| missing(service, uri, &repository))?;
         Ok((wanted, current.map(|m| m.digest)))
     }
 
@@ -195,11 +198,7 @@ impl EcrTag {
             .into_iter()
             .next()
             .flatten()
-            .ok_or_else(|| {
-                PinError::Refused(format!(
-                    "service {service:?}: image {uri} does not exist in ECR repository {repository}"
-                ))
-            })
+            .ok_or_else(|| missing(service, uri, &repository))
     }
 
     fn found<T>(
@@ -259,17 +258,14 @@ impl Pin for EcrTag {
         changes: &[Change],
     ) -> Result<Written, PinError> {
         let tag = self.tag(target);
-        let mut moved: HashMap<(String, String), ()> = HashMap::new();
+        let mut moved: HashSet<(String, String)> = HashSet::new();
         for change in changes {
             let Some(uri) = desired.get(&change.service) else {
                 continue;
             };
             let wanted = self.wanted(target, &change.service, uri).await?;
             // Two services of one image: one tag to move.
-            if moved
-                .insert((wanted.repository.clone(), wanted.digest.clone()), ())
-                .is_some()
-            {
+            if !moved.insert((wanted.repository.clone(), wanted.digest.clone())) {
                 continue;
             }
             let failed = |source| PinError::Write {

@@ -234,7 +234,8 @@ const FEED1: &str = "registry.example/bugfarm/feeding:v1";
 const FEED2: &str = "registry.example/bugfarm/feeding:v2";
 const PROXY: &str = "registry.example/nginx:1.27";
 
-async fn setup(cluster: Cluster, actuator: &str) -> (Harness, Stub, Arc<Mutex<Cluster>>) {
+/// The stub serving `cluster`, and the cluster, for the test to script and inspect.
+async fn serve(cluster: Cluster) -> (Stub, Arc<Mutex<Cluster>>) {
     let cluster = Arc::new(Mutex::new(cluster));
     let stub = {
         let cluster = cluster.clone();
@@ -243,6 +244,11 @@ async fn setup(cluster: Cluster, actuator: &str) -> (Harness, Stub, Arc<Mutex<Cl
         }))
         .await
     };
+    (stub, cluster)
+}
+
+async fn setup(cluster: Cluster, actuator: &str) -> (Harness, Stub, Arc<Mutex<Cluster>>) {
+    let (stub, cluster) = serve(cluster).await;
     let h = Harness::new(&format!(
         "[aws.endpoints]\necs = \"{}\"\n[[projects]]\nid = \"bugfarm\"\nname = \"Bug farm\"\nenvironments = [ {{ id = \"stage\", name = \"Staging\", actuator = {actuator} }} ]\n",
         stub.endpoint
@@ -554,14 +560,7 @@ async fn tasks_that_run_another_digest_than_the_moved_tag_fail_the_deployment() 
             ],
         )],
     );
-    let cluster = Arc::new(Mutex::new(cluster));
-    let stub = {
-        let cluster = cluster.clone();
-        Stub::start(Arc::new(move |op, body| {
-            cluster.lock().unwrap().handle(op, body)
-        }))
-        .await
-    };
+    let (stub, cluster) = serve(cluster).await;
     let h = Harness::new(&format!(
         "[aws.endpoints]\necs = \"{}\"\n[[projects]]\nid = \"bugfarm\"\nname = \"Bug farm\"\n[[projects.environments]]\nid = \"stage\"\nname = \"Staging\"\npin = {{ kind = \"ecr_tag\" }}\nactuator = {{ kind = \"ecs\", cluster = \"apps\", poll_interval = \"100ms\", discover = \"tags\" }}\n",
         stub.endpoint
@@ -573,26 +572,7 @@ async fn tasks_that_run_another_digest_than_the_moved_tag_fail_the_deployment() 
         .send()
         .await
         .unwrap();
-    let manifest = json!({ "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
-                    "digest": format!("sha256:{}", "c".repeat(64)) },
-        "layers": [] });
-    let pushed = ecr
-        .put_image()
-        .repository_name("bugfarm/hatching")
-        .image_manifest(manifest.to_string())
-        .image_tag("ref.abc")
-        .send()
-        .await
-        .unwrap();
-    let digest = pushed
-        .image
-        .unwrap()
-        .image_id
-        .unwrap()
-        .image_digest
-        .unwrap();
+    let digest = crate::support::ecr::push(&ecr, "bugfarm/hatching", "ref.abc", "ab").await;
     let other = format!("sha256:{}", "e".repeat(64));
     // The task the forced deployment (the stub's first, `d1`) starts.
     cluster.lock().unwrap().tasks.push(json!({

@@ -7,12 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ecr::types::ImageIdentifier;
 use aws_sdk_ecs::types::{ContainerDefinition, Tag};
 use relctl::model::Status;
 use serde_json::json;
 
-use crate::support::{Harness, release};
+use crate::support::{Harness, ecr, release};
 
 const TABLE: &str = "wellcome-releases-catalogue";
 const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
@@ -35,18 +34,6 @@ actuator = {{ kind = "ecs", cluster = "apps", discover = "tags", poll_interval =
         env("stage"),
         env("prod")
     )
-}
-
-fn manifest(layer: &str) -> String {
-    json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
-                    "digest": format!("sha256:{}", "c".repeat(64)) },
-        "layers": [ { "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
-                      "digest": format!("sha256:{layer:0>64}") } ],
-    })
-    .to_string()
 }
 
 struct World {
@@ -113,28 +100,14 @@ impl World {
 
     /// Pushes build `build` of service `i` (tagged `ref.{build}{i}` and `latest`).
     async fn push(&self, i: usize, build: &str) {
+        let repository = format!("uk.ac.wellcome/svc{i}");
         for tag in [format!("ref.{build}{i}"), "latest".to_owned()] {
-            let _ = self
-                .ecr
-                .put_image()
-                .repository_name(format!("uk.ac.wellcome/svc{i}"))
-                .image_manifest(manifest(&format!("{build}{i}")))
-                .image_tag(tag)
-                .send()
-                .await;
+            ecr::push(&self.ecr, &repository, &tag, &format!("{build}{i}")).await;
         }
     }
 
     async fn digest(&self, i: usize, tag: &str) -> Option<String> {
-        let output = self
-            .ecr
-            .batch_get_image()
-            .repository_name(format!("uk.ac.wellcome/svc{i}"))
-            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-            .send()
-            .await
-            .unwrap();
-        output.images?.into_iter().next()?.image_id?.image_digest
+        ecr::tagged(&self.ecr, &format!("uk.ac.wellcome/svc{i}"), tag).await
     }
 
     /// Service name → its primary deployment's id.

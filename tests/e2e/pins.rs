@@ -1,8 +1,11 @@
 //! Pins other than plain parameters, and the Lambda actuator, against moto: an SSM JSON
 //! document (tfvars in SSM), an ECR floating tag, SSM parameter labels.
 
-use crate::support::{Harness, release};
-use aws_sdk_ecr::types::ImageIdentifier;
+use crate::support::{
+    Harness,
+    ecr::{push, tagged},
+    release,
+};
 use relctl::model::Status;
 use serde_json::{Value, json};
 
@@ -101,50 +104,6 @@ async fn a_json_document_is_patched_at_its_key_path_keeping_every_other_key() {
         .unwrap();
     assert_eq!(after, doc_text, "a refused release changes nothing");
     controller.stop().await;
-}
-
-/// Pushes a minimal image manifest to `repository` under `tag`; returns its digest.
-async fn push(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str, layer: &str) -> String {
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "size": 7023,
-                    "digest": format!("sha256:{}", "c".repeat(64)) },
-        "layers": [ { "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 32654,
-                      "digest": format!("sha256:{}", layer.repeat(64)) } ],
-    });
-    let output = ecr
-        .put_image()
-        .repository_name(repository)
-        .image_manifest(manifest.to_string())
-        .image_tag(tag)
-        .send()
-        .await
-        .unwrap();
-    output
-        .image
-        .unwrap()
-        .image_id
-        .unwrap()
-        .image_digest
-        .unwrap()
-}
-
-async fn tagged(ecr: &aws_sdk_ecr::Client, repository: &str, tag: &str) -> Option<String> {
-    let output = ecr
-        .batch_get_image()
-        .repository_name(repository)
-        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-        .send()
-        .await
-        .unwrap();
-    output
-        .images
-        .unwrap_or_default()
-        .into_iter()
-        .next()?
-        .image_id?
-        .image_digest
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! at it, a controller run in-process, and helpers that write records the way a user
 //! would (plain DynamoDB calls, not relctl's own code).
 
+pub mod ecr;
 pub mod moto;
 pub mod pipeline;
 pub mod process;

@@ -12,12 +12,16 @@ use super::{
 };
 use crate::actuator::{ActuatorError, Run};
 
-/// Whether a running task has a container from one of `digests`' repositories that
-/// runs another digest.
-fn runs_other(task: &Running, digests: &BTreeMap<String, String>) -> bool {
-    task.containers.iter().any(|(image, digest)| {
-        let want = repository_of(image).and_then(|repo| digests.get(&repo));
-        matches!((want, digest), (Some(want), Some(got)) if want != got)
+/// A container of a running task from one of `digests`' repositories that runs
+/// another digest: `(image, digest it runs, digest wanted)`.
+fn other_digest<'a>(
+    task: &'a Running,
+    digests: &'a BTreeMap<String, String>,
+) -> Option<(&'a str, &'a str, &'a str)> {
+    task.containers.iter().find_map(|(image, digest)| {
+        let want = repository_of(image).and_then(|repo| digests.get(&repo))?;
+        let got = digest.as_deref()?;
+        (got != want).then_some((image.as_str(), got, want.as_str()))
     })
 }
 
@@ -49,9 +53,11 @@ impl Ecs {
                 .images
                 .iter()
                 .any(|(service, _)| run.moved.iter().any(|m| m == service));
-            let stale = running
-                .get(&name)
-                .is_some_and(|tasks| tasks.iter().any(|t| runs_other(t, &expected.digests)));
+            let stale = running.get(&name).is_some_and(|tasks| {
+                tasks
+                    .iter()
+                    .any(|t| other_digest(t, &expected.digests).is_some())
+            });
             let deployment = if moved || stale {
                 self.force(&name, None).await?
             } else {
@@ -146,15 +152,10 @@ impl Ecs {
                     ending.deployment.is_none() || task.started_by == ending.deployment
                 });
             for task in ours {
-                for (image, digest) in &task.containers {
-                    let want = repository_of(image).and_then(|repo| expected.digests.get(&repo));
-                    if let (Some(want), Some(got)) = (want, digest)
-                        && want != got
-                    {
-                        return Ok(Some(format!(
-                            "ECS service {name} runs {image} as {got}, not the release's {want}: does its task definition name the floating tag?"
-                        )));
-                    }
+                if let Some((image, got, want)) = other_digest(task, &expected.digests) {
+                    return Ok(Some(format!(
+                        "ECS service {name} runs {image} as {got}, not the release's {want}: does its task definition name the floating tag?"
+                    )));
                 }
             }
         }

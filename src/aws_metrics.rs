@@ -91,7 +91,15 @@ impl Intercept for CountCalls {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let outcome = outcome(context);
-        self.0.aws_calls.get_or_create(&labels(cfg, outcome)).inc();
+        let labels = labels(cfg, outcome);
+        tracing::trace!(
+            target: "relctl::aws_calls",
+            service = %labels.service,
+            operation = %labels.operation,
+            outcome,
+            "AWS call"
+        );
+        self.0.aws_calls.get_or_create(&labels).inc();
         Ok(())
     }
 }

@@ -51,7 +51,8 @@ pub struct ActuatorLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
-    /// `entry` (a deployment's status in the releases table) or `state` (the state item).
+    /// `entry` (a deployment's status in the releases table), `state` (the state item)
+    /// or `checkpoint` (the stream checkpoints, saved at most every few seconds).
     pub target: &'static str,
     /// `ok`, `conflict` (the entry is no longer the intent, or finished) or `error`.
     pub outcome: &'static str,
@@ -162,7 +163,7 @@ impl Metrics {
         );
         r.register(
             "outcome_writes",
-            "Outcome writes by target (entry, state) and outcome (ok, conflict, error)",
+            "Writes by target (entry, state, checkpoint) and outcome (ok, conflict, error)",
             metrics.writes.clone(),
         );
         r.register(

@@ -317,12 +317,13 @@ pub async fn take(
 ) -> Result<bool, StoreError> {
     // Checked when it was taken in; a release that grew past a limit since must not
     // fail the deployment under way.
-    let desired = ctx
-        .state
-        .get(&intent.key)
-        .await?
-        .desired
-        .is_some_and(|d| d.same_entry(&intent.at));
+    // The pointer as last read or written this term is the table's (only the leader
+    // moves it); read only when this term has not seen it yet.
+    let desired = match ctx.state.desired_hint(&intent.key) {
+        Some(known) => Some(known),
+        None => ctx.state.get(&intent.key).await?.desired,
+    }
+    .is_some_and(|d| d.same_entry(&intent.at));
     if !desired
         && let Err(why) = admissible(ctx, table, release, &intent.key, &intent.at)
             .and_then(|()| in_the_present(ctx, &intent.at))
@@ -357,7 +358,10 @@ pub async fn advance(
     match ctx.state.advance(key, at).await? {
         Advance::Advanced { previous } => {
             debug!(%key, release_id = ?at.release_id, "desired intent advanced");
-            if let Some(previous) = previous.filter(|p| !p.same_entry(at)) {
+            // An entry the controller saw finish needs no write (it would be refused).
+            if let Some(previous) =
+                previous.filter(|p| !p.same_entry(at) && !ctx.state.known_finished(key, p))
+            {
                 supersede(ctx, table, &previous, at).await?;
             }
             Ok(at.clone())

@@ -69,15 +69,19 @@ impl<'a> Writer<'a> {
             .releases
             .write_status(self.table, intent, status, message, self.ctx.now())
             .await;
+        self.count_entry(&result);
+        result
+    }
+
+    fn count_entry(&self, result: &Result<StatusWrite, StoreError>) {
         self.count(
             "entry",
-            match &result {
+            match result {
                 Ok(StatusWrite::Written) => "ok",
                 Ok(StatusWrite::Refused) => "conflict",
                 Err(_) => "error",
             },
         );
-        result
     }
 
     /// Writes the state item (everything but the desired pointer).
@@ -304,12 +308,15 @@ impl<'a> Writer<'a> {
             .state
             .record_verified(self.key, &intent.release_id, &verified, now)
             .await?;
-        self.entry(intent, Status::Succeeded, message).await?;
-        crate::failpoint::hit("status-succeeded");
-        self.ctx
+        // The status and `last_date_deployed` in one write.
+        let written = self
+            .ctx
             .releases
-            .mark_deployed(self.table, &intent.release_id, now)
-            .await?;
+            .write_succeeded(self.table, intent, message, now)
+            .await;
+        self.count_entry(&written);
+        written?;
+        crate::failpoint::hit("status-succeeded");
         let current = self.current(intent, requested_by);
         self.observed(intent, images, now);
         self.state.drift.clear();

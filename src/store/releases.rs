@@ -41,6 +41,9 @@ struct Entry<'a> {
 enum Guard {
     /// Not finished (`succeeded`, `failed`, `superseded`).
     Unfinished,
+    /// Not finished, and the release's `last_date_deployed` is before the write's time,
+    /// which the write then moves it to.
+    UnfinishedAndDeployedBefore,
     /// Still carrying exactly this status, which a writer claimed.
     Claimed(Status),
 }
@@ -151,6 +154,42 @@ impl ReleaseStore {
             .await
     }
 
+    /// Writes `succeeded` into the entry `intent` points at, as [`Self::write_status`]
+    /// does, and moves `last_date_deployed` forward to `now` in the same write. Where
+    /// `last_date_deployed` is already later (another writer's clock runs ahead), the
+    /// status is written alone: the date never moves back.
+    pub async fn write_succeeded(
+        &self,
+        table: &str,
+        intent: &IntentRef,
+        message: &str,
+        now: Timestamp,
+    ) -> Result<StatusWrite, StoreError> {
+        let entry = || Entry {
+            release_id: &intent.release_id,
+            index: intent.index,
+            created: stored(intent),
+        };
+        let guard = Guard::UnfinishedAndDeployedBefore;
+        match self
+            .set_status(table, entry(), guard, Status::Succeeded, message, now)
+            .await?
+        {
+            StatusWrite::Written => Ok(StatusWrite::Written),
+            StatusWrite::Refused => {
+                self.set_status(
+                    table,
+                    entry(),
+                    Guard::Unfinished,
+                    Status::Succeeded,
+                    message,
+                    now,
+                )
+                .await
+            }
+        }
+    }
+
     /// Writes `status` onto the entry `intent` points at over the status `claimed` it
     /// carries that the controller did not write (a writer's claim), only if it still
     /// carries exactly that one.
@@ -212,24 +251,31 @@ impl ReleaseStore {
         now: Timestamp,
     ) -> Result<StatusWrite, StoreError> {
         let path = format!("deployments[{}]", entry.index);
+        let deployed = matches!(guard, Guard::UnfinishedAndDeployedBefore);
         let request = self
             .client
             .update_item()
             .table_name(table)
             .key("release_id", s(entry.release_id))
             .update_expression(format!(
-                "SET {path}.#status = :status, {path}.status_message = :message, {path}.status_updated_at = :now"
+                "SET {path}.#status = :status, {path}.status_message = :message, {path}.status_updated_at = :now{}",
+                if deployed { ", last_date_deployed = :now" } else { "" }
             ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":message", s(crate::model::text::message(message)))
             .expression_attribute_values(":now", s(now.to_wire()))
             .expression_attribute_values(":created", entry.created);
+        let unfinished = format!(
+            "{path}.date_created = :created AND (attribute_not_exists({path}.#status) OR NOT ({path}.#status IN (:succeeded, :failed, :superseded)))"
+        );
         let request = match guard {
-            Guard::Unfinished => request
-                .condition_expression(format!(
-                    "{path}.date_created = :created AND (attribute_not_exists({path}.#status) OR NOT ({path}.#status IN (:succeeded, :failed, :superseded)))"
-                ))
+            Guard::Unfinished | Guard::UnfinishedAndDeployedBefore => request
+                .condition_expression(if deployed {
+                    format!("{unfinished} AND (attribute_not_exists(last_date_deployed) OR last_date_deployed < :now)")
+                } else {
+                    unfinished
+                })
                 .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
                 .expression_attribute_values(":failed", s(Status::Failed.as_str()))
                 .expression_attribute_values(":superseded", s(Status::Superseded.as_str())),

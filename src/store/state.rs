@@ -73,6 +73,9 @@ pub struct StateStore {
     /// offered with it as the expected value (a compare-and-swap that reads again
     /// only when someone moved it meanwhile). One entry per environment taken in.
     desired: Arc<Mutex<HashMap<EnvKey, IntentRef>>>,
+    /// Each environment's last intent this process read or wrote as finished. An entry
+    /// once finished stays so, so intake need not try (and fail) to supersede it.
+    finished: Arc<Mutex<HashMap<EnvKey, IntentRef>>>,
 }
 
 pub fn env_pk(key: &EnvKey) -> String {
@@ -97,12 +100,18 @@ impl StateStore {
             table: table.into(),
             fence: None,
             desired: Arc::default(),
+            finished: Arc::default(),
         }
     }
 
-    /// The same store, its writes fenced by `fence`.
+    /// The same store, its writes fenced by `fence`, knowing nothing yet: another
+    /// replica may have led between this process's terms, so what it remembered from an
+    /// earlier one is forgotten. Within a term only its holder moves the pointers, so
+    /// what the store remembers is what the table holds.
     pub fn fenced(mut self, fence: Fence) -> Self {
         self.fence = Some(fence);
+        self.desired = Arc::default();
+        self.finished = Arc::default();
         self
     }
 
@@ -132,7 +141,23 @@ impl StateStore {
             })?,
         };
         self.remember(key, state.desired.as_ref());
+        self.remember_finished(key, &state);
         Ok(state)
+    }
+
+    /// Whether `intent` is known, from this process's own reads and writes, to have
+    /// finished (its entry says `succeeded`, `failed` or `superseded`). False when
+    /// unknown: the caller then writes, and the write's condition decides.
+    pub fn known_finished(&self, key: &EnvKey, intent: &IntentRef) -> bool {
+        let known = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(key).is_some_and(|f| f.same_entry(intent))
+    }
+
+    fn remember_finished(&self, key: &EnvKey, state: &EnvState) {
+        if let Activity::Finished { current, .. } = &state.activity {
+            let mut known = self.finished.lock().unwrap_or_else(|e| e.into_inner());
+            known.insert(key.clone(), current.intent.clone());
+        }
     }
 
     /// Makes `intent` the desired one for `key` if it is newer than the current one: a
@@ -198,7 +223,9 @@ impl StateStore {
         })
     }
 
-    fn desired_hint(&self, key: &EnvKey) -> Option<IntentRef> {
+    /// The desired pointer of `key` as this process last read or wrote it (see
+    /// [`Self::fenced`] for why, on a leader, it is the table's).
+    pub fn desired_hint(&self, key: &EnvKey) -> Option<IntentRef> {
         let known = self.desired.lock().unwrap_or_else(|e| e.into_inner());
         known.get(key).cloned()
     }
@@ -265,6 +292,9 @@ impl StateStore {
                 })?;
         self.write(TransactWriteItem::builder().update(update).build())
             .await?;
+        // Written after the entry's own status (the reconciler's order), so `Finished`
+        // here means the entry is final.
+        self.remember_finished(key, &state);
         Ok(())
     }
 

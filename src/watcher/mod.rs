@@ -51,6 +51,11 @@ pub enum WatchError {
 
 /// How often the shard list is re-read to find children of closed shards.
 const SHARD_REFRESH: Duration = Duration::from_secs(10);
+/// How often moved checkpoints are saved, at most (and always when the watcher stops or
+/// a shard is read to its end). Between saves a crash replays a few seconds of records,
+/// which intake takes in again without effect; saving after every poll that read
+/// something would cost a state write per deployment write, relctl's own included.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 pub struct Watcher {
     ctx: Arc<Context>,
@@ -165,6 +170,8 @@ impl Watcher {
         let poll = self.ctx.config.controller.poll_interval;
         let mut shards = std::mem::take(&mut self.shards);
         let mut refreshed: Option<Instant> = Some(Instant::now());
+        let mut saved = self.checkpoints.clone();
+        let mut saved_at = Instant::now();
         info!(table = %self.table, stream = %self.stream_arn, "watching stream");
         while !cancel.is_cancelled() {
             let round = Instant::now();
@@ -178,7 +185,6 @@ impl Watcher {
                     Err(error) => warn!(%error, "failed to list stream shards"),
                 }
             }
-            let before = self.checkpoints.clone();
             let readable: Vec<Shard> = shards::readable(&shards, &self.checkpoints)
                 .into_iter()
                 .cloned()
@@ -192,23 +198,52 @@ impl Watcher {
                 let keys = self.retry_due().await;
                 self.schedule(keys);
             }
-            if self.checkpoints != before {
-                let now = self.ctx.now();
-                if let Err(error) = self
-                    .ctx
-                    .state
-                    .save_checkpoints(&self.stream_arn, &self.checkpoints, now)
-                    .await
-                {
-                    warn!(%error, "failed to save stream checkpoints");
-                }
+            let finished = self
+                .checkpoints
+                .iter()
+                .any(|(id, c)| c.finished && !saved.get(id).is_some_and(|s| s.finished));
+            if self.checkpoints != saved && (finished || saved_at.elapsed() >= CHECKPOINT_EVERY) {
+                self.save_checkpoints(&mut saved, &mut saved_at).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(round + poll) => {}
                 _ = cancel.cancelled() => {}
             }
         }
+        if self.checkpoints != saved {
+            self.save_checkpoints(&mut saved, &mut saved_at).await;
+        }
         debug!(table = %self.table, "watcher stopped");
+    }
+
+    /// Saves the checkpoints; `saved` and `saved_at` follow only when the write landed.
+    async fn save_checkpoints(
+        &self,
+        saved: &mut BTreeMap<String, Checkpoint>,
+        saved_at: &mut Instant,
+    ) {
+        let now = self.ctx.now();
+        let result = self
+            .ctx
+            .state
+            .save_checkpoints(&self.stream_arn, &self.checkpoints, now)
+            .await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.ctx
+            .metrics
+            .writes
+            .get_or_create(&crate::metrics::WriteLabels {
+                target: "checkpoint",
+                outcome,
+            })
+            .inc();
+        match result {
+            Ok(()) => {
+                saved.clone_from(&self.checkpoints);
+                *saved_at = Instant::now();
+            }
+            Err(error) => warn!(%error, "failed to save stream checkpoints"),
+        }
     }
 
     async fn describe(&self) -> Result<Vec<Shard>, WatchError> {

@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, Tag};
 use relctl::model::Status;
 use serde_json::json;
 
-use crate::support::{Harness, ecr, release};
+use crate::support::{Harness, calls, delta, ecr, release};
 
 const TABLE: &str = "wellcome-releases-catalogue";
 const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
@@ -139,40 +139,6 @@ impl World {
         let output = self.ecs.list_task_definitions().send().await.unwrap();
         output.task_definition_arns.unwrap_or_default().len()
     }
-}
-
-/// AWS calls the controller made, by `Service.Operation` (stream reads left out).
-async fn calls(running: &crate::support::Running) -> BTreeMap<String, u64> {
-    let (_, page) = crate::support::get(running.addr, "/metrics").await;
-    let mut calls = BTreeMap::new();
-    for line in page.lines() {
-        let Some(labels) = line.strip_prefix("relctl_aws_calls_total{") else {
-            continue;
-        };
-        let field = |name: &str| {
-            labels
-                .split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let count: u64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0);
-        if field("service") != "DynamoDB Streams" {
-            *calls
-                .entry(format!("{}.{}", field("service"), field("operation")))
-                .or_default() += count;
-        }
-    }
-    calls
-}
-
-fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-    after
-        .iter()
-        .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
-        .filter(|(_, n)| *n > 0)
-        .collect()
 }
 
 fn images(build: &[&str]) -> serde_json::Value {

@@ -10,6 +10,7 @@ mod support;
 mod approvals;
 mod binary;
 mod burst;
+mod calls;
 mod cli;
 mod cli_commands;
 mod cli_truths;

@@ -9,7 +9,11 @@ pub mod process;
 pub mod proxy;
 pub mod stub;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -613,4 +617,54 @@ pub fn release(release_id: &str, project: &str, images: serde_json::Value) -> se
         "images": images,
         "deployments": [],
     })
+}
+
+/// AWS calls the controller made, by `Service.Operation` (with ` (outcome)` after it
+/// where the call did not succeed; stream reads left out).
+pub async fn calls(running: &Running) -> BTreeMap<String, u64> {
+    let (_, page) = get(running.addr, "/metrics").await;
+    let mut calls = BTreeMap::new();
+    for line in page.lines() {
+        let Some(labels) = line.strip_prefix("relctl_aws_calls_total{") else {
+            continue;
+        };
+        let field = |name: &str| {
+            labels
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let count: u64 = line.rsplit(' ').next().unwrap().parse().unwrap_or(0);
+        if field("service") != "DynamoDB Streams" {
+            let outcome = field("outcome");
+            let mut key = format!("{}.{}", field("service"), field("operation"));
+            if outcome != "ok" {
+                key.push_str(&format!(" ({outcome})"));
+            }
+            *calls.entry(key).or_default() += count;
+        }
+    }
+    calls
+}
+
+/// What grew between two readings of [`calls`].
+pub fn delta(
+    after: &BTreeMap<String, u64>,
+    before: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(op, n)| (op.clone(), n - before.get(op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// The value of the metric line that starts with `series` (labels included), 0 if absent.
+pub async fn metric(running: &Running, series: &str) -> u64 {
+    let (_, page) = get(running.addr, "/metrics").await;
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
 }

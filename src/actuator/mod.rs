@@ -146,6 +146,12 @@ pub trait Actuator: Send + Sync {
     /// Starts applying `run`; the handle it returns is what [`Actuator::check`] follows.
     async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError>;
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError>;
+    /// Whether [`Run::moved`] decides what is applied (an ECS service fed by a floating
+    /// tag is redeployed only when its tag moved): the reconciler then records the
+    /// services before it writes their pins, so none is missed after a partial write.
+    fn follows_moved_pins(&self) -> bool {
+        false
+    }
     /// Stops a run that is no longer wanted (superseded, timed out), as gracefully as
     /// its kind allows; the default is to let it finish.
     async fn stop(&self, _handle: &str) -> Result<(), ActuatorError> {

@@ -112,6 +112,12 @@ pub enum Activity {
         verifying: bool,
         #[serde(default)]
         attempts: Attempts,
+        /// Services whose pins an attempt was about to write, recorded before it wrote
+        /// them where the actuator redeploys exactly those (a floating ECR tag): a
+        /// crash or a failure part-way leaves pins that the next attempt's diff finds
+        /// already moved, and these are redeployed all the same.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        moving: Vec<String>,
     },
     /// An actuator run started for the intent is being followed; never started twice.
     Applying {
@@ -226,6 +232,15 @@ impl Activity {
 
     pub fn since(&self) -> Option<Timestamp> {
         self.current().map(|c| c.since)
+    }
+
+    /// Services whose pins were being written for the intent in flight (see
+    /// `Activity::Pinning::moving`).
+    pub fn moving(&self) -> &[String] {
+        match self {
+            Self::Pinning { moving, .. } => moving,
+            _ => &[],
+        }
     }
 
     pub fn attempts(&self) -> Option<&Attempts> {
@@ -439,6 +454,7 @@ impl Legacy {
                     current,
                     message,
                     attempts,
+                    moving: Vec::new(),
                 },
             },
         }

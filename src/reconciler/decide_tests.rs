@@ -235,6 +235,7 @@ fn a_newer_intent_supersedes_the_one_in_flight_even_mid_apply() {
         current: current(&older),
         message: "pinning".into(),
         verifying: false,
+        moving: Vec::new(),
         attempts: Attempts::default(),
     };
     assert_eq!(
@@ -670,6 +671,7 @@ fn pinning(count: u32) -> EnvState {
             current: current(&i),
             message: "pinning".into(),
             verifying: false,
+            moving: Vec::new(),
             attempts: Attempts {
                 count,
                 last_error: None,

@@ -141,6 +141,40 @@ impl<'a> Writer<'a> {
             .unwrap_or_default()
     }
 
+    /// The services an earlier attempt at `intent` was moving, if it is the one in flight.
+    fn moving(&self, intent: &IntentRef) -> Vec<String> {
+        let same = self
+            .state
+            .activity
+            .intent()
+            .is_some_and(|i| i.same_entry(intent));
+        if same {
+            self.state.activity.moving().to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// About to write the pins of `services`: recorded first (see
+    /// `Activity::Pinning::moving`), so an attempt that stops part-way still has them
+    /// redeployed.
+    pub async fn moving_pins(&mut self, services: &[String]) -> Result<(), StoreError> {
+        let Activity::Pinning { moving, .. } = &mut self.state.activity else {
+            return Ok(());
+        };
+        let before = moving.len();
+        for service in services {
+            if !moving.contains(service) {
+                moving.push(service.clone());
+            }
+        }
+        if moving.len() == before {
+            return Ok(());
+        }
+        moving.sort();
+        self.save().await
+    }
+
     /// The intent in flight lost to `by`.
     pub async fn supersede(&mut self, older: &Current, by: &IntentRef) -> Result<(), StoreError> {
         let message = superseded_message(by);
@@ -205,11 +239,13 @@ impl<'a> Writer<'a> {
         if written == StatusWrite::Refused {
             return Ok(written);
         }
+        let moving = self.moving(intent);
         self.state.activity = Activity::Pinning {
             current: self.current(intent, requested_by),
             message: message.to_owned(),
             verifying: false,
             attempts: self.attempts(intent),
+            moving,
         };
         self.save().await?;
         Ok(written)

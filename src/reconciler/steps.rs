@@ -379,6 +379,15 @@ impl<'a> Steps<'a> {
 
     async fn pin(&mut self, images: &Images, changes: Vec<Change>) -> Result<(), Error> {
         if !changes.is_empty() {
+            if self
+                .adapters
+                .actuator
+                .as_ref()
+                .is_some_and(|a| a.follows_moved_pins())
+            {
+                let services: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
+                self.writer.moving_pins(&services).await?;
+            }
             let Some((_, target)) = self.pin_target() else {
                 return Ok(());
             };
@@ -426,13 +435,17 @@ impl<'a> Steps<'a> {
             return Ok(None);
         };
         let kind = actuator.kind();
-        let moved: Vec<String> = self
+        // What this attempt wrote, and what an earlier one was writing when it stopped.
+        let mut moved: Vec<String> = self
             .seen
             .written
             .iter()
             .flatten()
             .map(|c| c.service.clone())
+            .chain(self.writer.state.activity.moving().iter().cloned())
             .collect();
+        moved.sort();
+        moved.dedup();
         self.pinned = self.adapters.pin.identities(&Target {
             key: self.key,
             release_id: &intent.release_id,

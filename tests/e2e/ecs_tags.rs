@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, Tag};
 use relctl::model::Status;
 use serde_json::json;
 
-use crate::support::{Harness, calls, delta, ecr, release};
+use crate::support::{Harness, calls, delta, ecr, process::Controller, release};
 
 const TABLE: &str = "wellcome-releases-catalogue";
 const REGISTRY: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
@@ -238,4 +238,51 @@ async fn moving_tags_redeploys_exactly_the_services_fed_by_them_and_registers_no
         "still none registered"
     );
     controller.stop().await;
+}
+
+/// A crash after the tags moved but before the services were redeployed: the next
+/// leader's diff finds the tags already moved and no task runs to give the old digest
+/// away (desiredCount 0), yet every service whose tag moved is redeployed, because the
+/// services were recorded before their tags were written.
+// Multi-threaded: moto answers the child while the test blocks reading its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_moving_tags_and_redeploying_still_redeploys_every_moved_service() {
+    let h = Harness::new(&format!(
+        "[lease]\nduration = \"2s\"\nrenew_every = \"500ms\"\n{}",
+        config()
+    ))
+    .await;
+    let world = World::new(&h).await;
+    let before = world.deployments().await;
+    h.put_release(TABLE, release("r1", "catalogue", images(&["1"; N])))
+        .await;
+
+    let wait = std::time::Duration::from_secs(60);
+    let mut doomed = Controller::start_with(&h, &[("RELCTL_FAILPOINT", "pinned")]);
+    doomed.wait_for("leading: watching streams", wait);
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    doomed.wait_for("failpoint pinned", wait);
+    assert!(!doomed.exited(wait).success(), "died abruptly");
+    for i in 0..N {
+        assert_eq!(
+            world.digest(i, "env.stage").await,
+            world.digest(i, &format!("ref.1{i}")).await,
+            "svc{i}'s tag moved before the crash"
+        );
+    }
+    assert_eq!(world.deployments().await, before, "nothing redeployed yet");
+
+    let mut survivor = Controller::start(&h);
+    survivor.wait_for("leading: watching streams", wait);
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let after = world.deployments().await;
+    for (name, id) in &after {
+        assert_eq!(
+            before[name] != *id,
+            name.ends_with("-stage"),
+            "{name}: {before:?} → {after:?}"
+        );
+    }
 }

@@ -199,6 +199,10 @@ impl Actuator for Ecs {
         self.timeout
     }
 
+    fn follows_moved_pins(&self) -> bool {
+        self.floating_tag
+    }
+
     async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
         let targets = self.targets(run).await?;
         if targets.is_empty() {

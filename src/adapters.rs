@@ -74,6 +74,11 @@ impl<'a> Clients<'a> {
             built: Built::default(),
         }
     }
+
+    /// The region these clients call, for a runner that makes its own calls.
+    pub fn region(&self) -> Option<String> {
+        self.sdk.region().map(|r| r.to_string())
+    }
 }
 
 /// The clients built so far.
@@ -201,13 +206,17 @@ fn actuator(
         ActuatorConfig::None => return None,
         ActuatorConfig::Terraform {
             dir,
+            source,
+            scratch,
             commands,
             env,
             timeout,
             verify_plan,
             interrupt_grace,
         } => Arc::new(CommandActuator {
-            dir,
+            dir: dir.unwrap_or(scratch),
+            source,
+            region: clients.region(),
             commands,
             env: env.into_iter().collect(),
             timeout,

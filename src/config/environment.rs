@@ -111,9 +111,19 @@ pub enum ActuatorConfig {
     /// Pin only: something else (a scheduled Terraform run, a human) applies.
     #[default]
     None,
-    /// Runs commands (by default `terraform init` then `terraform apply`) in `dir`.
+    /// Runs commands (by default `terraform init` then `terraform apply`) in `dir`, or in
+    /// a fresh workspace with the module fetched from `source`.
     Terraform {
-        dir: PathBuf,
+        /// The module on the controller's own disk (single-host set-ups, the demo).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dir: Option<PathBuf>,
+        /// The module as a zip archive in S3, fetched for each run at the revision the
+        /// run then records (see `crate::runner::source`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<crate::runner::source::SourceConfig>,
+        /// Where runs with a `source` unpack it, each in a directory of its own.
+        #[serde(default = "default_scratch")]
+        scratch: PathBuf,
         #[serde(default = "default_terraform_commands")]
         commands: Vec<Vec<String>>,
         /// Extra environment for the commands (beside RELCTL_PROJECT, …).
@@ -169,6 +179,10 @@ pub enum ActuatorConfig {
 #[serde(rename_all = "snake_case")]
 pub enum Discover {
     Tags,
+}
+
+fn default_scratch() -> PathBuf {
+    std::env::temp_dir().join("relctl-runs")
 }
 
 fn default_terraform_commands() -> Vec<Vec<String>> {
@@ -237,6 +251,20 @@ impl Environment {
                 problems.push(format!("{at}.pin.tag: must not be empty"));
             }
             _ => {}
+        }
+        if let ActuatorConfig::Terraform { dir, source, .. } = &self.actuator {
+            match (dir, source) {
+                (Some(_), Some(_)) | (None, None) => problems.push(format!(
+                    "{at}.actuator: terraform needs exactly one of `dir` (a directory on this host) or `source` (an s3:// zip archive)"
+                )),
+                (None, Some(source)) => problems.extend(
+                    source
+                        .problems()
+                        .into_iter()
+                        .map(|p| format!("{at}.actuator.source.{p}")),
+                ),
+                _ => {}
+            }
         }
         match &self.actuator {
             ActuatorConfig::Terraform { commands, .. }

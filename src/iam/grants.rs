@@ -95,6 +95,26 @@ pub fn controller(config: &Config, scope: &Scope) -> Policy {
             grant_environment(&mut policy, project, env, scope);
         }
     }
+    // A Terraform module fetched from S3 by the runner, which runs with the
+    // controller's own credentials (not the environment's role): that object only, any
+    // version of it.
+    let sources: Vec<String> = environments(config)
+        .filter_map(|(project, env)| match &env.actuator {
+            ActuatorConfig::Terraform {
+                source: Some(source),
+                ..
+            } => source
+                .for_run(&crate::model::EnvKey::new(&project.id, &env.id))
+                .ok()
+                .map(|s| format!("arn:{}:s3:::{}/{}", scope.partition, s.bucket, s.key)),
+            _ => None,
+        })
+        .collect();
+    policy.add(Statement::new(
+        "TerraformSources",
+        ["s3:GetObject", "s3:GetObjectVersion"],
+        sources,
+    ));
     policy
 }
 

@@ -177,4 +177,40 @@ mod tests {
         assert_eq!(account_of("arn:aws:iam::x:role/r"), None);
         assert_eq!(account_of("relctl-deploy"), None);
     }
+
+    #[test]
+    fn a_terraform_source_grants_reading_exactly_its_objects() {
+        let config = crate::config::Config::from_toml(
+            r#"
+[[projects]]
+id = "tre"
+name = "TRE"
+[[projects.environments]]
+id = "prod"
+name = "Production"
+actuator = { kind = "terraform", source = { s3 = "s3://team-envs/envs/{environment}.zip" } }
+"#,
+        )
+        .unwrap();
+        let scope = Scope {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+        };
+        let document = grants::controller(&config, &scope).document();
+        let statement = document["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "TerraformSources")
+            .expect("a TerraformSources statement");
+        assert_eq!(
+            statement["Resource"],
+            json!(["arn:aws:s3:::team-envs/envs/prod.zip"])
+        );
+        assert_eq!(
+            statement["Action"],
+            json!(["s3:GetObject", "s3:GetObjectVersion"])
+        );
+    }
 }

@@ -36,4 +36,5 @@ mod shown;
 mod streams;
 mod tables;
 mod terraform;
+mod terraform_source;
 mod unrecorded;

@@ -86,7 +86,13 @@ impl Running {
 impl Harness {
     /// Moto, the configuration (`BASE_CONFIG` + `projects`), and `relctl setup`'s tables.
     pub async fn new(projects: &str) -> Self {
-        let harness = Self::without_tables(projects).await;
+        Self::with_moto(Moto::start(), projects).await
+    }
+
+    /// As [`Self::new`], on a moto already started (whose endpoint the configuration
+    /// needs to name).
+    pub async fn with_moto(moto: Moto, projects: &str) -> Self {
+        let harness = Self::without_tables_on(moto, projects).await;
         for table in harness.config.releases_tables() {
             setup::ensure_releases_table(&harness.dynamodb, &table, &mut |_| {})
                 .await
@@ -102,6 +108,10 @@ impl Harness {
     }
 
     pub async fn without_tables(projects: &str) -> Self {
+        Self::without_tables_on(Moto::start(), projects).await
+    }
+
+    async fn without_tables_on(moto: Moto, projects: &str) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -109,7 +119,6 @@ impl Harness {
             )
             .with_test_writer()
             .try_init();
-        let moto = Moto::start();
         // In-process controllers start command runs with the real binary.
         let base = BASE_CONFIG.replace(
             "drain_timeout = \"5s\"\n",

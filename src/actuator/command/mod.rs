@@ -15,7 +15,7 @@
 //! them is bounded.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     path::PathBuf,
     process::Stdio,
     sync::{Arc, Mutex},
@@ -24,21 +24,23 @@ use std::{
 
 use async_trait::async_trait;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::{Child, Command},
     time::Instant,
 };
 use tracing::{Instrument, info, warn};
 
 use super::{Actuator, ActuatorError, Progress, Run, Start};
+
+mod follow;
 use crate::{
     model::EnvKey,
-    runner::{INTERRUPTED, JOB_ENV, Job},
+    runner::{JOB_ENV, Job},
     store::{
         StateStore,
         runs::{Claim, RunRecord},
     },
 };
+use follow::follow;
 
 /// What a status message carries of the output: the last lines, at most this many
 /// bytes, cut at a line boundary.
@@ -72,8 +74,11 @@ struct Local {
 
 #[derive(Debug, Clone)]
 enum LocalState {
-    Running { last_line: Option<String> },
-    Succeeded,
+    Running {
+        last_line: Option<String>,
+    },
+    /// With its message: how many commands, and the source revision applied.
+    Succeeded(String),
     Failed(String),
     Interrupted,
 }
@@ -157,7 +162,11 @@ fn signal(pid: Option<u32>, sig: rustix::process::Signal) {
 
 #[derive(Debug, Clone)]
 pub struct CommandActuator {
+    /// The module's directory, or with a `source` the scratch directory it is unpacked in.
     pub dir: PathBuf,
+    pub source: Option<crate::runner::source::SourceConfig>,
+    /// The controller's region, handed to a runner that fetches its source.
+    pub region: Option<String>,
     pub commands: Vec<Vec<String>>,
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
@@ -207,8 +216,19 @@ impl CommandActuator {
             ));
             env.push((format!("RELCTL_{name}"), value));
         }
+        let source = match &self.source {
+            Some(source) => Some(source.for_run(run.key).map_err(ActuatorError::Refused)?),
+            None => None,
+        };
+        if source.is_some()
+            && let Some(region) = &self.region
+            && std::env::var_os("AWS_REGION").is_none()
+        {
+            env.push(("AWS_REGION".into(), region.clone()));
+        }
         let job = Job {
             dir: self.dir.clone(),
+            source,
             commands: self.steps(),
             keepalive: self.runs.keepalive,
             grace: self.grace,
@@ -262,134 +282,6 @@ impl CommandActuator {
     }
 }
 
-/// Follows one runner to its end: keepalives in, output out, the end recorded.
-async fn follow(mut child: Child, runs: Arc<Runs>, key: EnvKey, run_id: String) {
-    let mut stdin = child.stdin.take();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    for reader in [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(reader).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    drop(tx);
-    let mut tail: VecDeque<String> = VecDeque::new();
-    let mut keepalive = tokio::time::interval(Duration::from_secs(1));
-    let status = loop {
-        tokio::select! {
-            _ = keepalive.tick() => {
-                if let Some(pipe) = stdin.as_mut()
-                    && pipe.write_all(b"\n").await.is_err()
-                {
-                    stdin = None;
-                }
-            }
-            line = rx.recv() => match line {
-                Some(line) => {
-                    let line = cut(&strip_ansi(&line), LINE_CHARS);
-                    info!(target: "relctl::actuator::output", run_id, "{line}");
-                    tail.push_back(line.clone());
-                    while tail.iter().map(|l| l.len() + 1).sum::<usize>() > TAIL_BYTES {
-                        tail.pop_front();
-                    }
-                    if let Some(local) = runs.local().get_mut(&run_id) {
-                        local.state = LocalState::Running { last_line: Some(line) };
-                    }
-                }
-                None => break child.wait().await,
-            },
-        }
-    };
-    drop(stdin);
-    let tail: Vec<String> = tail.into_iter().collect();
-    let (state, record, message) = match status {
-        Ok(s) if s.success() => (LocalState::Succeeded, "succeeded", String::new()),
-        Ok(s) if s.code() == Some(INTERRUPTED) => {
-            let why = "the run was interrupted before it finished".to_owned();
-            (LocalState::Interrupted, "interrupted", why)
-        }
-        Ok(s) => {
-            let why = format!(
-                "the commands failed ({s}); last output (at most {TAIL_BYTES} bytes; all of it is in the log):\n{}",
-                tail.join("\n")
-            );
-            (LocalState::Failed(why.clone()), "failed", why)
-        }
-        Err(e) => {
-            let why = format!("failed to wait for the runner: {e}");
-            (LocalState::Failed(why.clone()), "failed", why)
-        }
-    };
-    info!(run_id, outcome = record, "run ended");
-    if let Err(error) = runs
-        .store
-        .finish_run(&key, &run_id, record, &message, now_ms())
-        .await
-    {
-        warn!(run_id, %error, "failed to record how the run ended");
-    }
-    if let Some(local) = runs.local().get_mut(&run_id) {
-        local.state = state;
-    }
-}
-
-/// `text`, cut to `max` characters with a marker.
-fn cut(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_owned();
-    }
-    let kept: String = text.chars().take(max).collect();
-    format!("{kept}… [cut]")
-}
-
-/// Drops terminal control sequences (CSI `ESC [ … letter`, OSC `ESC ] … BEL` such as a
-/// title change) and every other control, bidi or invisible character
-/// ([`crate::model::shown::is_hazard`]), tabs apart: they mean nothing in a status
-/// message, and must not reach a person's terminal.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            match chars.next() {
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if c.is_ascii_alphabetic() {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            }
-        } else if c == '\t' || !crate::model::shown::is_hazard(c) {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[async_trait]
 impl Actuator for CommandActuator {
     fn kind(&self) -> &'static str {
@@ -437,7 +329,14 @@ impl Actuator for CommandActuator {
             },
         );
         tokio::spawn(
-            follow(child, self.runs.clone(), run.key.clone(), run_id.clone()).in_current_span(),
+            follow(
+                child,
+                self.runs.clone(),
+                run.key.clone(),
+                run_id.clone(),
+                self.steps().len(),
+            )
+            .in_current_span(),
         );
         Ok(Start::Started(run_id))
     }
@@ -471,9 +370,7 @@ impl Actuator for CommandActuator {
             Some((finished, _, _)) => {
                 self.runs.local().remove(handle);
                 Ok(match finished {
-                    LocalState::Succeeded => Progress::Done {
-                        message: format!("{} commands succeeded", self.steps().len()),
-                    },
+                    LocalState::Succeeded(message) => Progress::Done { message },
                     LocalState::Failed(message) => Progress::Failed { message },
                     LocalState::Interrupted | LocalState::Running { .. } => {
                         self.restart(run).await?
@@ -507,7 +404,10 @@ impl CommandActuator {
         match record {
             Some(record) if record.run_id == handle => match record.state.as_str() {
                 "succeeded" => Ok(Progress::Done {
-                    message: format!("{} commands succeeded", self.steps().len()),
+                    message: record
+                        .message
+                        .filter(|m| !m.is_empty())
+                        .unwrap_or_else(|| format!("{} commands succeeded", self.steps().len())),
                 }),
                 "failed" => Ok(Progress::Failed {
                     message: record.message.unwrap_or_default(),
@@ -541,28 +441,5 @@ impl CommandActuator {
             }
             Start::Busy(progress) => progress,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn colour_codes_and_control_characters_are_stripped_from_output_lines() {
-        assert_eq!(
-            strip_ansi("\u{1b}[31m│\u{1b}[0m \u{1b}[1mError: \u{1b}[0mNo value\u{7}\r"),
-            "│ Error: No value"
-        );
-        assert_eq!(
-            strip_ansi("a\u{1b}]0;pwned\u{7}b\u{1b}]2;x\u{1b}\\c\u{9b}31md\u{202e}e\tf"),
-            "abc31mde\tf"
-        );
-    }
-
-    #[test]
-    fn long_lines_are_cut_with_a_marker() {
-        assert_eq!(cut("abcdef", 3), "abc… [cut]");
-        assert_eq!(cut("abc", 3), "abc");
     }
 }

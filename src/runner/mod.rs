@@ -1,7 +1,10 @@
 //! `relctl runner`: the work of one Terraform (or any commands) run, in a process of its
-//! own. It runs the commands one after another in a directory, each in a process group
-//! of its own, forwards their output line by line on stdout, and exits with the first
-//! failing command's status (0 when all succeed).
+//! own. It fetches the module when it comes from a source ([`source`]: a fresh
+//! workspace, removed at the end, its revision said on the first line of output), runs
+//! the commands one after another in its directory, each in a process group of its
+//! own, forwards their output line by line on stdout, and exits with the first failing
+//! command's status (0 when all succeed; [`SOURCE_FAILED`] when the source could not be
+//! fetched).
 //!
 //! It never outlives its controller's interest in it: the controller writes a byte to
 //! its stdin every second; when those stop for `keepalive` (the controller died, was
@@ -21,11 +24,21 @@ use tokio::{
 
 /// The exit status of a run that was interrupted before it finished.
 pub const INTERRUPTED: i32 = 130;
+/// The exit status of a run whose source could not be fetched (nothing was run).
+pub const SOURCE_FAILED: i32 = 3;
+/// The first line of a run with a source: this, then the revision fetched.
+pub const SOURCE_LINE: &str = "relctl runner: source ";
+
+pub mod source;
 
 /// What the runner is asked to do.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Job {
+    /// Where the commands run; with a `source`, the directory it is unpacked under
+    /// (the scratch directory), each run in a fresh workspace of its own.
     pub dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<source::JobSource>,
     /// Argument lists, run in order until one fails.
     pub commands: Vec<Vec<String>>,
     #[serde(with = "humantime_serde")]
@@ -63,16 +76,40 @@ pub async fn run(job: Job) -> i32 {
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
     tokio::spawn(watch_keepalive(job.keepalive, stop_tx.clone()));
     tokio::spawn(watch_signals(stop_tx));
+    // Kept to the end of the run: dropping it removes the workspace.
+    let fetched = match &job.source {
+        None => None,
+        Some(wanted) => {
+            let fetched = tokio::select! {
+                fetched = source::fetch(wanted, &job.dir) => fetched,
+                Some(_) = stop_rx.recv() => {
+                    say!("relctl runner: asked to stop while fetching the source");
+                    return INTERRUPTED;
+                }
+            };
+            match fetched {
+                Ok(fetched) => {
+                    say!("{SOURCE_LINE}{}", fetched.revision);
+                    Some(fetched)
+                }
+                Err(why) => {
+                    say!("relctl runner: {why}");
+                    return SOURCE_FAILED;
+                }
+            }
+        }
+    };
+    let dir = fetched.as_ref().map_or(&job.dir, |f| &f.dir);
     for command in &job.commands {
         let Some((program, args)) = command.split_first() else {
             say!("relctl runner: an empty command");
             return 1;
         };
         let shown = command.join(" ");
-        say!("relctl runner: running `{shown}` in {}", job.dir.display());
+        say!("relctl runner: running `{shown}` in {}", dir.display());
         let child = Command::new(program)
             .args(args)
-            .current_dir(&job.dir)
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,205 @@
+//! Following one runner process: keepalives written to its stdin every second, its
+//! output logged line by line (control characters stripped, lines cut) with a bounded
+//! tail kept for the status message, the revision of its source read from its first
+//! line, and its end recorded in the run record.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    process::Child,
+};
+use tracing::{info, warn};
+
+use super::{LINE_CHARS, LocalState, Runs, TAIL_BYTES, now_ms};
+use crate::{
+    model::EnvKey,
+    runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE},
+};
+
+/// Follows one runner to its end: keepalives in, output out, the end recorded.
+pub(super) async fn follow(
+    mut child: Child,
+    runs: Arc<Runs>,
+    key: EnvKey,
+    run_id: String,
+    steps: usize,
+) {
+    let mut stdin = child.stdin.take();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    for reader in [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(reader).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    drop(tx);
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut lines_seen = 0usize;
+    let mut revision: Option<String> = None;
+    let mut keepalive = tokio::time::interval(Duration::from_secs(1));
+    let status = loop {
+        tokio::select! {
+            _ = keepalive.tick() => {
+                if let Some(pipe) = stdin.as_mut()
+                    && pipe.write_all(b"\n").await.is_err()
+                {
+                    stdin = None;
+                }
+            }
+            line = rx.recv() => match line {
+                Some(line) => {
+                    let line = cut(&strip_ansi(&line), LINE_CHARS);
+                    // The runner says the source's revision first, before any command
+                    // runs: a later line that looks the same is a command's, not it.
+                    lines_seen += 1;
+                    if lines_seen == 1
+                        && let Some(fetched) = line.strip_prefix(SOURCE_LINE)
+                    {
+                        revision = Some(fetched.to_owned());
+                    }
+                    info!(target: "relctl::actuator::output", run_id, "{line}");
+                    tail.push_back(line.clone());
+                    while tail.iter().map(|l| l.len() + 1).sum::<usize>() > TAIL_BYTES {
+                        tail.pop_front();
+                    }
+                    if let Some(local) = runs.local().get_mut(&run_id) {
+                        local.state = LocalState::Running { last_line: Some(line) };
+                    }
+                }
+                None => break child.wait().await,
+            },
+        }
+    };
+    drop(stdin);
+    let tail: Vec<String> = tail.into_iter().collect();
+    let (state, record, message) = match status {
+        Ok(s) if s.success() => {
+            let mut message = format!("{steps} commands succeeded");
+            if let Some(revision) = &revision {
+                message.push_str(&format!(" on {revision}"));
+            }
+            (LocalState::Succeeded(message.clone()), "succeeded", message)
+        }
+        Ok(s) if s.code() == Some(SOURCE_FAILED) => {
+            let why = format!(
+                "the module's source could not be fetched, so nothing ran: {}",
+                tail.iter()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("relctl runner: "))
+                    .unwrap_or("(no reason given)")
+            );
+            (LocalState::Failed(why.clone()), "failed", why)
+        }
+        Ok(s) if s.code() == Some(INTERRUPTED) => {
+            let why = "the run was interrupted before it finished".to_owned();
+            (LocalState::Interrupted, "interrupted", why)
+        }
+        Ok(s) => {
+            let on = revision
+                .as_ref()
+                .map(|r| format!(" on {r}"))
+                .unwrap_or_default();
+            let why = format!(
+                "the commands failed ({s}){on}; last output (at most {TAIL_BYTES} bytes; all of it is in the log):\n{}",
+                tail.join("\n")
+            );
+            (LocalState::Failed(why.clone()), "failed", why)
+        }
+        Err(e) => {
+            let why = format!("failed to wait for the runner: {e}");
+            (LocalState::Failed(why.clone()), "failed", why)
+        }
+    };
+    info!(run_id, outcome = record, "run ended");
+    if let Err(error) = runs
+        .store
+        .finish_run(&key, &run_id, record, &message, now_ms())
+        .await
+    {
+        warn!(run_id, %error, "failed to record how the run ended");
+    }
+    if let Some(local) = runs.local().get_mut(&run_id) {
+        local.state = state;
+    }
+}
+
+/// `text`, cut to `max` characters with a marker.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max).collect();
+    format!("{kept}… [cut]")
+}
+
+/// Drops terminal control sequences (CSI `ESC [ … letter`, OSC `ESC ] … BEL` such as a
+/// title change) and every other control, bidi or invisible character
+/// ([`crate::model::shown::is_hazard`]), tabs apart: they mean nothing in a status
+/// message, and must not reach a person's terminal.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        } else if c == '\t' || !crate::model::shown::is_hazard(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_codes_and_control_characters_are_stripped_from_output_lines() {
+        assert_eq!(
+            strip_ansi("\u{1b}[31m│\u{1b}[0m \u{1b}[1mError: \u{1b}[0mNo value\u{7}\r"),
+            "│ Error: No value"
+        );
+        assert_eq!(
+            strip_ansi("a\u{1b}]0;pwned\u{7}b\u{1b}]2;x\u{1b}\\c\u{9b}31md\u{202e}e\tf"),
+            "abc31mde\tf"
+        );
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_a_marker() {
+        assert_eq!(cut("abcdef", 3), "abc… [cut]");
+        assert_eq!(cut("abc", 3), "abc");
+    }
+}

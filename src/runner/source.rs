@@ -1,0 +1,337 @@
+//! Where a run's Terraform comes from when it is not a directory on the controller's
+//! own disk: a zip archive in S3, `source = { s3 = "s3://bucket/envs/{environment}.zip" }`,
+//! fetched by the runner into a fresh workspace under its scratch directory and removed
+//! when the run ends. The object's VersionId (from a versioned bucket) is what the run
+//! applied; the runner says it first, and the controller records it with the outcome.
+//! Terraform state never lives in the workspace: a module fetched this way needs a
+//! remote backend (S3 with `use_lockfile`).
+
+use std::{
+    io::Read,
+    path::{Component, Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::EnvKey;
+
+/// The largest archive the runner fetches, and the most it unpacks (a zip bomb stops
+/// there rather than filling the disk).
+const MAX_ARCHIVE: u64 = 256 << 20;
+const MAX_UNPACKED: u64 = 1 << 30;
+
+/// `source` in an environment's Terraform actuator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `s3://bucket/key.zip`; `{project}` and `{environment}` are filled in.
+    pub s3: String,
+    /// The module's directory inside the archive (default: its root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// What one run fetches: the object, and the version when one is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSource {
+    pub bucket: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl SourceConfig {
+    /// What is wrong with it, for `relctl validate` and the controller's start.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(why) = split_s3(&self.s3) {
+            problems.push(format!("s3: {why}"));
+        }
+        if let Some(path) = &self.path
+            && let Err(why) = relative(path)
+        {
+            problems.push(format!("path: {why}"));
+        }
+        problems
+    }
+
+    /// The object for `key`'s environment.
+    pub fn for_run(&self, key: &EnvKey) -> Result<JobSource, String> {
+        let url = self
+            .s3
+            .replace("{project}", &key.project)
+            .replace("{environment}", &key.environment);
+        let (bucket, object) = split_s3(&url)?;
+        Ok(JobSource {
+            bucket,
+            key: object,
+            version_id: None,
+            path: self.path.clone(),
+        })
+    }
+}
+
+fn split_s3(url: &str) -> Result<(String, String), String> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| format!("{url:?} is not an s3://bucket/key URL"))?;
+    let (bucket, key) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("{url:?} names a bucket but no object key"))?;
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !bucket_ok {
+        return Err(format!("{bucket:?} is not an S3 bucket name"));
+    }
+    if key.is_empty() || !key.ends_with(".zip") {
+        return Err(format!("{url:?}: the object must be a .zip archive"));
+    }
+    Ok((bucket.to_owned(), key.to_owned()))
+}
+
+/// `path` as a relative path that stays inside the workspace.
+fn relative(path: &str) -> Result<PathBuf, String> {
+    let p = Path::new(path);
+    if p.components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        Ok(p.to_path_buf())
+    } else {
+        Err(format!(
+            "{path:?} must be a relative path inside the archive, without `..`"
+        ))
+    }
+}
+
+/// A fetched source: its workspace (removed on drop), the module's directory in it, and
+/// the revision it was, as people read it.
+#[derive(Debug)]
+pub struct Fetched {
+    pub workspace: PathBuf,
+    pub dir: PathBuf,
+    pub revision: String,
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.workspace);
+    }
+}
+
+/// Fetches `source` with the runner's own AWS credentials and unpacks it into a fresh
+/// directory under `scratch`.
+pub async fn fetch(source: &JobSource, scratch: &Path) -> Result<Fetched, String> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            // Emulators and S3-compatible stores answer path-style requests only.
+            .force_path_style(
+                std::env::var_os("AWS_ENDPOINT_URL").is_some()
+                    || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some(),
+            )
+            .build(),
+    );
+    let url = format!("s3://{}/{}", source.bucket, source.key);
+    let object = s3
+        .get_object()
+        .bucket(&source.bucket)
+        .key(&source.key)
+        .set_version_id(source.version_id.clone())
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot fetch {url}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            )
+        })?;
+    if object.content_length().unwrap_or(0) as u64 > MAX_ARCHIVE {
+        return Err(format!("{url} is larger than {} MiB", MAX_ARCHIVE >> 20));
+    }
+    let revision = match object.version_id() {
+        Some(version) if version != "null" => format!("{url} version {version}"),
+        _ => format!(
+            "{url} (etag {}; the bucket is not versioned, so this revision cannot be fetched again)",
+            object.e_tag().unwrap_or("unknown").trim_matches('"')
+        ),
+    };
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("cannot read {url}: {e}"))?
+        .into_bytes();
+    std::fs::create_dir_all(scratch).map_err(|e| {
+        format!(
+            "cannot create the scratch directory {}: {e}",
+            scratch.display()
+        )
+    })?;
+    let workspace = scratch.join(format!(
+        "run-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir(&workspace)
+        .map_err(|e| format!("cannot create the workspace {}: {e}", workspace.display()))?;
+    let fetched = Fetched {
+        dir: match &source.path {
+            Some(path) => workspace.join(relative(path)?),
+            None => workspace.clone(),
+        },
+        workspace,
+        revision,
+    };
+    let into = fetched.workspace.clone();
+    tokio::task::spawn_blocking(move || unpack(&bytes, &into))
+        .await
+        .map_err(|e| format!("unpacking {url} stopped: {e}"))?
+        .map_err(|why| format!("cannot unpack {url}: {why}"))?;
+    if !fetched.dir.is_dir() {
+        return Err(format!(
+            "{url} has no directory {:?}",
+            source.path.as_deref().unwrap_or(".")
+        ));
+    }
+    Ok(fetched)
+}
+
+/// Unpacks a zip archive into `into`: every entry must stay inside it, symbolic links
+/// are refused, and the whole is bounded by [`MAX_UNPACKED`].
+fn unpack(bytes: &[u8], into: &Path) -> Result<(), String> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("not a zip archive: {e}"))?;
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| e.to_string())?;
+        let name = entry.name().to_owned();
+        let Some(relative) = entry.enclosed_name() else {
+            return Err(format!(
+                "entry {name:?} would be written outside the workspace"
+            ));
+        };
+        if entry.is_symlink() {
+            return Err(format!("entry {name:?} is a symbolic link"));
+        }
+        let path = into.join(relative);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&path).map_err(|e| format!("{name}: {e}"))?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{name}: {e}"))?;
+        }
+        let mut contents = Vec::new();
+        let left = MAX_UNPACKED.saturating_sub(total);
+        (&mut entry)
+            .take(left + 1)
+            .read_to_end(&mut contents)
+            .map_err(|e| format!("{name}: {e}"))?;
+        total += contents.len() as u64;
+        if total > MAX_UNPACKED {
+            return Err(format!(
+                "it unpacks to more than {} MiB",
+                MAX_UNPACKED >> 20
+            ));
+        }
+        std::fs::write(&path, &contents).map_err(|e| format!("{name}: {e}"))?;
+        if let Some(mode) = entry.unix_mode() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o755));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn archive(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, body) in entries {
+            out.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            out.write_all(body.as_bytes()).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn an_archive_unpacks_into_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        unpack(&archive(&[("infra/main.tf", "# hi")]), dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("infra/main.tf")).unwrap(),
+            "# hi"
+        );
+    }
+
+    #[test]
+    fn an_entry_that_escapes_the_workspace_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("ws");
+        std::fs::create_dir(&inner).unwrap();
+        let why = unpack(&archive(&[("../evil.tf", "x")]), &inner).unwrap_err();
+        assert!(why.contains("outside the workspace"), "{why}");
+        assert!(!dir.path().join("evil.tf").exists());
+    }
+
+    #[test]
+    fn source_urls_and_paths_are_checked() {
+        let ok = SourceConfig {
+            s3: "s3://team-envs/envs/{environment}.zip".into(),
+            path: Some("infra".into()),
+        };
+        assert!(ok.problems().is_empty());
+        let job = ok.for_run(&EnvKey::new("p", "prod")).unwrap();
+        assert_eq!(
+            (job.bucket.as_str(), job.key.as_str()),
+            ("team-envs", "envs/prod.zip")
+        );
+        for (s3, path, want) in [
+            ("https://x/y.zip", None, "not an s3://"),
+            ("s3://bucket", None, "no object key"),
+            ("s3://Bucket_1/a.zip", None, "not an S3 bucket name"),
+            ("s3://bucket/a.tar", None, ".zip archive"),
+            ("s3://bucket/a.zip", Some("../up"), "without `..`"),
+            ("s3://bucket/a.zip", Some("/abs"), "relative path"),
+        ] {
+            let config = SourceConfig {
+                s3: s3.into(),
+                path: path.map(String::from),
+            };
+            let problems = config.problems().join("; ");
+            assert!(problems.contains(want), "{s3} {path:?}: {problems}");
+        }
+    }
+
+    #[test]
+    fn a_terraform_actuator_needs_exactly_one_of_dir_and_source() {
+        for actuator in [
+            r#"{ kind = "terraform" }"#,
+            r#"{ kind = "terraform", dir = "/srv/infra", source = { s3 = "s3://team-envs/a.zip" } }"#,
+        ] {
+            let toml = format!(
+                "[[projects]]\nid = \"p\"\nname = \"P\"\nenvironments = [ {{ id = \"e\", name = \"E\", actuator = {actuator} }} ]\n"
+            );
+            let error = crate::config::Config::from_toml(&toml)
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                error.contains("exactly one of `dir`"),
+                "{actuator}: {error}"
+            );
+        }
+        let toml = "[[projects]]\nid = \"p\"\nname = \"P\"\nenvironments = [ { id = \"e\", name = \"E\", actuator = { kind = \"terraform\", source = { s3 = \"s3://team-envs/a.tgz\" } } } ]\n";
+        let error = crate::config::Config::from_toml(toml)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("actuator.source.s3"), "{error}");
+    }
+}

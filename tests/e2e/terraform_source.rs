@@ -1,0 +1,250 @@
+//! The Terraform actuator with its module fetched from S3 (moto), a versioned zip per
+//! environment: each run unpacks it into a fresh workspace, applies with its state in
+//! an S3 backend (moto, with `use_lockfile`), records the object's VersionId in the
+//! outcome, and leaves no workspace behind. A real `terraform` (scripts/test installs
+//! one when PATH has none).
+
+use std::io::Write;
+
+use aws_sdk_s3::{
+    primitives::ByteStream,
+    types::{BucketVersioningStatus, VersioningConfiguration},
+};
+use relctl::model::Status;
+use serde_json::json;
+
+use crate::support::{Harness, release};
+
+const TABLE: &str = "relctl-releases";
+const MODULES: &str = "team-environments";
+const STATE: &str = "team-terraform-state";
+
+fn s3(h: &Harness) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&h.sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// The fixture module zipped under `infra/`, with `marker` as an extra output so two
+/// revisions differ.
+fn module(marker: &str) -> Vec<u8> {
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/terraform-remote/main.tf"),
+    )
+    .unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    out.start_file("infra/main.tf", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    out.write_all(fixture.as_bytes()).unwrap();
+    out.write_all(format!("\noutput \"module\" {{\n  value = \"{marker}\"\n}}\n").as_bytes())
+        .unwrap();
+    out.finish().unwrap().into_inner()
+}
+
+async fn upload(s3: &aws_sdk_s3::Client, marker: &str) -> String {
+    s3.put_object()
+        .bucket(MODULES)
+        .key("envs/prod.zip")
+        .body(ByteStream::from(module(marker)))
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .expect("a versioned bucket gives a VersionId")
+}
+
+/// The state Terraform keeps in the S3 backend, as JSON.
+async fn state(s3: &aws_sdk_s3::Client) -> serde_json::Value {
+    let body = s3
+        .get_object()
+        .bucket(STATE)
+        .key("tre/prod.tfstate")
+        .send()
+        .await
+        .expect("state in the S3 backend")
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test]
+async fn a_module_fetched_from_s3_is_applied_from_a_fresh_workspace_at_a_recorded_version() {
+    let scratch = tempfile::tempdir().unwrap();
+    let moto = crate::support::Moto::start();
+    let endpoint = moto.endpoint.clone();
+    let backend = [
+        format!("bucket={STATE}"),
+        "key=tre/prod.tfstate".into(),
+        "region=eu-west-1".into(),
+        "use_path_style=true".into(),
+        "use_lockfile=true".into(),
+        "skip_credentials_validation=true".into(),
+        "skip_requesting_account_id=true".into(),
+        "skip_metadata_api_check=true".into(),
+    ]
+    .map(|c| format!("\"-backend-config={c}\""))
+    .join(", ");
+    let h = Harness::with_moto(
+        moto,
+        &format!(
+            r#"
+[[projects]]
+id = "tre"
+name = "TRE"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+
+[projects.environments.actuator]
+kind = "terraform"
+source = {{ s3 = "s3://{MODULES}/envs/{{environment}}.zip", path = "infra" }}
+scratch = "{}"
+timeout = "5m"
+commands = [
+  ["terraform", "init", "-input=false", {backend}],
+  ["terraform", "apply", "-auto-approve", "-input=false"],
+]
+
+# What a runner inherits on ECS (its task role) or a host: here, moto's.
+[projects.environments.actuator.env]
+AWS_ENDPOINT_URL = "{endpoint}"
+AWS_ACCESS_KEY_ID = "testing"
+AWS_SECRET_ACCESS_KEY = "testing"
+CHECKPOINT_DISABLE = "1"
+TF_IN_AUTOMATION = "1"
+"#,
+            scratch.path().display()
+        ),
+    )
+    .await;
+    let s3 = s3(&h);
+    for bucket in [MODULES, STATE] {
+        s3.create_bucket()
+            .bucket(bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    s3.put_bucket_versioning()
+        .bucket(MODULES)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let first = upload(&s3, "one").await;
+    let images = json!({ "parser": "registry.example/parser:1.4.0" });
+    h.put_release(TABLE, release("r1", "tre", images.clone()))
+        .await;
+    h.put_release(TABLE, release("r2", "tre", images.clone()))
+        .await;
+    let controller = h.start_controller().await;
+
+    let entry = h
+        .deploy(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "2 commands succeeded on s3://{MODULES}/envs/prod.zip version {first}"
+        )),
+        "{message}"
+    );
+    let applied = state(&s3).await;
+    assert_eq!(applied["outputs"]["release_id"]["value"], "r1");
+    assert_eq!(applied["outputs"]["module"]["value"], "one");
+
+    // A new revision of the module: the next run fetches it, and says which it was.
+    let second = upload(&s3, "two").await;
+    assert_ne!(first, second);
+    let entry = h
+        .deploy(TABLE, "r2", "prod", "2024-05-01T11:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(message.contains(&format!("version {second}")), "{message}");
+    let applied = state(&s3).await;
+    assert_eq!(applied["outputs"]["release_id"]["value"], "r2");
+    assert_eq!(applied["outputs"]["module"]["value"], "two");
+
+    // Nothing is left in the scratch directory: each workspace went with its run.
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "workspaces left behind: {left:?}");
+    // The history keeps which revision each deployment applied.
+    let env = h.env_state("tre", "prod").await;
+    assert!(
+        env.history
+            .iter()
+            .any(|e| e.release_id == "r1" && e.message.contains(&first)),
+        "{:?}",
+        env.history
+    );
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_that_cannot_be_fetched_fails_the_deployment_and_runs_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let moto = crate::support::Moto::start();
+    let endpoint = moto.endpoint.clone();
+    let h = Harness::with_moto(
+        moto,
+        &format!(
+            r#"
+[[projects]]
+id = "tre"
+name = "TRE"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+actuator = {{ kind = "terraform", source = {{ s3 = "s3://{MODULES}/envs/{{environment}}.zip" }}, scratch = "{}", commands = [["sh", "-c", "touch ran"]], env = {{ AWS_ENDPOINT_URL = "{endpoint}", AWS_ACCESS_KEY_ID = "testing", AWS_SECRET_ACCESS_KEY = "testing" }} }}
+"#,
+            scratch.path().display()
+        ),
+    )
+    .await;
+    h.put_release(
+        TABLE,
+        release(
+            "r1",
+            "tre",
+            json!({ "parser": "registry.example/parser:1" }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(
+        message.contains("could not be fetched, so nothing ran")
+            && message.contains(&format!("cannot fetch s3://{MODULES}/envs/prod.zip")),
+        "{message}"
+    );
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "nothing unpacked, nothing run: {left:?}");
+    controller.stop().await;
+}

@@ -14,12 +14,14 @@ use crate::{
     actuator::{
         Actuator,
         codepipeline::CodePipeline,
-        command::{CommandActuator, Runs},
+        command::{CommandActuator, Runs, ecs_task::EcsTasks},
         ecs::Ecs,
         lambda::Lambda,
     },
     aws_metrics::CountCalls,
-    config::{ActuatorConfig, Config, Environment, PinConfig, environment::Discover},
+    config::{
+        ActuatorConfig, Config, Environment, PinConfig, environment::Discover, runner::RunnerConfig,
+    },
     metrics::Metrics,
     model::EnvKey,
     pin::{Pin, SsmParameters, ecr_tag::EcrTag, ssm_json_document::SsmJsonDocument},
@@ -92,6 +94,7 @@ pub struct Built {
     lambda: OnceLock<aws_sdk_lambda::Client>,
     codepipeline: OnceLock<aws_sdk_codepipeline::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
+    logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
 }
 
 macro_rules! client {
@@ -121,6 +124,7 @@ impl Clients<'_> {
     client!(lambda, aws_sdk_lambda, "lambda");
     client!(codepipeline, aws_sdk_codepipeline, "codepipeline");
     client!(sts, aws_sdk_sts, "sts");
+    client!(logs, aws_sdk_cloudwatchlogs, "logs");
 }
 
 pub async fn build(
@@ -208,6 +212,7 @@ fn actuator(
             dir,
             source,
             scratch,
+            runner,
             commands,
             env,
             timeout,
@@ -217,6 +222,14 @@ fn actuator(
             dir: dir.unwrap_or(scratch),
             source,
             region: clients.region(),
+            tasks: match runner {
+                RunnerConfig::Local => None,
+                RunnerConfig::EcsTask(config) => Some(EcsTasks {
+                    ecs: clients.ecs(),
+                    logs: clients.logs(),
+                    config: *config,
+                }),
+            },
             commands,
             env: env.into_iter().collect(),
             timeout,

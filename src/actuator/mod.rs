@@ -154,7 +154,7 @@ pub trait Actuator: Send + Sync {
     }
     /// Stops a run that is no longer wanted (superseded, timed out), as gracefully as
     /// its kind allows; the default is to let it finish.
-    async fn stop(&self, _handle: &str) -> Result<(), ActuatorError> {
+    async fn stop(&self, _key: &EnvKey, _handle: &str) -> Result<(), ActuatorError> {
         Ok(())
     }
 }

@@ -124,6 +124,9 @@ pub enum ActuatorConfig {
         /// Where runs with a `source` unpack it, each in a directory of its own.
         #[serde(default = "default_scratch")]
         scratch: PathBuf,
+        /// Where the runs happen: here (`local`), or one ECS task each (`ecs_task`).
+        #[serde(default)]
+        runner: super::runner::RunnerConfig,
         #[serde(default = "default_terraform_commands")]
         commands: Vec<Vec<String>>,
         /// Extra environment for the commands (beside RELCTL_PROJECT, …).
@@ -265,6 +268,23 @@ impl Environment {
                 ),
                 _ => {}
             }
+        }
+        if let ActuatorConfig::Terraform {
+            runner: super::runner::RunnerConfig::EcsTask(task),
+            source,
+            ..
+        } = &self.actuator
+        {
+            if source.is_none() {
+                problems.push(format!(
+                    "{at}.actuator.runner: an ecs_task runner fetches the module itself: give the actuator a `source` (an s3:// zip archive), not a `dir`"
+                ));
+            }
+            problems.extend(
+                task.problems()
+                    .into_iter()
+                    .map(|p| format!("{at}.actuator.runner.{p}")),
+            );
         }
         match &self.actuator {
             ActuatorConfig::Terraform { commands, .. }

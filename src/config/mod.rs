@@ -12,6 +12,7 @@ use crate::model::{EnvKey, Refusal};
 
 pub mod environment;
 pub mod load;
+pub mod runner;
 mod validate;
 
 pub use environment::{ActuatorConfig, Environment, JsonValue, PinConfig};

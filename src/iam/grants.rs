@@ -6,7 +6,11 @@ use serde_json::json;
 
 use super::{Policy, Scope, Statement, account_of};
 use crate::{
-    config::{ActuatorConfig, Config, Environment, PinConfig, Project, environment::Discover},
+    config::{
+        ActuatorConfig, Config, Environment, PinConfig, Project,
+        environment::Discover,
+        runner::{EcsTaskRunner, RunnerConfig},
+    },
     pin::ssm_parameters::label_path,
     store::{
         attestations::SUBJECT_GSI,
@@ -95,13 +99,14 @@ pub fn controller(config: &Config, scope: &Scope) -> Policy {
             grant_environment(&mut policy, project, env, scope);
         }
     }
-    // A Terraform module fetched from S3 by the runner, which runs with the
+    // A Terraform module fetched from S3 by a local runner, which runs with the
     // controller's own credentials (not the environment's role): that object only, any
-    // version of it.
+    // version of it. (An ecs_task runner fetches with its task role.)
     let sources: Vec<String> = environments(config)
         .filter_map(|(project, env)| match &env.actuator {
             ActuatorConfig::Terraform {
                 source: Some(source),
+                runner: RunnerConfig::Local,
                 ..
             } => source
                 .for_run(&crate::model::EnvKey::new(&project.id, &env.id))
@@ -149,6 +154,50 @@ fn document(name: &str, project: &Project, env: &Environment) -> String {
         .replace("{environment}", &env.id)
 }
 
+/// An `ecs_task` runner: start, follow and stop tasks of its task definition in its
+/// cluster, pass its roles to ECS, read its log group. Terraform's own permissions are
+/// the task role's, not these.
+fn grant_runner_tasks(policy: &mut Policy, task: &EcsTaskRunner, scope: &Scope) {
+    let cluster = &task.cluster;
+    let cluster_arn = scope.arn("ecs", &format!("cluster/{cluster}"));
+    let definition = if task.task_definition.starts_with("arn:") {
+        task.task_definition.clone()
+    } else {
+        let family = task.task_definition.split(':').next().unwrap_or_default();
+        scope.arn("ecs", &format!("task-definition/{family}:*"))
+    };
+    policy.add(
+        Statement::new("RunnerRunTask", ["ecs:RunTask"], [definition])
+            .when(json!({ "ArnEquals": { "ecs:cluster": cluster_arn } })),
+    );
+    policy.add(Statement::new(
+        "RunnerTasks",
+        ["ecs:DescribeTasks", "ecs:StopTask"],
+        [scope.arn("ecs", &format!("task/{cluster}/*"))],
+    ));
+    // A task started just before a crash is found again by its startedBy.
+    policy.add(
+        Statement::new(
+            "RunnerListTasks",
+            ["ecs:ListTasks"],
+            [scope.arn("ecs", &format!("container-instance/{cluster}/*"))],
+        )
+        .when(json!({ "ArnEquals": { "ecs:cluster": cluster_arn } })),
+    );
+    policy.add(
+        Statement::new("RunnerPassRoles", ["iam:PassRole"], task.pass_roles.clone())
+            .when(json!({ "StringEquals": { "iam:PassedToService": "ecs-tasks.amazonaws.com" } })),
+    );
+    policy.add(Statement::new(
+        "RunnerLogs",
+        ["logs:GetLogEvents"],
+        [scope.arn(
+            "logs",
+            &format!("log-group:{}:log-stream:*", task.log_group),
+        )],
+    ));
+}
+
 /// The pin and actuator of one environment, in the account its calls are made in.
 fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, scope: &Scope) {
     match &env.pin {
@@ -185,6 +234,10 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
         }
     }
     match &env.actuator {
+        ActuatorConfig::Terraform {
+            runner: RunnerConfig::EcsTask(task),
+            ..
+        } => grant_runner_tasks(policy, task, scope),
         ActuatorConfig::None | ActuatorConfig::Terraform { .. } => {}
         ActuatorConfig::Codepipeline { pipeline, .. } => {
             policy.add(Statement::new(

@@ -188,7 +188,7 @@ impl<'a> Steps<'a> {
                     w.state.activity.run().cloned(),
                     self.adapters.actuator.clone(),
                 ) {
-                    actuator.stop(&run.handle).await?;
+                    actuator.stop(self.key, &run.handle).await?;
                 }
                 self.writer.supersede(&older, &by).await?;
                 Ok(None)
@@ -312,7 +312,7 @@ impl<'a> Steps<'a> {
                         self.adapters.actuator.clone(),
                     )
                 {
-                    actuator.stop(&current.handle).await?;
+                    actuator.stop(self.key, &current.handle).await?;
                 }
                 self.writer.fail(&intent, requested_by, &message).await?;
                 Ok(Some(Action::Done))

@@ -41,8 +41,10 @@ pub struct Job {
     pub source: Option<source::JobSource>,
     /// Argument lists, run in order until one fails.
     pub commands: Vec<Vec<String>>,
-    #[serde(with = "humantime_serde")]
-    pub keepalive: Duration,
+    /// How long without a byte on stdin before the runner stops by itself; none in an
+    /// ECS task, which has no stdin and is stopped with StopTask (SIGTERM).
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
 }
@@ -74,7 +76,9 @@ macro_rules! say {
 /// Runs `job`; returns the exit status for the process.
 pub async fn run(job: Job) -> i32 {
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
-    tokio::spawn(watch_keepalive(job.keepalive, stop_tx.clone()));
+    if let Some(keepalive) = job.keepalive {
+        tokio::spawn(watch_keepalive(keepalive, stop_tx.clone()));
+    }
     tokio::spawn(watch_signals(stop_tx));
     // Kept to the end of the run: dropping it removes the workspace.
     let fetched = match &job.source {

@@ -29,6 +29,8 @@ pub struct RunRecord {
     pub state: String,
     pub heartbeat_ms: i64,
     pub message: Option<String>,
+    /// The ECS task running it (an `ecs_task` runner), once started.
+    pub task_arn: Option<String>,
 }
 
 /// What a claim found.
@@ -82,6 +84,7 @@ impl StateStore {
                     state: "running".into(),
                     heartbeat_ms: now_ms,
                     message: None,
+                    task_arn: None,
                 })),
             },
             Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
@@ -171,6 +174,33 @@ impl StateStore {
             state: text("run_state").unwrap_or_default(),
             heartbeat_ms: number("heartbeat_ms").unwrap_or_default(),
             message: text("message"),
+            task_arn: text("task_arn"),
         }))
+    }
+
+    /// Records the ECS task that runs `run_id`, if that is still the recorded run: a new
+    /// leader follows it rather than starting another.
+    pub async fn set_run_task(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        task_arn: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(key)))
+            .update_expression("SET task_arn = :task")
+            .condition_expression("run_id = :run")
+            .expression_attribute_values(":task", s(task_arn))
+            .expression_attribute_values(":run", s(run_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
+        }
     }
 }

@@ -19,6 +19,7 @@ mod controller;
 mod crash;
 mod docs;
 mod ecs;
+mod ecs_runner;
 mod ecs_tags;
 mod faults;
 mod fuzz;

@@ -4,28 +4,14 @@
 //! outcome, and leaves no workspace behind. A real `terraform` (scripts/test installs
 //! one when PATH has none).
 
-use std::io::Write;
-
-use aws_sdk_s3::{
-    primitives::ByteStream,
-    types::{BucketVersioningStatus, VersioningConfiguration},
-};
 use relctl::model::Status;
 use serde_json::json;
 
-use crate::support::{Harness, release};
+use crate::support::{Harness, release, s3};
 
 const TABLE: &str = "relctl-releases";
 const MODULES: &str = "team-environments";
 const STATE: &str = "team-terraform-state";
-
-fn s3(h: &Harness) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&h.sdk)
-            .force_path_style(true)
-            .build(),
-    )
-}
 
 /// The fixture module zipped under `infra/`, with `marker` as an extra output so two
 /// revisions differ.
@@ -35,24 +21,13 @@ fn module(marker: &str) -> Vec<u8> {
             .join("tests/fixtures/terraform-remote/main.tf"),
     )
     .unwrap();
-    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    out.start_file("infra/main.tf", zip::write::SimpleFileOptions::default())
-        .unwrap();
-    out.write_all(fixture.as_bytes()).unwrap();
-    out.write_all(format!("\noutput \"module\" {{\n  value = \"{marker}\"\n}}\n").as_bytes())
-        .unwrap();
-    out.finish().unwrap().into_inner()
+    let main = format!("{fixture}\noutput \"module\" {{\n  value = \"{marker}\"\n}}\n");
+    s3::zip(&[("infra/main.tf", &main)])
 }
 
 async fn upload(s3: &aws_sdk_s3::Client, marker: &str) -> String {
-    s3.put_object()
-        .bucket(MODULES)
-        .key("envs/prod.zip")
-        .body(ByteStream::from(module(marker)))
-        .send()
+    s3::put(s3, MODULES, "envs/prod.zip", module(marker))
         .await
-        .unwrap()
-        .version_id
         .expect("a versioned bucket gives a VersionId")
 }
 
@@ -124,29 +99,9 @@ TF_IN_AUTOMATION = "1"
         ),
     )
     .await;
-    let s3 = s3(&h);
-    for bucket in [MODULES, STATE] {
-        s3.create_bucket()
-            .bucket(bucket)
-            .create_bucket_configuration(
-                aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
-    s3.put_bucket_versioning()
-        .bucket(MODULES)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let s3 = s3::client(&h);
+    s3::bucket(&s3, MODULES, true).await;
+    s3::bucket(&s3, STATE, false).await;
     let first = upload(&s3, "one").await;
     let images = json!({ "parser": "registry.example/parser:1.4.0" });
     h.put_release(TABLE, release("r1", "tre", images.clone()))

@@ -140,7 +140,7 @@ pub(super) async fn follow(
 }
 
 /// `text`, cut to `max` characters with a marker.
-fn cut(text: &str, max: usize) -> String {
+pub(super) fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -152,7 +152,7 @@ fn cut(text: &str, max: usize) -> String {
 /// title change) and every other control, bidi or invisible character
 /// ([`crate::model::shown::is_hazard`]), tabs apart: they mean nothing in a status
 /// message, and must not reach a person's terminal.
-fn strip_ansi(line: &str) -> String {
+pub(super) fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {

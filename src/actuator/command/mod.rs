@@ -31,6 +31,7 @@ use tracing::{Instrument, info, warn};
 
 use super::{Actuator, ActuatorError, Progress, Run, Start};
 
+pub mod ecs_task;
 mod follow;
 use crate::{
     model::EnvKey,
@@ -40,7 +41,7 @@ use crate::{
         runs::{Claim, RunRecord},
     },
 };
-use follow::follow;
+use follow::{cut, follow};
 
 /// What a status message carries of the output: the last lines, at most this many
 /// bytes, cut at a line boundary.
@@ -167,6 +168,8 @@ pub struct CommandActuator {
     pub source: Option<crate::runner::source::SourceConfig>,
     /// The controller's region, handed to a runner that fetches its source.
     pub region: Option<String>,
+    /// Runs as ECS tasks (`runner = { kind = "ecs_task" }`); none: child processes.
+    pub tasks: Option<ecs_task::EcsTasks>,
     pub commands: Vec<Vec<String>>,
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
@@ -196,7 +199,13 @@ impl CommandActuator {
         steps
     }
 
-    fn environment(&self, run: &Run<'_>) -> Result<Vec<(String, String)>, ActuatorError> {
+    /// The runner's environment: the configured `env`, the run's `RELCTL_*` and
+    /// `TF_VAR_relctl_*`, and the job; `keepalive` as the runner should watch for it.
+    fn environment(
+        &self,
+        run: &Run<'_>,
+        keepalive: Option<Duration>,
+    ) -> Result<Vec<(String, String)>, ActuatorError> {
         let images = serde_json::to_string(run.images).map_err(|e| ActuatorError::Spawn {
             what: "commands".into(),
             source: e.into(),
@@ -230,7 +239,7 @@ impl CommandActuator {
             dir: self.dir.clone(),
             source,
             commands: self.steps(),
-            keepalive: self.runs.keepalive,
+            keepalive,
             grace: self.grace,
         };
         let job = serde_json::to_string(&job).map_err(|e| ActuatorError::Spawn {
@@ -251,7 +260,7 @@ impl CommandActuator {
         };
         Command::new(exe)
             .arg("runner")
-            .envs(self.environment(run)?)
+            .envs(self.environment(run, Some(self.runs.keepalive))?)
             .env_remove("RELCTL_FAILPOINT")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -294,6 +303,9 @@ impl Actuator for CommandActuator {
 
     async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
         let run_id = run.token();
+        if let Some(tasks) = &self.tasks {
+            return self.start_task(tasks, run, run_id).await;
+        }
         if self.runs.draining.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(Start::Busy(Progress::Waiting {
                 after: Duration::from_secs(5),
@@ -342,6 +354,9 @@ impl Actuator for CommandActuator {
     }
 
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
+        if let Some(tasks) = &self.tasks {
+            return self.check_task(tasks, run, handle).await;
+        }
         let local = self
             .runs
             .local()
@@ -381,7 +396,10 @@ impl Actuator for CommandActuator {
         }
     }
 
-    async fn stop(&self, handle: &str) -> Result<(), ActuatorError> {
+    async fn stop(&self, key: &EnvKey, handle: &str) -> Result<(), ActuatorError> {
+        if let Some(tasks) = &self.tasks {
+            return self.stop_task(tasks, key, handle).await;
+        }
         let pid = self.runs.local().get(handle).and_then(|l| l.pid);
         if pid.is_some() {
             info!(run_id = handle, "interrupting a superseded run");

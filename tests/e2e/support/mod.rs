@@ -3,10 +3,12 @@
 //! would (plain DynamoDB calls, not relctl's own code).
 
 pub mod ecr;
+pub mod ecs_runner;
 pub mod moto;
 pub mod pipeline;
 pub mod process;
 pub mod proxy;
+pub mod s3;
 pub mod stub;
 
 use std::{

@@ -1,0 +1,461 @@
+//! Runs as ECS tasks (`runner = { kind = "ecs_task", … }`): one task per run, started
+//! from the runner's task definition with `relctl runner` as its command and the run's
+//! environment as container overrides, under the task's own role — Terraform's
+//! permissions live there, not on the controller.
+//!
+//! The run is claimed in the state table before RunTask, whose client token is derived
+//! from the run (a retry, or a new leader after a crash between the two, gets the same
+//! task back, never a second), and the task's ARN is recorded on the claim. The task is
+//! followed by requeue with DescribeTasks; when it has stopped, the runner container's
+//! exit code decides the outcome, and the tail of its awslogs stream (GetLogEvents)
+//! goes into the status. Controllers come and go without touching it: a rolling deploy
+//! of relctl no longer interrupts an apply, and the next leader follows the recorded
+//! task. A superseded run is stopped with StopTask (SIGTERM: the runner interrupts
+//! Terraform, which stops cleanly and releases its lock; ECS kills it after the task's
+//! `stopTimeout`), and the next run of the environment starts only once that task is
+//! `STOPPED`.
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, LaunchType,
+    NetworkConfiguration, TaskOverride,
+};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use super::{CommandActuator, LINE_CHARS, TAIL_BYTES, cut, now_ms};
+use crate::{
+    actuator::{ActuatorError, Progress, Run, Start},
+    config::runner::EcsTaskRunner,
+    model::EnvKey,
+    runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE},
+    store::runs::{Claim, RunRecord},
+};
+
+/// ECS refuses container overrides larger than this (names and values together).
+const OVERRIDES_MAX: usize = 8192;
+/// How many lines of the output's end are read for the status.
+const TAIL_LINES: i32 = 40;
+
+/// The ECS and CloudWatch Logs clients of an `ecs_task` runner, and its configuration.
+#[derive(Debug, Clone)]
+pub struct EcsTasks {
+    pub ecs: aws_sdk_ecs::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub config: EcsTaskRunner,
+}
+
+/// What a task is doing, as DescribeTasks says.
+enum Seen {
+    Running(String),
+    Stopped {
+        exit_code: Option<i32>,
+        reason: String,
+    },
+    /// ECS no longer knows it (stopped tasks are forgotten after about an hour).
+    Gone,
+}
+
+/// The task's id: the last part of its ARN.
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+impl EcsTasks {
+    /// RunTask's idempotency token for a run of `key`: at most 64 characters, and the
+    /// same for every attempt at that run.
+    fn client_token(key: &EnvKey, run_id: &str) -> String {
+        let digest = Sha256::digest(format!("{key}\n{run_id}"));
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    async fn run_task(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        env: Vec<(String, String)>,
+    ) -> Result<String, ActuatorError> {
+        let size: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > OVERRIDES_MAX {
+            return Err(ActuatorError::Refused(format!(
+                "the run's environment is {size} bytes; ECS takes at most {OVERRIDES_MAX} in a task's overrides (a release with fewer images, or less `env`, fits)"
+            )));
+        }
+        let c = &self.config;
+        let container = ContainerOverride::builder()
+            .name(&c.container)
+            .set_command(Some(c.command.clone()))
+            .set_environment(Some(
+                env.into_iter()
+                    .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build())
+                    .collect(),
+            ))
+            .build();
+        let mut request = self
+            .ecs
+            .run_task()
+            .cluster(&c.cluster)
+            .task_definition(&c.task_definition)
+            .count(1)
+            .started_by(run_id)
+            .client_token(Self::client_token(key, run_id))
+            .overrides(
+                TaskOverride::builder()
+                    .container_overrides(container)
+                    .build(),
+            );
+        if !c.launch_type.is_empty() {
+            request = request.launch_type(LaunchType::from(c.launch_type.as_str()));
+        }
+        if !c.subnets.is_empty() {
+            let vpc = AwsVpcConfiguration::builder()
+                .set_subnets(Some(c.subnets.clone()))
+                .set_security_groups(Some(c.security_groups.clone()))
+                .assign_public_ip(if c.assign_public_ip {
+                    AssignPublicIp::Enabled
+                } else {
+                    AssignPublicIp::Disabled
+                })
+                .build()
+                .map_err(|e| {
+                    ActuatorError::Refused(format!("the runner's network configuration: {e}"))
+                })?;
+            request = request.network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(vpc)
+                    .build(),
+            );
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws("RunTask", e))?;
+        if let Some(task) = output.tasks().first()
+            && let Some(arn) = task.task_arn()
+        {
+            return Ok(arn.to_owned());
+        }
+        let why: Vec<String> = output
+            .failures()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f.reason().unwrap_or("unknown"),
+                    f.detail().unwrap_or_default()
+                )
+            })
+            .collect();
+        Err(ActuatorError::Refused(format!(
+            "ECS did not start the runner task from {} in {}: {}",
+            c.task_definition,
+            c.cluster,
+            why.join("; ")
+        )))
+    }
+
+    async fn describe(&self, arn: &str) -> Result<Seen, ActuatorError> {
+        let output = self
+            .ecs
+            .describe_tasks()
+            .cluster(&self.config.cluster)
+            .tasks(arn)
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws("DescribeTasks", e))?;
+        let Some(task) = output.tasks().iter().find(|t| t.task_arn() == Some(arn)) else {
+            return Ok(Seen::Gone);
+        };
+        let status = task.last_status().unwrap_or("PENDING");
+        if status != "STOPPED" {
+            return Ok(Seen::Running(status.to_owned()));
+        }
+        let container = task
+            .containers()
+            .iter()
+            .find(|c| c.name() == Some(self.config.container.as_str()));
+        let mut reason = task.stopped_reason().unwrap_or_default().to_owned();
+        if let Some(why) = container.and_then(|c| c.reason()) {
+            reason = format!("{reason} ({why})");
+        }
+        Ok(Seen::Stopped {
+            exit_code: container.and_then(|c| c.exit_code()),
+            reason,
+        })
+    }
+
+    /// The task still running `run_id` (recorded, or found by `startedBy` when a crash
+    /// came between RunTask and recording it), if one is not yet `STOPPED`.
+    async fn live_task(&self, record: &RunRecord) -> Result<Option<String>, ActuatorError> {
+        let arn = match &record.task_arn {
+            Some(arn) => Some(arn.clone()),
+            None if record.state == "running" && !record.run_id.is_empty() => self
+                .ecs
+                .list_tasks()
+                .cluster(&self.config.cluster)
+                .started_by(&record.run_id)
+                .send()
+                .await
+                .map_err(|e| ActuatorError::aws("ListTasks", e))?
+                .task_arns()
+                .first()
+                .cloned(),
+            None => None,
+        };
+        let Some(arn) = arn else { return Ok(None) };
+        Ok(match self.describe(&arn).await? {
+            Seen::Running(_) => Some(arn),
+            Seen::Stopped { .. } | Seen::Gone => None,
+        })
+    }
+
+    /// The first line of the task's output (where the runner says the source's
+    /// revision) and its last lines.
+    async fn output(&self, arn: &str) -> (Option<String>, Vec<String>) {
+        let stream = format!(
+            "{}/{}/{}",
+            self.config.log_stream_prefix,
+            self.config.container,
+            task_id(arn)
+        );
+        let read = |head: bool, limit: i32| {
+            self.logs
+                .get_log_events()
+                .log_group_name(&self.config.log_group)
+                .log_stream_name(&stream)
+                .start_from_head(head)
+                .limit(limit)
+                .send()
+        };
+        let lines =
+            |output: aws_sdk_cloudwatchlogs::operation::get_log_events::GetLogEventsOutput| {
+                output
+                    .events()
+                    .iter()
+                    .filter_map(|e| e.message())
+                    .map(|m| cut(&super::follow::strip_ansi(m.trim_end()), LINE_CHARS))
+                    .collect::<Vec<String>>()
+            };
+        let first = match read(true, 1).await {
+            Ok(output) => lines(output).into_iter().next(),
+            Err(error) => {
+                warn!(stream, error = %crate::aws::AwsError::from_sdk(error), "cannot read the runner task's output");
+                return (None, Vec::new());
+            }
+        };
+        let mut tail = match read(false, TAIL_LINES).await {
+            Ok(output) => lines(output),
+            Err(_) => Vec::new(),
+        };
+        while tail.iter().map(|l| l.len() + 1).sum::<usize>() > TAIL_BYTES {
+            tail.remove(0);
+        }
+        let revision = first.and_then(|l| l.strip_prefix(SOURCE_LINE).map(str::to_owned));
+        (revision, tail)
+    }
+}
+
+impl CommandActuator {
+    pub(super) async fn start_task(
+        &self,
+        tasks: &EcsTasks,
+        run: &Run<'_>,
+        run_id: String,
+    ) -> Result<Start, ActuatorError> {
+        let store = &self.runs.store;
+        let recorded = store.run(run.key).await.map_err(|e| self.store_error(e))?;
+        if let Some(record) = &recorded {
+            if record.run_id == run_id && record.task_arn.is_some() && record.state == "running" {
+                // A retry, or a new leader: follow the task already started.
+                return Ok(Start::Started(run_id));
+            }
+            if record.run_id != run_id
+                && let Some(arn) = tasks.live_task(record).await?
+            {
+                return Ok(Start::Busy(Progress::Waiting {
+                    after: tasks.config.poll_interval,
+                    message: format!(
+                        "waiting for the runner task {} of the previous run ({}) to stop",
+                        task_id(&arn),
+                        record.run_id
+                    ),
+                }));
+            }
+        }
+        // No task of another run is live: the slot is ours, whatever its heartbeat.
+        let claim = store
+            .claim_run(run.key, &run_id, &self.runs.owner, now_ms(), i64::MAX)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if let Claim::Busy(record) = claim {
+            return Ok(Start::Busy(Self::busy(&record)));
+        }
+        let env = self.environment(run, None)?;
+        let arn = tasks.run_task(run.key, &run_id, env).await?;
+        info!(run_id, task = arn, "runner task started");
+        store
+            .set_run_task(run.key, &run_id, &arn)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        Ok(Start::Started(run_id))
+    }
+
+    pub(super) async fn check_task(
+        &self,
+        tasks: &EcsTasks,
+        run: &Run<'_>,
+        handle: &str,
+    ) -> Result<Progress, ActuatorError> {
+        let store = &self.runs.store;
+        let record = store.run(run.key).await.map_err(|e| self.store_error(e))?;
+        let Some(record) = record.filter(|r| r.run_id == handle) else {
+            return self.restart(run).await;
+        };
+        match record.state.as_str() {
+            "succeeded" => {
+                return Ok(Progress::Done {
+                    message: record.message.unwrap_or_default(),
+                });
+            }
+            "failed" => {
+                return Ok(Progress::Failed {
+                    message: record.message.unwrap_or_default(),
+                });
+            }
+            _ => {}
+        }
+        let Some(arn) = record.task_arn.clone() else {
+            // Claimed, but the task was never recorded (a crash between the two): start
+            // it, with the same token — ECS answers with the task if it exists.
+            return self.restart(run).await;
+        };
+        let (exit_code, reason) = match tasks.describe(&arn).await? {
+            Seen::Running(status) => {
+                let _ = store.heartbeat_run(run.key, handle, now_ms()).await;
+                return Ok(Progress::Waiting {
+                    after: tasks.config.poll_interval,
+                    message: format!(
+                        "applying in ECS task {}: {}",
+                        task_id(&arn),
+                        status.to_lowercase()
+                    ),
+                });
+            }
+            Seen::Gone => (None, "ECS no longer knows the task".to_owned()),
+            Seen::Stopped { exit_code, reason } => (exit_code, reason),
+        };
+        let (revision, tail) = tasks.output(&arn).await;
+        let on = revision.map(|r| format!(" on {r}")).unwrap_or_default();
+        let task = task_id(&arn);
+        let (state, message) = match exit_code {
+            Some(0) => {
+                let message = format!(
+                    "{} commands succeeded{on} (ECS task {task})",
+                    self.steps().len()
+                );
+                ("succeeded", message)
+            }
+            Some(INTERRUPTED) => {
+                warn!(
+                    run_id = handle,
+                    task, "the runner task was stopped before it finished"
+                );
+                let _ = store
+                    .finish_run(run.key, handle, "interrupted", &reason, now_ms())
+                    .await;
+                return self.restart(run).await;
+            }
+            Some(SOURCE_FAILED) => {
+                let why = tail
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.strip_prefix("relctl runner: "))
+                    .unwrap_or("(no reason given)");
+                let message = format!(
+                    "the module's source could not be fetched, so nothing ran (ECS task {task}): {why}"
+                );
+                ("failed", message)
+            }
+            code => {
+                let status = code.map_or("did not run to an exit code".to_owned(), |c| {
+                    format!("exit status {c}")
+                });
+                let message = format!(
+                    "the commands failed ({status}){on} in ECS task {task}: {reason}; last output (at most {TAIL_BYTES} bytes; all of it is in {}):\n{}",
+                    tasks.config.log_group,
+                    tail.join("\n")
+                );
+                ("failed", message)
+            }
+        };
+        info!(run_id = handle, task, outcome = state, "runner task ended");
+        store
+            .finish_run(run.key, handle, state, &message, now_ms())
+            .await
+            .map_err(|e| self.store_error(e))?;
+        Ok(if state == "succeeded" {
+            Progress::Done { message }
+        } else {
+            Progress::Failed { message }
+        })
+    }
+
+    pub(super) async fn stop_task(
+        &self,
+        tasks: &EcsTasks,
+        key: &EnvKey,
+        handle: &str,
+    ) -> Result<(), ActuatorError> {
+        let record = self
+            .runs
+            .store
+            .run(key)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let Some(arn) = record
+            .filter(|r| r.run_id == handle)
+            .and_then(|r| r.task_arn)
+        else {
+            return Ok(());
+        };
+        info!(
+            run_id = handle,
+            task = arn,
+            "stopping a superseded runner task"
+        );
+        tasks
+            .ecs
+            .stop_task()
+            .cluster(&tasks.config.cluster)
+            .task(&arn)
+            .reason("superseded by a newer deployment (relctl)")
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws("StopTask", e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_token_fits_ecs_and_differs_per_environment() {
+        let a = EcsTasks::client_token(&EnvKey::new("p", "stage"), "relctl-1-r1");
+        let b = EcsTasks::client_token(&EnvKey::new("p", "prod"), "relctl-1-r1");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            EcsTasks::client_token(&EnvKey::new("p", "stage"), "relctl-1-r1")
+        );
+    }
+
+    #[test]
+    fn a_task_id_is_the_end_of_its_arn() {
+        assert_eq!(
+            task_id("arn:aws:ecs:eu-west-1:1:task/runners/abc123"),
+            "abc123"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! Terraform runs as ECS tasks (`runner = { kind = "ecs_task" }`), against the runner
+//! stub (support/ecs_runner.rs: RunTask starts the real `relctl runner` as a process,
+//! its output goes to moto's CloudWatch Logs) and moto's S3 for the module: one task
+//! per run under retries and a change of leader, the outcome and the source revision
+//! recorded, a failing command's output tail in the status, and a superseded run's
+//! task stopped before the next run's starts.
+
+use relctl::model::Status;
+use serde_json::json;
+
+use crate::support::{
+    Harness, Moto,
+    ecs_runner::{LOG_GROUP, Runner},
+    release, s3, until,
+};
+
+const TABLE: &str = "relctl-releases";
+const MODULES: &str = "team-environments";
+
+struct World {
+    h: Harness,
+    runner: Runner,
+    version: String,
+    _scratch: tempfile::TempDir,
+}
+
+/// The environment `prod` runs `script` (sh) in a runner task, in the module fetched
+/// from S3 (`infra/VERSION` holds "v1").
+async fn world(script: &str) -> World {
+    let scratch = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    let endpoint = moto.endpoint.clone();
+    // The stub's logs client needs moto before the harness exists: build one alike.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let runner = Runner::start(aws_sdk_cloudwatchlogs::Client::new(&sdk)).await;
+    let h = Harness::with_moto(
+        moto,
+        &format!(
+            r#"
+[aws.endpoints]
+ecs = "{stub}"
+
+[[projects]]
+id = "tre"
+name = "TRE"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+
+[projects.environments.actuator]
+kind = "terraform"
+source = {{ s3 = "s3://{MODULES}/envs/{{environment}}.zip", path = "infra" }}
+scratch = "{scratch}"
+commands = [["sh", "-c", {script:?}]]
+interrupt_grace = "2s"
+runner = {{ kind = "ecs_task", cluster = "runners", task_definition = "relctl-runner", subnets = ["subnet-1"], log_group = "{LOG_GROUP}", poll_interval = "200ms" }}
+
+# What the task role gives a real runner; here, moto's.
+[projects.environments.actuator.env]
+AWS_ENDPOINT_URL = "{endpoint}"
+AWS_ACCESS_KEY_ID = "testing"
+AWS_SECRET_ACCESS_KEY = "testing"
+"#,
+            stub = runner.stub.endpoint,
+            scratch = scratch.path().display(),
+        ),
+    )
+    .await;
+    let s3 = s3::client(&h);
+    s3::bucket(&s3, MODULES, true).await;
+    let version = s3::put(
+        &s3,
+        MODULES,
+        "envs/prod.zip",
+        s3::zip(&[("infra/VERSION", "v1\n")]),
+    )
+    .await
+    .expect("versioned");
+    for id in ["r1", "r2"] {
+        h.put_release(
+            TABLE,
+            release(
+                id,
+                "tre",
+                json!({ "api": format!("registry.example/api:{id}") }),
+            ),
+        )
+        .await;
+    }
+    World {
+        h,
+        runner,
+        version,
+        _scratch: scratch,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_one_ecs_task_that_a_new_leader_follows_and_its_revision_is_recorded() {
+    let go = tempfile::tempdir().unwrap();
+    let go = go.path().join("go");
+    // The run waits for the test, so the leader can change under it.
+    let w = world(&format!(
+        "while [ ! -e {} ]; do sleep 0.1; done; echo applied $RELCTL_RELEASE_ID with module $(cat VERSION)",
+        go.display()
+    ))
+    .await;
+    let first = w.h.start_controller().await;
+    w.h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    until(
+        "the runner task is running",
+        async || {
+            w.runner
+                .tasks()
+                .iter()
+                .filter(|t| t.status == "RUNNING")
+                .count()
+        },
+        |n| *n == 1,
+    )
+    .await;
+    // The leader goes (a rolling deploy of relctl): the task is left running.
+    first.stop().await;
+    assert_eq!(
+        w.runner.tasks()[0].status,
+        "RUNNING",
+        "the apply outlives its controller"
+    );
+
+    let second = w.h.start_controller().await;
+    std::fs::write(&go, "").unwrap();
+    let entry = w.h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "1 commands succeeded on s3://{MODULES}/envs/prod.zip version {} (ECS task task1)",
+            w.version
+        )),
+        "{message}"
+    );
+    let tasks = w.runner.tasks();
+    assert_eq!(
+        tasks.len(),
+        1,
+        "one task for the run, across both leaders: {tasks:?}"
+    );
+    let task = &tasks[0];
+    assert_eq!(task.exit_code, Some(0));
+    let env = |name: &str| {
+        task.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(env("RELCTL_RELEASE_ID").as_deref(), Some("r1"));
+    assert_eq!(env("TF_VAR_relctl_environment").as_deref(), Some("prod"));
+    assert!(env("RELCTL_RUNNER_JOB").is_some_and(|j| j.contains("team-environments")));
+    assert!(
+        task.started_by.starts_with("relctl-"),
+        "{}",
+        task.started_by
+    );
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_command_fails_the_deployment_with_the_tail_of_the_task_output() {
+    let w = world("echo planning; echo 'Error: the bucket is gone' >&2; exit 4").await;
+    let controller = w.h.start_controller().await;
+    w.h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    let entry = w.h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(
+        message.contains("exit status 4")
+            && message.contains("Error: the bucket is gone")
+            && message.contains(&w.version),
+        "{message}"
+    );
+    assert_eq!(w.runner.tasks().len(), 1, "no retry of a failed apply");
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_run_s_task_is_stopped_before_the_next_run_s_task_starts() {
+    // r1's apply hangs, and takes 2 s to stop once interrupted (as Terraform does to
+    // release its lock); r2's is quick.
+    let w = world(
+        "if [ \"$RELCTL_RELEASE_ID\" = r1 ]; then trap 'echo stopping; sleep 2; exit 1' INT TERM; sleep 300 & wait; fi; echo done",
+    )
+    .await;
+    let controller = w.h.start_controller().await;
+    w.h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    until(
+        "r1's task is running",
+        async || w.runner.tasks().len(),
+        |n| *n == 1,
+    )
+    .await;
+    w.h.request(TABLE, "r2", "prod", "2024-05-01T11:00:00.000000")
+        .await;
+    let newer = w.h.finished(TABLE, "r2", 0).await;
+    assert_eq!(newer.status, Some(Status::Succeeded), "{newer:?}");
+    let older = w.h.finished(TABLE, "r1", 0).await;
+    assert_eq!(older.status, Some(Status::Superseded), "{older:?}");
+    let tasks = w.runner.tasks();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    let (first, second) = (&tasks[0], &tasks[1]);
+    assert!(
+        first
+            .stop_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("superseded")),
+        "{first:?}"
+    );
+    let stopped = first.stopped.expect("r1's task stopped");
+    assert!(
+        stopped <= second.started,
+        "r2's task started only after r1's stopped: {tasks:?}"
+    );
+    controller.stop().await;
+}

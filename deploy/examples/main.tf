@@ -32,6 +32,11 @@ module "relctl" {
   deployer_policy_json = file("${path.module}/policies/deployer.json")
   approver_policy_json = file("${path.module}/policies/approver.json")
 
+  # The platform's Terraform (relctl.toml's platform/prod) runs in runner tasks with
+  # their own role: Terraform's permissions are there, not on the controller.
+  runner_image       = "${local.account}.dkr.ecr.${local.region}.amazonaws.com/relctl-runner:0.1.0"
+  runner_policy_json = file("${path.module}/runner-policy.json")
+
   # People and pipelines: who may deploy, and who may approve production.
   deployer_role_names = ["tre-developers", "storage-ci"]
   approver_role_names = ["release-managers"]
@@ -43,4 +48,8 @@ output "task_role_arn" {
 
 output "deployer_policy_arn" {
   value = module.relctl.deployer_policy_arn
+}
+
+output "runner_task_definition_family" {
+  value = module.relctl.runner_task_definition_family
 }

@@ -1,5 +1,6 @@
-# relctl as an ECS service: one task (a second runs briefly during a rolling
-# deployment; the leader lease keeps only one acting), logs to CloudWatch as JSON,
+# relctl as an ECS service: two tasks in different subnets, one leading and one a warm
+# standby that takes the lease within its duration when the leader goes (the lease
+# keeps only one acting), logs to CloudWatch as JSON,
 # `relctl health` as the container health check, and a stop timeout longer than the
 # controller's drain timeout so in-flight reconciles finish on SIGTERM.
 
@@ -18,6 +19,13 @@ resource "aws_ecs_task_definition" "relctl" {
   memory                   = var.memory
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.runtime_platform
+  }
+
+  tags = var.tags
 
   container_definitions = jsonencode([{
     name         = "relctl"
@@ -48,8 +56,10 @@ resource "aws_ecs_task_definition" "relctl" {
         awslogs-group         = aws_cloudwatch_log_group.relctl.name
         awslogs-region        = local.region
         awslogs-stream-prefix = "relctl"
+        mode                  = "non-blocking" # a slow CloudWatch never stalls the controller
       }
     }
+    linuxParameters        = { initProcessEnabled = true }
     readonlyRootFilesystem = true
   }])
 }
@@ -58,8 +68,10 @@ resource "aws_ecs_service" "relctl" {
   name            = var.name
   cluster         = var.cluster_arn
   task_definition = aws_ecs_task_definition.relctl.arn
-  desired_count   = 1
+  desired_count   = 2
   launch_type     = "FARGATE"
+  propagate_tags  = "TASK_DEFINITION"
+  tags            = var.tags
 
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200

@@ -4,11 +4,13 @@
 
 resource "aws_dynamodb_table" "releases" {
   #checkov:skip=CKV_AWS_119:encrypted at rest by default; a customer-managed key is optional (var.kms_key_arn)
-  name             = "${var.name}-releases"
-  billing_mode     = "PAY_PER_REQUEST"
-  hash_key         = "release_id"
-  stream_enabled   = true
-  stream_view_type = "NEW_AND_OLD_IMAGES"
+  name         = "${var.name}-releases"
+  billing_mode = "PAY_PER_REQUEST"
+  # The deployment history and the approvals: never removed by a stray destroy.
+  deletion_protection_enabled = true
+  hash_key                    = "release_id"
+  stream_enabled              = true
+  stream_view_type            = "NEW_AND_OLD_IMAGES"
 
   attribute {
     name = "release_id"
@@ -60,7 +62,9 @@ resource "aws_dynamodb_table" "state" {
   #checkov:skip=CKV_AWS_119:encrypted at rest by default; a customer-managed key is optional (var.kms_key_arn)
   name         = "${var.name}-state"
   billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "pk"
+  # The deployment history and the approvals: never removed by a stray destroy.
+  deletion_protection_enabled = true
+  hash_key                    = "pk"
 
   attribute {
     name = "pk"
@@ -87,8 +91,10 @@ resource "aws_dynamodb_table" "approvals" {
   #checkov:skip=CKV_AWS_119:encrypted at rest by default; a customer-managed key is optional (var.kms_key_arn)
   name         = "${var.name}-approvals"
   billing_mode = "PAY_PER_REQUEST"
-  hash_key     = "principal"
-  range_key    = "subject"
+  # The deployment history and the approvals: never removed by a stray destroy.
+  deletion_protection_enabled = true
+  hash_key                    = "principal"
+  range_key                   = "subject"
 
   attribute {
     name = "principal"

@@ -77,3 +77,38 @@ variable "approver_role_names" {
   type        = list(string)
   default     = []
 }
+
+variable "runner_image" {
+  description = "The Terraform runner image (deploy/Dockerfile's `runner` target); null creates no runner."
+  type        = string
+  default     = null
+}
+
+variable "runner_policy_json" {
+  description = "What the team's Terraform needs (and s3:GetObject/GetObjectVersion on its sources, its state bucket): the runner's role, never the controller's."
+  type        = string
+  default     = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\",\"Action\":\"*\",\"Resource\":\"*\"}]}"
+}
+
+variable "runner_cpu" {
+  type    = number
+  default = 1024
+}
+
+variable "runner_memory" {
+  description = "Terraform with the AWS provider needs 1-2 GB."
+  type        = number
+  default     = 2048
+}
+
+variable "runtime_platform" {
+  description = "X86_64 or ARM64, as the images were built."
+  type        = string
+  default     = "X86_64"
+}
+
+variable "tags" {
+  description = "Tags for the task definitions (and, propagated, their tasks)."
+  type        = map(string)
+  default     = {}
+}

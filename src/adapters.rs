@@ -170,6 +170,7 @@ pub fn for_environment(
         actuator: actuator(
             &env.actuator,
             matches!(env.pin, PinConfig::EcrTag { .. }),
+            env.protected,
             clients,
             runs,
         ),
@@ -203,6 +204,7 @@ fn pin(config: &PinConfig, clients: &Clients<'_>) -> Arc<dyn Pin> {
 fn actuator(
     config: &ActuatorConfig,
     floating_tag: bool,
+    protected: bool,
     clients: &Clients<'_>,
     runs: Option<&Arc<Runs>>,
 ) -> Option<Arc<dyn Actuator>> {
@@ -219,7 +221,9 @@ fn actuator(
             verify_plan,
             interrupt_grace,
         } => Arc::new(CommandActuator {
-            dir: dir.unwrap_or(scratch),
+            dir: dir.unwrap_or_else(|| scratch.clone()),
+            scratch,
+            plan_approval: protected,
             source,
             region: clients.region(),
             tasks: match runner {

@@ -123,6 +123,7 @@ impl Actuator for CodePipeline {
             | None => match self.pending_approval(handle).await? {
                 Some(waiting) => Progress::AwaitingApproval {
                     after: self.poll_interval,
+                    plan: None,
                     message: format!("pipeline {name}: {waiting}"),
                 },
                 None => Progress::Waiting {

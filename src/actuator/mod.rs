@@ -86,6 +86,10 @@ pub enum Progress {
     AwaitingApproval {
         after: Duration,
         message: String,
+        /// The digest of a plan the run waits to have approved (a Terraform plan on a
+        /// protected environment); none where the approval is the actuator's own (a
+        /// pipeline's manual approval stage).
+        plan: Option<String>,
     },
     /// Finished and failed: no retry until a new intent.
     Failed {
@@ -111,22 +115,7 @@ pub struct Run<'a> {
 impl Run<'_> {
     /// A token unique to the intent, for APIs that deduplicate retried starts.
     pub fn token(&self) -> String {
-        let date: String = self
-            .intent
-            .date_created
-            .to_wire()
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect();
-        let release: String = self
-            .intent
-            .release_id
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let mut token = format!("relctl-{date}-{release}");
-        token.truncate(128);
-        token
+        token(self.intent)
     }
 
     /// Fills `{release_id}`, `{project}`, `{environment}` in a configured string.
@@ -136,6 +125,24 @@ impl Run<'_> {
             .replace("{project}", &self.key.project)
             .replace("{environment}", &self.key.environment)
     }
+}
+
+/// The idempotency token and run id of an intent's run: the same for every attempt.
+pub fn token(intent: &IntentRef) -> String {
+    let date: String = intent
+        .date_created
+        .to_wire()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let release: String = intent
+        .release_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut token = format!("relctl-{date}-{release}");
+    token.truncate(128);
+    token
 }
 
 #[async_trait]
@@ -151,6 +158,23 @@ pub trait Actuator: Send + Sync {
     /// services before it writes their pins, so none is missed after a partial write.
     fn follows_moved_pins(&self) -> bool {
         false
+    }
+    /// Whether a protected environment's approval is of this actuator's plan (given
+    /// after the plan, before the apply) rather than of the images before it starts.
+    fn approves_plans(&self) -> bool {
+        false
+    }
+    /// The plan `digest` that run `handle` waits on is approved: go on and apply it.
+    async fn approved(
+        &self,
+        _run: &Run<'_>,
+        _handle: &str,
+        _digest: &str,
+    ) -> Result<Progress, ActuatorError> {
+        Ok(Progress::Waiting {
+            after: Duration::from_secs(1),
+            message: "approved".into(),
+        })
     }
     /// Stops a run that is no longer wanted (superseded, timed out), as gracefully as
     /// its kind allows; the default is to let it finish.

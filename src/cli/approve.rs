@@ -51,7 +51,17 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
     let intent = IntentRef::of(&found.release_id, waiting);
     let (project, _) = config.environment(&key)?;
     let images = resolve_images(&found, project.image_uri_template.as_deref())?;
-    let digest = images_digest(&images);
+    // A Terraform environment approves the plan it made, bound by the plan's digest;
+    // any other, the images.
+    let plan = if plans_first(environment) {
+        Some(waiting_plan(config, aws, &key, &intent).await?)
+    } else {
+        None
+    };
+    let digest = match &plan {
+        Some((digest, _)) => digest.clone(),
+        None => images_digest(&images),
+    };
     let me = aws.principal().await?;
     // Refuse now what the controller would refuse later (four eyes).
     let attestations = aws.attestations(config);
@@ -66,7 +76,8 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
     ) {
         return Err(Failure::refused(format!("{why}; nothing was approved")));
     }
-    // What is approved is exactly these images: shown, and bound by their digest.
+    // What is approved is exactly these images, or this plan: shown, and bound by its
+    // digest.
     note!(
         "approving the deployment of release {} to {} (requested at {}):",
         found.release_id,
@@ -75,6 +86,10 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
     );
     for (service, uri) in &images {
         note!("  {service}: {uri}");
+    }
+    if let Some((digest, summary)) = &plan {
+        note!("  the plan: {summary}");
+        note!("  (plan {digest}; this plan exactly is applied)");
     }
     let now = Timestamp::from_utc(chrono::Utc::now());
     attestations
@@ -92,4 +107,43 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
     }
     note!("approved ({digest}) as {}", me.arn);
     Ok(())
+}
+
+/// Whether `environment`'s approvals are of a Terraform plan (made before the apply).
+fn plans_first(environment: &crate::config::Environment) -> bool {
+    environment.protected
+        && matches!(
+            &environment.actuator,
+            crate::config::ActuatorConfig::Terraform {
+                runner: crate::config::runner::RunnerConfig::Local,
+                ..
+            }
+        )
+}
+
+/// The plan the controller made for `intent` and keeps for an approval: its digest and
+/// summary. Refused while there is none yet (or the run went on without one).
+async fn waiting_plan(
+    config: &Config,
+    aws: &Aws,
+    key: &EnvKey,
+    intent: &IntentRef,
+) -> Result<(String, String), Failure> {
+    let record = aws.state(config).run(key).await?;
+    let run_id = crate::actuator::token(intent);
+    match record {
+        Some(r) if r.run_id == run_id && r.state == "planned" => {
+            let message = r.message.unwrap_or_default();
+            let (digest, summary) = message.split_once(' ').unwrap_or((&message, ""));
+            Ok((digest.to_owned(), summary.to_owned()))
+        }
+        Some(r) if r.run_id == run_id && r.state == "running" => Err(Failure::refused(format!(
+            "the plan for release {} in {} is still being made; approve it once `relctl status` says it waits for an approval",
+            intent.release_id, key.environment
+        ))),
+        _ => Err(Failure::refused(format!(
+            "no plan of release {} for {} is waiting for an approval yet: the controller plans first (`relctl status --project {} --env {}` says when); nothing was approved",
+            intent.release_id, key.environment, key.project, key.environment
+        ))),
+    }
 }

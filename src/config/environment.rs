@@ -280,6 +280,11 @@ impl Environment {
                     "{at}.actuator.runner: an ecs_task runner fetches the module itself: give the actuator a `source` (an s3:// zip archive), not a `dir`"
                 ));
             }
+            if self.protected {
+                problems.push(format!(
+                    "{at}.actuator.runner: a protected environment approves the Terraform plan before it is applied, which relctl keeps only for `local` runners so far; use `runner = {{ kind = \"local\" }}` here"
+                ));
+            }
             problems.extend(
                 task.problems()
                     .into_iter()

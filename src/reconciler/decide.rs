@@ -67,6 +67,8 @@ pub enum Found<'a> {
 pub struct ActuatorFacts {
     pub kind: &'static str,
     pub timeout: Duration,
+    /// A protected environment's approval is of the actuator's plan, after it is made.
+    pub approves_plans: bool,
 }
 
 /// What one reconcile has learnt and done, step by step.
@@ -266,7 +268,9 @@ fn held_back(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<St
         });
     }
     let none = Approvals::default();
+    let plan_approved_later = facts.actuator.as_ref().is_some_and(|a| a.approves_plans);
     if env.protected
+        && !plan_approved_later
         && let Some(message) = approval_missing(
             facts.approvals.unwrap_or(&none),
             &intent.release_id,
@@ -448,7 +452,7 @@ fn follow(
             };
         }
         Progress::Waiting { after, message } => (false, message, *after),
-        Progress::AwaitingApproval { after, message } => (true, message, *after),
+        Progress::AwaitingApproval { after, message, .. } => (true, message, *after),
     };
     let unchanged = matches!(&facts.state.activity, Activity::Applying { message: m, awaiting_approval: a, .. }
         if m == message && *a == awaiting_approval);

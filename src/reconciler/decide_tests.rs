@@ -161,6 +161,7 @@ impl Fixture {
         self.actuator = Some(ActuatorFacts {
             kind: "codepipeline",
             timeout: Duration::from_secs(600),
+            approves_plans: false,
         });
         self
     }
@@ -343,6 +344,21 @@ fn a_protected_environment_blocks_until_approved_and_records_it_once() {
 }
 
 #[test]
+fn a_protected_environment_whose_actuator_approves_plans_starts_to_plan_unapproved() {
+    let mut f = fixture().with_actuator();
+    f.env.protected = true;
+    assert!(matches!(f.decide(), Step::Block { .. }), "{:?}", f.decide());
+    if let Some(actuator) = &mut f.actuator {
+        actuator.approves_plans = true;
+    }
+    assert!(
+        matches!(f.decide(), Step::Start { .. }),
+        "the approval comes after the plan: {:?}",
+        f.decide()
+    );
+}
+
+#[test]
 fn four_eyes_refuses_the_requester_as_approver() {
     let mut f = fixture();
     f.env.protected = true;
@@ -509,6 +525,7 @@ fn after_a_restart_a_recorded_run_is_followed_never_started_again() {
     f.seen.progress = Some(Progress::AwaitingApproval {
         after: Duration::from_secs(15),
         message: "awaiting approval in stage Approve".into(),
+        plan: None,
     });
     assert!(matches!(
         f.decide(),

@@ -97,6 +97,7 @@ impl<'a> Steps<'a> {
             actuator: self.adapters.actuator.as_ref().map(|a| ActuatorFacts {
                 kind: a.kind(),
                 timeout: a.timeout(),
+                approves_plans: a.approves_plans(),
             }),
             seen: &self.seen,
             approvals: self.approvals.as_ref(),
@@ -262,9 +263,31 @@ impl<'a> Steps<'a> {
                 let Some(intent) = self.target().cloned() else {
                     return Ok(Some(Action::Done));
                 };
-                let progress = actuator
-                    .check(&self.as_run(&intent, &images), &run.handle)
-                    .await?;
+                let run_of = self.as_run(&intent, &images);
+                let mut progress = actuator.check(&run_of, &run.handle).await?;
+                if let Progress::AwaitingApproval {
+                    plan: Some(digest), ..
+                } = &progress
+                {
+                    // An approval of this plan, by its digest, lets the apply go on;
+                    // one of the images (or of another plan) does not.
+                    let attested = self
+                        .ctx
+                        .attestations
+                        .of(&subject(self.key, &intent))
+                        .await?;
+                    let found = approvals(&attested, digest);
+                    if crate::model::approval::approval_missing(
+                        &found,
+                        &intent.release_id,
+                        &self.env.id,
+                        self.env.four_eyes,
+                    )
+                    .is_none()
+                    {
+                        progress = actuator.approved(&run_of, &run.handle, digest).await?;
+                    }
+                }
                 self.seen.progress = Some(progress);
                 Ok(None)
             }

@@ -29,6 +29,7 @@ pub const SOURCE_FAILED: i32 = 3;
 /// The first line of a run with a source: this, then the revision fetched.
 pub const SOURCE_LINE: &str = "relctl runner: source ";
 
+pub mod plan;
 pub mod source;
 
 /// What the runner is asked to do.
@@ -47,6 +48,9 @@ pub struct Job {
     pub keepalive: Option<Duration>,
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
+    /// A plan kept after the commands, or put in place before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<plan::PlanStep>,
 }
 
 /// The environment variable the job is handed in (as JSON).
@@ -104,6 +108,12 @@ pub async fn run(job: Job) -> i32 {
         }
     };
     let dir = fetched.as_ref().map_or(&job.dir, |f| &f.dir);
+    if let Some(plan::PlanStep::Load { from, digest }) = &job.plan
+        && let Err(why) = plan::load(from, digest, dir)
+    {
+        say!("relctl runner: {why}");
+        return 1;
+    }
     for command in &job.commands {
         let Some((program, args)) = command.split_first() else {
             say!("relctl runner: an empty command");
@@ -151,6 +161,39 @@ pub async fn run(job: Job) -> i32 {
             }
         }
     }
+    if let Some(plan::PlanStep::Save { to }) = &job.plan {
+        return keep_plan(dir, to).await;
+    }
+    0
+}
+
+/// Keeps the plan the commands made and says what it does: its digest and summary.
+async fn keep_plan(dir: &std::path::Path, to: &std::path::Path) -> i32 {
+    let digest = match plan::save(dir, to) {
+        Ok(digest) => digest,
+        Err(why) => {
+            say!("relctl runner: {why}");
+            return 1;
+        }
+    };
+    let show = Command::new("terraform")
+        .args(["show", "-json", "-no-color", plan::PLAN_FILE])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await;
+    let summary = match show {
+        Ok(out) if out.status.success() => match serde_json::from_slice(&out.stdout) {
+            Ok(json) => plan::summary(&json),
+            Err(e) => format!("(terraform show -json was not JSON: {e})"),
+        },
+        Ok(out) => format!(
+            "(terraform show -json failed: {})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("(terraform show could not start: {e})"),
+    };
+    say!("{}{digest} {summary}", plan::PLAN_LINE);
     0
 }
 

@@ -37,5 +37,6 @@ mod shown;
 mod streams;
 mod tables;
 mod terraform;
+mod terraform_plan;
 mod terraform_source;
 mod unrecorded;

@@ -289,7 +289,7 @@ impl CommandActuator {
         if let Claim::Busy(record) = claim {
             return Ok(Start::Busy(Self::busy(&record)));
         }
-        let env = self.environment(run, None)?;
+        let env = self.environment(run, None, &super::Mode::Whole)?;
         let arn = tasks.run_task(run.key, &run_id, env).await?;
         info!(run_id, task = arn, "runner task started");
         store

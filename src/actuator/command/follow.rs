@@ -11,10 +11,10 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::{LINE_CHARS, LocalState, Runs, TAIL_BYTES, now_ms};
+use super::{LINE_CHARS, LocalState, Mode, Runs, TAIL_BYTES, now_ms};
 use crate::{
     model::EnvKey,
-    runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE},
+    runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE, plan::PLAN_LINE},
 };
 
 /// Follows one runner to its end: keepalives in, output out, the end recorded.
@@ -24,6 +24,7 @@ pub(super) async fn follow(
     key: EnvKey,
     run_id: String,
     steps: usize,
+    mode: Mode,
 ) {
     let mut stdin = child.stdin.take();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -52,6 +53,7 @@ pub(super) async fn follow(
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut lines_seen = 0usize;
     let mut revision: Option<String> = None;
+    let mut planned: Option<(String, String)> = None;
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
     let status = loop {
         tokio::select! {
@@ -73,6 +75,13 @@ pub(super) async fn follow(
                     {
                         revision = Some(fetched.to_owned());
                     }
+                    // A plan run's last line is the runner's: the newest one counts.
+                    if mode == Mode::Plan
+                        && let Some(plan) = line.strip_prefix(PLAN_LINE)
+                        && let Some((digest, summary)) = plan.split_once(' ')
+                    {
+                        planned = Some((digest.to_owned(), summary.to_owned()));
+                    }
                     info!(target: "relctl::actuator::output", run_id, "{line}");
                     tail.push_back(line.clone());
                     while tail.iter().map(|l| l.len() + 1).sum::<usize>() > TAIL_BYTES {
@@ -89,8 +98,26 @@ pub(super) async fn follow(
     drop(stdin);
     let tail: Vec<String> = tail.into_iter().collect();
     let (state, record, message) = match status {
+        Ok(s) if s.success() && mode == Mode::Plan => match planned {
+            Some((digest, mut summary)) => {
+                if let Some(revision) = &revision {
+                    summary.push_str(&format!(" on {revision}"));
+                }
+                let message = format!("{digest} {summary}");
+                (LocalState::Planned { digest, summary }, "planned", message)
+            }
+            None => {
+                let why = "the plan run ended without saying which plan it kept".to_owned();
+                (LocalState::Failed(why.clone()), "failed", why)
+            }
+        },
         Ok(s) if s.success() => {
-            let mut message = format!("{steps} commands succeeded");
+            let mut message = match &mode {
+                Mode::Apply { digest } => {
+                    format!("applied the approved plan {digest}: {steps} commands succeeded")
+                }
+                _ => format!("{steps} commands succeeded"),
+            };
             if let Some(revision) = &revision {
                 message.push_str(&format!(" on {revision}"));
             }

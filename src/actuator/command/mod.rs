@@ -35,7 +35,7 @@ pub mod ecs_task;
 mod follow;
 use crate::{
     model::EnvKey,
-    runner::{JOB_ENV, Job},
+    runner::{JOB_ENV, Job, plan::PlanStep},
     store::{
         StateStore,
         runs::{Claim, RunRecord},
@@ -80,6 +80,11 @@ enum LocalState {
     },
     /// With its message: how many commands, and the source revision applied.
     Succeeded(String),
+    /// A plan run ended with a kept plan: its digest and summary, for an approval.
+    Planned {
+        digest: String,
+        summary: String,
+    },
     Failed(String),
     Interrupted,
 }
@@ -166,10 +171,15 @@ pub struct CommandActuator {
     /// The module's directory, or with a `source` the scratch directory it is unpacked in.
     pub dir: PathBuf,
     pub source: Option<crate::runner::source::SourceConfig>,
+    /// Where sources are unpacked and plans kept between plan and apply.
+    pub scratch: PathBuf,
     /// The controller's region, handed to a runner that fetches its source.
     pub region: Option<String>,
     /// Runs as ECS tasks (`runner = { kind = "ecs_task" }`); none: child processes.
     pub tasks: Option<ecs_task::EcsTasks>,
+    /// A protected environment: each run plans first, and applies the plan only once
+    /// it is approved (see `crate::runner::plan`).
+    pub plan_approval: bool,
     pub commands: Vec<Vec<String>>,
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
@@ -180,7 +190,70 @@ pub struct CommandActuator {
     pub runs: Arc<Runs>,
 }
 
+/// What one run of the commands does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The commands as configured.
+    Whole,
+    /// The set-up commands, then `terraform plan`, the plan kept.
+    Plan,
+    /// The set-up commands, then `terraform apply` of the approved plan.
+    Apply { digest: String },
+}
+
+fn args(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
 impl CommandActuator {
+    /// The configured commands before the apply (`terraform init`, …).
+    fn setup(&self) -> Vec<Vec<String>> {
+        self.commands
+            .iter()
+            .filter(|c| {
+                !(c.first().is_some_and(|p| p == "terraform")
+                    && c.get(1).is_some_and(|a| a == "apply"))
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn commands_for(&self, mode: &Mode) -> Vec<Vec<String>> {
+        match mode {
+            Mode::Whole => self.steps(),
+            Mode::Plan => {
+                let mut steps = self.setup();
+                steps.push(args(&[
+                    "terraform",
+                    "plan",
+                    "-input=false",
+                    "-out=relctl.tfplan",
+                ]));
+                steps
+            }
+            Mode::Apply { .. } => {
+                let mut steps = self.setup();
+                steps.push(args(&[
+                    "terraform",
+                    "apply",
+                    "-input=false",
+                    "relctl.tfplan",
+                ]));
+                steps.extend(self.steps().into_iter().skip(self.commands.len()));
+                steps
+            }
+        }
+    }
+
+    /// Where the plan of `run_id` in `key`'s environment is kept between its plan and
+    /// its apply (outside every workspace).
+    fn plan_path(&self, key: &EnvKey, run_id: &str) -> PathBuf {
+        let name = crate::runner::plan::digest(format!("{key}\n{run_id}").as_bytes());
+        self.scratch
+            .join("plans")
+            .join(format!("{}.tfplan", name.trim_start_matches("sha256:")))
+    }
+
     fn steps(&self) -> Vec<Vec<String>> {
         let mut steps = self.commands.clone();
         if self.verify_plan {
@@ -205,6 +278,7 @@ impl CommandActuator {
         &self,
         run: &Run<'_>,
         keepalive: Option<Duration>,
+        mode: &Mode,
     ) -> Result<Vec<(String, String)>, ActuatorError> {
         let images = serde_json::to_string(run.images).map_err(|e| ActuatorError::Spawn {
             what: "commands".into(),
@@ -235,12 +309,21 @@ impl CommandActuator {
         {
             env.push(("AWS_REGION".into(), region.clone()));
         }
+        let kept = self.plan_path(run.key, &run.token());
         let job = Job {
             dir: self.dir.clone(),
             source,
-            commands: self.steps(),
+            commands: self.commands_for(mode),
             keepalive,
             grace: self.grace,
+            plan: match mode {
+                Mode::Whole => None,
+                Mode::Plan => Some(PlanStep::Save { to: kept }),
+                Mode::Apply { digest } => Some(PlanStep::Load {
+                    from: kept,
+                    digest: digest.clone(),
+                }),
+            },
         };
         let job = serde_json::to_string(&job).map_err(|e| ActuatorError::Spawn {
             what: "commands".into(),
@@ -250,7 +333,7 @@ impl CommandActuator {
         Ok(env)
     }
 
-    fn spawn(&self, run: &Run<'_>, run_id: &str) -> Result<Child, ActuatorError> {
+    fn spawn(&self, run: &Run<'_>, run_id: &str, mode: &Mode) -> Result<Child, ActuatorError> {
         let exe = match &self.runs.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe().map_err(|e| ActuatorError::Spawn {
@@ -260,7 +343,7 @@ impl CommandActuator {
         };
         Command::new(exe)
             .arg("runner")
-            .envs(self.environment(run, Some(self.runs.keepalive))?)
+            .envs(self.environment(run, Some(self.runs.keepalive), mode)?)
             .env_remove("RELCTL_FAILPOINT")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -306,51 +389,54 @@ impl Actuator for CommandActuator {
         if let Some(tasks) = &self.tasks {
             return self.start_task(tasks, run, run_id).await;
         }
-        if self.runs.draining.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(Start::Busy(Progress::Waiting {
-                after: Duration::from_secs(5),
-                message: "the controller is shutting down; the run starts on the next leader"
-                    .into(),
-            }));
-        }
-        if let Some(local) = self.runs.local().get(&run_id)
-            && matches!(local.state, LocalState::Running { .. })
-        {
-            return Ok(Start::Started(run_id));
-        }
-        let stale = self.runs.stale_before_ms(self.grace);
-        let claim = self
+        let mode = if self.plan_approval {
+            Mode::Plan
+        } else {
+            Mode::Whole
+        };
+        self.start_local(run, run_id, mode).await
+    }
+
+    fn approves_plans(&self) -> bool {
+        // Plans are kept by local runs only; config refuses the other case.
+        self.plan_approval && self.tasks.is_none()
+    }
+
+    async fn approved(
+        &self,
+        run: &Run<'_>,
+        handle: &str,
+        digest: &str,
+    ) -> Result<Progress, ActuatorError> {
+        let record = self
             .runs
             .store
-            .claim_run(run.key, &run_id, &self.runs.owner, now_ms(), stale)
+            .run(run.key)
             .await
             .map_err(|e| self.store_error(e))?;
-        if let Claim::Busy(record) = claim {
-            return Ok(Start::Busy(Self::busy(&record)));
+        let planned = record
+            .filter(|r| r.run_id == handle && r.state == "planned")
+            .and_then(|r| r.message)
+            .is_some_and(|m| m.split(' ').next() == Some(digest));
+        if !planned {
+            return Ok(Progress::Waiting {
+                after: Duration::from_secs(1),
+                message: "applying the approved plan".into(),
+            });
         }
-        let child = self.spawn(run, &run_id)?;
-        let pid = child.id();
-        info!(run_id, pid, "runner started");
-        self.runs.local().insert(
-            run_id.clone(),
-            Local {
-                key: run.key.clone(),
-                pid,
-                state: LocalState::Running { last_line: None },
-                heartbeat: Instant::now(),
+        info!(run_id = handle, plan = digest, "plan approved; applying it");
+        let mode = Mode::Apply {
+            digest: digest.to_owned(),
+        };
+        Ok(
+            match self.start_local(run, handle.to_owned(), mode).await? {
+                Start::Started(_) => Progress::Waiting {
+                    after: Duration::from_secs(1),
+                    message: format!("applying the approved plan {digest}"),
+                },
+                Start::Busy(progress) => progress,
             },
-        );
-        tokio::spawn(
-            follow(
-                child,
-                self.runs.clone(),
-                run.key.clone(),
-                run_id.clone(),
-                self.steps().len(),
-            )
-            .in_current_span(),
-        );
-        Ok(Start::Started(run_id))
+        )
     }
 
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
@@ -385,6 +471,9 @@ impl Actuator for CommandActuator {
             Some((finished, _, _)) => {
                 self.runs.local().remove(handle);
                 Ok(match finished {
+                    LocalState::Planned { digest, summary } => {
+                        self.awaiting_approval(run, &digest, &summary)
+                    }
                     LocalState::Succeeded(message) => Progress::Done { message },
                     LocalState::Failed(message) => Progress::Failed { message },
                     LocalState::Interrupted | LocalState::Running { .. } => {
@@ -410,6 +499,72 @@ impl Actuator for CommandActuator {
 }
 
 impl CommandActuator {
+    async fn start_local(
+        &self,
+        run: &Run<'_>,
+        run_id: String,
+        mode: Mode,
+    ) -> Result<Start, ActuatorError> {
+        if self.runs.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Start::Busy(Progress::Waiting {
+                after: Duration::from_secs(5),
+                message: "the controller is shutting down; the run starts on the next leader"
+                    .into(),
+            }));
+        }
+        if let Some(local) = self.runs.local().get(&run_id)
+            && matches!(local.state, LocalState::Running { .. })
+        {
+            return Ok(Start::Started(run_id));
+        }
+        let stale = self.runs.stale_before_ms(self.grace);
+        let claim = self
+            .runs
+            .store
+            .claim_run(run.key, &run_id, &self.runs.owner, now_ms(), stale)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        if let Claim::Busy(record) = claim {
+            return Ok(Start::Busy(Self::busy(&record)));
+        }
+        let child = self.spawn(run, &run_id, &mode)?;
+        let pid = child.id();
+        info!(run_id, pid, "runner started");
+        self.runs.local().insert(
+            run_id.clone(),
+            Local {
+                key: run.key.clone(),
+                pid,
+                state: LocalState::Running { last_line: None },
+                heartbeat: Instant::now(),
+            },
+        );
+        tokio::spawn(
+            follow(
+                child,
+                self.runs.clone(),
+                run.key.clone(),
+                run_id.clone(),
+                self.commands_for(&mode).len(),
+                mode,
+            )
+            .in_current_span(),
+        );
+        Ok(Start::Started(run_id))
+    }
+
+    /// A plan kept and waiting: what an approver approves, and how.
+    fn awaiting_approval(&self, run: &Run<'_>, digest: &str, summary: &str) -> Progress {
+        Progress::AwaitingApproval {
+            after: Duration::from_secs(5),
+            message: format!(
+                "planned {summary} (plan {digest}); waiting for its approval (`relctl approve {} --env {}`)",
+                run.intent.release_id, run.key.environment
+            ),
+            plan: Some(digest.to_owned()),
+        }
+    }
+
     /// A run this controller does not follow (a restart, a new leader): its record says
     /// whether it ended, is still live elsewhere, or is presumed dead.
     async fn check_recorded(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
@@ -430,6 +585,11 @@ impl CommandActuator {
                 "failed" => Ok(Progress::Failed {
                     message: record.message.unwrap_or_default(),
                 }),
+                "planned" => {
+                    let message = record.message.unwrap_or_default();
+                    let (digest, summary) = message.split_once(' ').unwrap_or((&message, ""));
+                    Ok(self.awaiting_approval(run, digest, summary))
+                }
                 "running" if record.heartbeat_ms >= self.runs.stale_before_ms(self.grace) => {
                     Ok(Progress::Waiting {
                         after: Duration::from_secs(5),

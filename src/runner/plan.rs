@@ -1,0 +1,157 @@
+//! A saved Terraform plan, for environments that approve the plan before it is applied
+//! (a `protected` environment with a Terraform actuator). The plan run ends by saving
+//! `terraform plan -out` outside its workspace and saying its digest and summary on a
+//! line of its own; the apply run, after the plan was approved by that digest, checks
+//! the file is still exactly that plan and runs `terraform apply` on it, so what was
+//! approved is what is applied. Terraform itself refuses a plan made stale by a change
+//! of state since.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The plan file's name in a run's directory.
+pub const PLAN_FILE: &str = "relctl.tfplan";
+/// The line a plan run ends with: this, the digest, a space, the summary.
+pub const PLAN_LINE: &str = "relctl runner: plan ";
+/// How many changed addresses a summary names.
+const ADDRESSES: usize = 10;
+
+/// What the runner does with a plan around the commands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStep {
+    /// After the commands (which end with `terraform plan -out=relctl.tfplan`): keep
+    /// the plan at `to`, and say its digest and summary.
+    Save { to: PathBuf },
+    /// Before the commands (which end with `terraform apply relctl.tfplan`): put the
+    /// plan kept at `from` in place, if it is still the one approved (`digest`).
+    Load { from: PathBuf, digest: String },
+}
+
+/// `sha256:` and the hex digest of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// `+A ~C -D` and the addresses that change, from `terraform show -json`'s output.
+pub fn summary(show: &serde_json::Value) -> String {
+    let (mut add, mut change, mut destroy) = (0, 0, 0);
+    let mut addresses = Vec::new();
+    for resource in show["resource_changes"].as_array().into_iter().flatten() {
+        let actions: Vec<&str> = resource["change"]["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .collect();
+        let mut changed = true;
+        match actions.as_slice() {
+            ["create"] => add += 1,
+            ["update"] => change += 1,
+            ["delete"] => destroy += 1,
+            ["delete", "create"] | ["create", "delete"] => {
+                add += 1;
+                destroy += 1;
+            }
+            _ => changed = false,
+        }
+        if changed && let Some(address) = resource["address"].as_str() {
+            addresses.push(address.to_owned());
+        }
+    }
+    let mut text = format!("+{add} ~{change} -{destroy}");
+    if !addresses.is_empty() {
+        let more = addresses.len().saturating_sub(ADDRESSES);
+        addresses.truncate(ADDRESSES);
+        text.push_str(": ");
+        text.push_str(&addresses.join(", "));
+        if more > 0 {
+            text.push_str(&format!(" and {more} more"));
+        }
+    }
+    let outputs = show["output_changes"]
+        .as_object()
+        .map(|o| {
+            o.values()
+                .filter(|c| {
+                    c["actions"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x != "no-op"))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    if outputs > 0 {
+        text.push_str(&format!(" ({outputs} outputs change)"));
+    }
+    text
+}
+
+/// Puts the kept plan into `dir`, refusing one that is not the approved plan.
+pub fn load(from: &Path, digest_wanted: &str, dir: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(from)
+        .map_err(|e| format!("the approved plan {} cannot be read: {e}", from.display()))?;
+    let found = digest(&bytes);
+    if found != digest_wanted {
+        return Err(format!(
+            "the kept plan is {found}, not the approved {digest_wanted}: nothing applied"
+        ));
+    }
+    std::fs::write(dir.join(PLAN_FILE), &bytes)
+        .map_err(|e| format!("cannot put the plan in {}: {e}", dir.display()))
+}
+
+/// Keeps the plan `dir` now holds at `to`; its digest.
+pub fn save(dir: &Path, to: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(dir.join(PLAN_FILE))
+        .map_err(|e| format!("terraform plan left no {PLAN_FILE}: {e}"))?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    std::fs::write(to, &bytes)
+        .map_err(|e| format!("cannot keep the plan at {}: {e}", to.display()))?;
+    Ok(digest(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_plan_is_summed_up_as_terraform_counts_it() {
+        let show = json!({
+            "resource_changes": [
+                { "address": "aws_s3_bucket.a", "change": { "actions": ["create"] } },
+                { "address": "aws_iam_role.b", "change": { "actions": ["update"] } },
+                { "address": "aws_instance.c", "change": { "actions": ["delete", "create"] } },
+                { "address": "aws_vpc.d", "change": { "actions": ["no-op"] } },
+            ],
+            "output_changes": { "x": { "actions": ["update"] }, "y": { "actions": ["no-op"] } },
+        });
+        assert_eq!(
+            summary(&show),
+            "+2 ~1 -1: aws_s3_bucket.a, aws_iam_role.b, aws_instance.c (1 outputs change)"
+        );
+        assert_eq!(summary(&json!({})), "+0 ~0 -0");
+    }
+
+    #[test]
+    fn only_the_approved_plan_is_put_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept.tfplan");
+        std::fs::write(&kept, b"plan bytes").unwrap();
+        let wrong = load(&kept, "sha256:00", dir.path()).unwrap_err();
+        assert!(wrong.contains("not the approved"), "{wrong}");
+        assert!(!dir.path().join(PLAN_FILE).exists());
+        load(&kept, &digest(b"plan bytes"), dir.path()).unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join(PLAN_FILE)).unwrap(),
+            b"plan bytes"
+        );
+    }
+}

@@ -22,7 +22,7 @@ use aws_sdk_ecs::types::{
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::{CommandActuator, LINE_CHARS, TAIL_BYTES, cut, now_ms};
+use super::{CommandActuator, LINE_CHARS, TAIL_BYTES, cut, runs::now_ms};
 use crate::{
     actuator::{ActuatorError, Progress, Run, Start},
     config::runner::EcsTaskRunner,

@@ -11,7 +11,10 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::{LINE_CHARS, LocalState, Mode, Runs, TAIL_BYTES, now_ms};
+use super::{
+    LINE_CHARS, Mode, Runs, TAIL_BYTES,
+    runs::{LocalState, now_ms},
+};
 use crate::{
     model::EnvKey,
     runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE, plan::PLAN_LINE},

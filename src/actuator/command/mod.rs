@@ -14,13 +14,7 @@
 //! leader runs it again. Output lines are logged; what a status message carries of
 //! them is bounded.
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    process::Stdio,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{path::PathBuf, process::Stdio, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use tokio::{
@@ -31,17 +25,19 @@ use tracing::{Instrument, info, warn};
 
 use super::{Actuator, ActuatorError, Progress, Run, Start};
 
+mod commands;
 pub mod ecs_task;
 mod follow;
+mod runs;
 use crate::{
     model::EnvKey,
     runner::{JOB_ENV, Job, plan::PlanStep},
-    store::{
-        StateStore,
-        runs::{Claim, RunRecord},
-    },
+    store::runs::{Claim, RunRecord},
 };
+use commands::Mode;
 use follow::{cut, follow};
+pub use runs::Runs;
+use runs::{Local, LocalState, now_ms, signal};
 
 /// What a status message carries of the output: the last lines, at most this many
 /// bytes, cut at a line boundary.
@@ -50,121 +46,6 @@ const TAIL_BYTES: usize = 2048;
 const LINE_CHARS: usize = 300;
 /// How often the heartbeat of a followed run is written.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-
-/// Run records and the controller's own runs, shared by every command actuator.
-#[derive(Debug)]
-pub struct Runs {
-    /// This controller process, as run records name it.
-    pub owner: String,
-    pub store: StateStore,
-    /// How long a runner waits without a keepalive before it stops by itself.
-    pub keepalive: Duration,
-    /// The `relctl` binary a run is started with (`relctl runner`).
-    pub exe: Option<PathBuf>,
-    local: Mutex<HashMap<String, Local>>,
-    draining: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Debug)]
-struct Local {
-    key: EnvKey,
-    pid: Option<u32>,
-    state: LocalState,
-    heartbeat: Instant,
-}
-
-#[derive(Debug, Clone)]
-enum LocalState {
-    Running {
-        last_line: Option<String>,
-    },
-    /// With its message: how many commands, and the source revision applied.
-    Succeeded(String),
-    /// A plan run ended with a kept plan: its digest and summary, for an approval.
-    Planned {
-        digest: String,
-        summary: String,
-    },
-    Failed(String),
-    Interrupted,
-}
-
-impl Runs {
-    pub fn new(
-        owner: String,
-        store: StateStore,
-        keepalive: Duration,
-        exe: Option<PathBuf>,
-    ) -> Self {
-        Self {
-            owner,
-            store,
-            keepalive,
-            exe,
-            local: Mutex::default(),
-            draining: Default::default(),
-        }
-    }
-
-    fn local(&self) -> std::sync::MutexGuard<'_, HashMap<String, Local>> {
-        self.local.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn running(&self) -> Vec<(String, Option<u32>)> {
-        self.local()
-            .iter()
-            .filter(|(_, l)| matches!(l.state, LocalState::Running { .. }))
-            .map(|(id, l)| (id.clone(), l.pid))
-            .collect()
-    }
-
-    /// Interrupts every run this controller follows (the lease is lost, or the drain
-    /// ran out): each runner stops its command gracefully and the run is recorded
-    /// `interrupted`.
-    pub fn interrupt_all(&self) {
-        for (run_id, pid) in self.running() {
-            warn!(run_id, "interrupting the run");
-            signal(pid, rustix::process::Signal::INT);
-        }
-    }
-
-    /// On shutdown: no new runs; the running ones get until `deadline`, then are
-    /// interrupted, and their end (or interruption) is awaited for `grace` more.
-    pub async fn drain(&self, deadline: Duration, grace: Duration) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let until = Instant::now() + deadline;
-        while !self.running().is_empty() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if self.running().is_empty() {
-            return;
-        }
-        self.interrupt_all();
-        let until = Instant::now() + grace + Duration::from_secs(6);
-        while !self.running().is_empty() && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn stale_before_ms(&self, grace: Duration) -> i64 {
-        // The runner's own stop: keepalive, then grace, then SIGTERM's 5 s, plus the
-        // heartbeat interval and a margin for clocks.
-        let settle =
-            self.keepalive + grace + Duration::from_secs(5) + HEARTBEAT + Duration::from_secs(5);
-        now_ms() - settle.as_millis() as i64
-    }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-fn signal(pid: Option<u32>, sig: rustix::process::Signal) {
-    if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-        let _ = rustix::process::kill_process(pid, sig);
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct CommandActuator {
@@ -190,88 +71,7 @@ pub struct CommandActuator {
     pub runs: Arc<Runs>,
 }
 
-/// What one run of the commands does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// The commands as configured.
-    Whole,
-    /// The set-up commands, then `terraform plan`, the plan kept.
-    Plan,
-    /// The set-up commands, then `terraform apply` of the approved plan.
-    Apply { digest: String },
-}
-
-fn args(words: &[&str]) -> Vec<String> {
-    words.iter().map(|w| (*w).to_owned()).collect()
-}
-
 impl CommandActuator {
-    /// The configured commands before the apply (`terraform init`, …).
-    fn setup(&self) -> Vec<Vec<String>> {
-        self.commands
-            .iter()
-            .filter(|c| {
-                !(c.first().is_some_and(|p| p == "terraform")
-                    && c.get(1).is_some_and(|a| a == "apply"))
-            })
-            .cloned()
-            .collect()
-    }
-
-    fn commands_for(&self, mode: &Mode) -> Vec<Vec<String>> {
-        match mode {
-            Mode::Whole => self.steps(),
-            Mode::Plan => {
-                let mut steps = self.setup();
-                steps.push(args(&[
-                    "terraform",
-                    "plan",
-                    "-input=false",
-                    "-out=relctl.tfplan",
-                ]));
-                steps
-            }
-            Mode::Apply { .. } => {
-                let mut steps = self.setup();
-                steps.push(args(&[
-                    "terraform",
-                    "apply",
-                    "-input=false",
-                    "relctl.tfplan",
-                ]));
-                steps.extend(self.steps().into_iter().skip(self.commands.len()));
-                steps
-            }
-        }
-    }
-
-    /// Where the plan of `run_id` in `key`'s environment is kept between its plan and
-    /// its apply (outside every workspace).
-    fn plan_path(&self, key: &EnvKey, run_id: &str) -> PathBuf {
-        let name = crate::runner::plan::digest(format!("{key}\n{run_id}").as_bytes());
-        self.scratch
-            .join("plans")
-            .join(format!("{}.tfplan", name.trim_start_matches("sha256:")))
-    }
-
-    fn steps(&self) -> Vec<Vec<String>> {
-        let mut steps = self.commands.clone();
-        if self.verify_plan {
-            steps.push(
-                [
-                    "terraform",
-                    "plan",
-                    "-detailed-exitcode",
-                    "-input=false",
-                    "-lock=false",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
-        }
-        steps
-    }
-
     /// The runner's environment: the configured `env`, the run's `RELCTL_*` and
     /// `TF_VAR_relctl_*`, and the job; `keepalive` as the runner should watch for it.
     fn environment(

@@ -111,6 +111,7 @@ pub fn controller(config: &Config, scope: &Scope) -> Policy {
             } => source
                 .for_run(&crate::model::EnvKey::new(&project.id, &env.id))
                 .ok()
+                .and_then(|s| s.s3)
                 .map(|s| format!("arn:{}:s3:::{}/{}", scope.partition, s.bucket, s.key)),
             _ => None,
         })

@@ -1,8 +1,11 @@
 //! Where a run's Terraform comes from when it is not a directory on the controller's
 //! own disk: a zip archive in S3, `source = { s3 = "s3://bucket/envs/{environment}.zip" }`,
+//! or a branch (or tag) of a git repository, `source = { git = "https://…/environments.git",
+//! ref = "{environment}" }` (The National Archives keeps one branch per environment),
 //! fetched by the runner into a fresh workspace under its scratch directory and removed
-//! when the run ends. The object's VersionId (from a versioned bucket) is what the run
-//! applied; the runner says it first, and the controller records it with the outcome.
+//! when the run ends. The object's VersionId (from a versioned bucket), or the commit
+//! the ref named, is what the run applied; the runner says it first, and the controller
+//! records it with the outcome.
 //! Terraform state never lives in the workspace: a module fetched this way needs a
 //! remote backend (S3 with `use_lockfile`).
 
@@ -25,29 +28,78 @@ const MAX_UNPACKED: u64 = 1 << 30;
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// `s3://bucket/key.zip`; `{project}` and `{environment}` are filled in.
-    pub s3: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<String>,
+    /// A git repository (`https://`, `ssh://`, `git@host:path` or `file://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<String>,
+    /// With `git`: the branch or tag, `{project}` and `{environment}` filled in
+    /// (default `{environment}`).
+    #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     /// The module's directory inside the archive (default: its root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
 
-/// What one run fetches: the object, and the version when one is asked for.
+/// What one run fetches, and the module's directory in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Object>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// An S3 object, and the version when one is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Object {
     pub bucket: String,
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+}
+
+/// A branch or tag of a git repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitRef {
+    pub url: String,
+    pub reference: String,
 }
 
 impl SourceConfig {
     /// What is wrong with it, for `relctl validate` and the controller's start.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Err(why) = split_s3(&self.s3) {
-            problems.push(format!("s3: {why}"));
+        match (&self.s3, &self.git) {
+            (Some(s3), None) => {
+                if let Err(why) = split_s3(s3) {
+                    problems.push(format!("s3: {why}"));
+                }
+                if self.reference.is_some() {
+                    problems.push("ref: only a git source has a ref".into());
+                }
+            }
+            (None, Some(git)) => {
+                if let Err(why) = git_url(git) {
+                    problems.push(format!("git: {why}"));
+                }
+                // Placeholders are filled in per environment; the rest must be a name.
+                if let Some(reference) = &self.reference
+                    && let Err(why) = git_ref(
+                        &reference
+                            .replace("{project}", "p")
+                            .replace("{environment}", "e"),
+                    )
+                {
+                    problems.push(format!("ref: {why}"));
+                }
+            }
+            _ => problems.push(
+                "a source is one of `s3 = \"s3://bucket/key.zip\"` or `git = \"https://…\"` (with `ref`)".into(),
+            ),
         }
         if let Some(path) = &self.path
             && let Err(why) = relative(path)
@@ -57,19 +109,71 @@ impl SourceConfig {
         problems
     }
 
-    /// The object for `key`'s environment.
+    /// What a run in `key`'s environment fetches.
     pub fn for_run(&self, key: &EnvKey) -> Result<JobSource, String> {
-        let url = self
-            .s3
-            .replace("{project}", &key.project)
-            .replace("{environment}", &key.environment);
-        let (bucket, object) = split_s3(&url)?;
-        Ok(JobSource {
-            bucket,
-            key: object,
-            version_id: None,
+        let fill = |t: &str| {
+            t.replace("{project}", &key.project)
+                .replace("{environment}", &key.environment)
+        };
+        let mut source = JobSource {
+            s3: None,
+            git: None,
             path: self.path.clone(),
-        })
+        };
+        match (&self.s3, &self.git) {
+            (Some(s3), None) => {
+                let (bucket, object) = split_s3(&fill(s3))?;
+                source.s3 = Some(S3Object {
+                    bucket,
+                    key: object,
+                    version_id: None,
+                });
+            }
+            (None, Some(url)) => {
+                git_url(url)?;
+                let reference = fill(self.reference.as_deref().unwrap_or("{environment}"));
+                git_ref(&reference)?;
+                source.git = Some(GitRef {
+                    url: url.clone(),
+                    reference,
+                });
+            }
+            _ => return Err("a source is one of `s3` or `git`".into()),
+        }
+        Ok(source)
+    }
+}
+
+/// A URL git fetches over a transport that runs nothing of the URL's choosing (`ext::`
+/// and other remote helpers run commands).
+fn git_url(url: &str) -> Result<(), String> {
+    let scp_like = url.starts_with("git@") && url.contains(':') && !url.contains("::");
+    let schemed = ["https://", "ssh://", "file://"]
+        .iter()
+        .any(|s| url.starts_with(s));
+    if (scp_like || schemed) && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?} is not an https://, ssh://, git@host:path or file:// repository URL"
+        ))
+    }
+}
+
+/// A branch or tag name git takes as one, never as an option.
+fn git_ref(reference: &str) -> Result<(), String> {
+    let ok = !reference.is_empty()
+        && !reference.starts_with('-')
+        && !reference.contains("..")
+        && reference
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{reference:?} is not a branch or tag name (letters, digits, . _ / -)"
+        ))
     }
 }
 
@@ -125,6 +229,97 @@ impl Drop for Fetched {
 /// Fetches `source` with the runner's own AWS credentials and unpacks it into a fresh
 /// directory under `scratch`.
 pub async fn fetch(source: &JobSource, scratch: &Path) -> Result<Fetched, String> {
+    let workspace = new_workspace(scratch)?;
+    let mut fetched = Fetched {
+        dir: match &source.path {
+            Some(path) => workspace.join(relative(path)?),
+            None => workspace.clone(),
+        },
+        workspace,
+        revision: String::new(),
+    };
+    fetched.revision = match (&source.s3, &source.git) {
+        (Some(object), _) => fetch_s3(object, &fetched.workspace).await?,
+        (None, Some(git)) => fetch_git(git, &fetched.workspace).await?,
+        (None, None) => return Err("the run names no source".into()),
+    };
+    if !fetched.dir.is_dir() {
+        return Err(format!(
+            "the source has no directory {:?}",
+            source.path.as_deref().unwrap_or(".")
+        ));
+    }
+    Ok(fetched)
+}
+
+fn new_workspace(scratch: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(scratch).map_err(|e| {
+        format!(
+            "cannot create the scratch directory {}: {e}",
+            scratch.display()
+        )
+    })?;
+    let workspace = scratch.join(format!(
+        "run-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir(&workspace)
+        .map_err(|e| format!("cannot create the workspace {}: {e}", workspace.display()))?;
+    Ok(workspace)
+}
+
+/// Clones `git`'s ref (shallow) into `into`; the revision is the commit it named.
+async fn fetch_git(git: &GitRef, into: &Path) -> Result<String, String> {
+    let run = |args: Vec<&str>| {
+        let mut command = tokio::process::Command::new("git");
+        command
+            .args([
+                "-c",
+                "protocol.ext.allow=never",
+                "-c",
+                "advice.detachedHead=false",
+            ])
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null());
+        command
+    };
+    let target = into.to_string_lossy().into_owned();
+    let cloned = run(vec![
+        "clone",
+        "--quiet",
+        "--depth",
+        "1",
+        "--branch",
+        &git.reference,
+        "--",
+        &git.url,
+        &target,
+    ])
+    .output()
+    .await
+    .map_err(|e| format!("cannot run git (is it installed in the runner's image?): {e}"))?;
+    if !cloned.status.success() {
+        return Err(format!(
+            "cannot fetch {} at {}: {}",
+            git.url,
+            git.reference,
+            String::from_utf8_lossy(&cloned.stderr).trim()
+        ));
+    }
+    let head = run(vec!["-C", &target, "rev-parse", "HEAD"])
+        .output()
+        .await
+        .map_err(|e| format!("git rev-parse: {e}"))?;
+    let commit = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    // The module, not its history: nothing of .git is Terraform's business.
+    let _ = std::fs::remove_dir_all(into.join(".git"));
+    Ok(format!("{} {} at commit {commit}", git.url, git.reference))
+}
+
+/// Fetches the S3 object and unpacks it into `into`; the revision is its VersionId.
+async fn fetch_s3(source: &S3Object, into: &Path) -> Result<String, String> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
@@ -165,39 +360,12 @@ pub async fn fetch(source: &JobSource, scratch: &Path) -> Result<Fetched, String
         .await
         .map_err(|e| format!("cannot read {url}: {e}"))?
         .into_bytes();
-    std::fs::create_dir_all(scratch).map_err(|e| {
-        format!(
-            "cannot create the scratch directory {}: {e}",
-            scratch.display()
-        )
-    })?;
-    let workspace = scratch.join(format!(
-        "run-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    std::fs::create_dir(&workspace)
-        .map_err(|e| format!("cannot create the workspace {}: {e}", workspace.display()))?;
-    let fetched = Fetched {
-        dir: match &source.path {
-            Some(path) => workspace.join(relative(path)?),
-            None => workspace.clone(),
-        },
-        workspace,
-        revision,
-    };
-    let into = fetched.workspace.clone();
+    let into = into.to_path_buf();
     tokio::task::spawn_blocking(move || unpack(&bytes, &into))
         .await
         .map_err(|e| format!("unpacking {url} stopped: {e}"))?
         .map_err(|why| format!("cannot unpack {url}: {why}"))?;
-    if !fetched.dir.is_dir() {
-        return Err(format!(
-            "{url} has no directory {:?}",
-            source.path.as_deref().unwrap_or(".")
-        ));
-    }
-    Ok(fetched)
+    Ok(revision)
 }
 
 /// Unpacks a zip archive into `into`: every entry must stay inside it, symbolic links
@@ -285,11 +453,13 @@ mod tests {
     #[test]
     fn source_urls_and_paths_are_checked() {
         let ok = SourceConfig {
-            s3: "s3://team-envs/envs/{environment}.zip".into(),
+            s3: Some("s3://team-envs/envs/{environment}.zip".into()),
+            git: None,
+            reference: None,
             path: Some("infra".into()),
         };
         assert!(ok.problems().is_empty());
-        let job = ok.for_run(&EnvKey::new("p", "prod")).unwrap();
+        let job = ok.for_run(&EnvKey::new("p", "prod")).unwrap().s3.unwrap();
         assert_eq!(
             (job.bucket.as_str(), job.key.as_str()),
             ("team-envs", "envs/prod.zip")
@@ -303,12 +473,60 @@ mod tests {
             ("s3://bucket/a.zip", Some("/abs"), "relative path"),
         ] {
             let config = SourceConfig {
-                s3: s3.into(),
+                s3: Some(s3.into()),
+                git: None,
+                reference: None,
                 path: path.map(String::from),
             };
             let problems = config.problems().join("; ");
             assert!(problems.contains(want), "{s3} {path:?}: {problems}");
         }
+    }
+
+    #[test]
+    fn git_sources_take_safe_urls_and_ref_names_only() {
+        let git = |url: &str, reference: Option<&str>| SourceConfig {
+            s3: None,
+            git: Some(url.into()),
+            reference: reference.map(String::from),
+            path: None,
+        };
+        let fine = git("https://github.com/nationalarchives/environments.git", None);
+        assert!(fine.problems().is_empty());
+        let job = fine
+            .for_run(&EnvKey::new("tre", "prod"))
+            .unwrap()
+            .git
+            .unwrap();
+        assert_eq!(
+            job.reference, "prod",
+            "one branch per environment by default"
+        );
+        assert!(
+            git("git@github.com:org/envs.git", Some("release/{environment}"))
+                .problems()
+                .is_empty()
+        );
+        for (url, reference, want) in [
+            ("ext::sh -c touch% /tmp/pwned", None, "not an https://"),
+            ("fd::17", None, "not an https://"),
+            (
+                "https://x/y.git",
+                Some("--upload-pack=evil"),
+                "not a branch or tag",
+            ),
+            ("https://x/y.git", Some("a..b"), "not a branch or tag"),
+        ] {
+            let problems = git(url, reference).problems().join("; ");
+            assert!(problems.contains(want), "{url} {reference:?}: {problems}");
+        }
+        let both = SourceConfig {
+            s3: Some("s3://team-envs/a.zip".into()),
+            git: Some("https://x/y.git".into()),
+            reference: None,
+            path: None,
+        };
+        assert!(both.problems().join(";").contains("one of"));
     }
 
     #[test]

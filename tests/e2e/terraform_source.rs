@@ -203,3 +203,83 @@ actuator = {{ kind = "terraform", source = {{ s3 = "s3://{MODULES}/envs/{{enviro
     assert!(left.is_empty(), "nothing unpacked, nothing run: {left:?}");
     controller.stop().await;
 }
+
+/// `git` with `args` in `dir`, which must succeed; its stdout.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn a_module_from_a_git_branch_per_environment_records_the_commit_it_applied() {
+    // The National Archives' way: one branch per environment in one repository.
+    let repo = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "--quiet"]);
+    std::fs::create_dir(repo.path().join("infra")).unwrap();
+    std::fs::write(repo.path().join("infra/VERSION"), "main\n").unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "--quiet", "-m", "main"]);
+    git(repo.path(), &["checkout", "--quiet", "-b", "prod"]);
+    std::fs::write(repo.path().join("infra/VERSION"), "prod-1\n").unwrap();
+    git(repo.path(), &["commit", "--quiet", "-am", "prod"]);
+    let commit = git(repo.path(), &["rev-parse", "prod"]);
+    git(repo.path(), &["checkout", "--quiet", "main"]);
+
+    let scratch = tempfile::tempdir().unwrap();
+    let h = Harness::new(&format!(
+        r#"
+[[projects]]
+id = "tre"
+name = "TRE"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+actuator = {{ kind = "terraform", source = {{ git = "file://{}", path = "infra" }}, scratch = "{}", commands = [["sh", "-c", "test \"$(cat VERSION)\" = prod-1 && echo applied the prod branch"]] }}
+"#,
+        repo.path().display(),
+        scratch.path().display()
+    ))
+    .await;
+    h.put_release(
+        TABLE,
+        release(
+            "r1",
+            "tre",
+            json!({ "parser": "registry.example/parser:1" }),
+        ),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(
+        message.contains(&format!("prod at commit {commit}")),
+        "{message}"
+    );
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "workspaces left behind: {left:?}");
+    controller.stop().await;
+}

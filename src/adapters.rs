@@ -221,7 +221,11 @@ fn actuator(
             verify_plan,
             interrupt_grace,
         } => Arc::new(CommandActuator {
-            dir: dir.unwrap_or_else(|| scratch.clone()),
+            // An ECS task unpacks its source in its own scratch volume.
+            dir: match &runner {
+                RunnerConfig::EcsTask(task) => task.scratch.clone(),
+                RunnerConfig::Local => dir.unwrap_or_else(|| scratch.clone()),
+            },
             scratch,
             plan_approval: protected,
             source,

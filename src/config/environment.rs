@@ -269,6 +269,14 @@ impl Environment {
                 _ => {}
             }
         }
+        if let ActuatorConfig::Terraform { commands, .. } = &self.actuator
+            && self.protected
+            && let Err(why) = crate::actuator::command::commands::apply_is_last(commands)
+        {
+            problems.push(format!(
+                "{at}.actuator.commands: a protected environment approves the plan before it is applied: {why}"
+            ));
+        }
         if let ActuatorConfig::Terraform {
             runner: super::runner::RunnerConfig::EcsTask(task),
             source,

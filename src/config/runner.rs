@@ -48,6 +48,10 @@ pub struct EcsTaskRunner {
     /// them, so the controller is granted `iam:PassRole` on exactly these, to ECS only.
     #[serde(default)]
     pub pass_roles: Vec<String>,
+    /// The task's writable directory (a volume: the root filesystem is read-only),
+    /// where each run's workspace is made.
+    #[serde(default = "default_scratch")]
+    pub scratch: std::path::PathBuf,
     /// How often a running task is looked at.
     #[serde(default = "ten_seconds", with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -59,6 +63,10 @@ fn default_container() -> String {
 
 fn default_command() -> Vec<String> {
     vec!["runner".into()]
+}
+
+fn default_scratch() -> std::path::PathBuf {
+    "/scratch".into()
 }
 
 fn default_launch_type() -> String {

@@ -301,7 +301,7 @@ fn held_back(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<St
 }
 
 /// Why (and how long) a deployment waits for a freeze window to end, if it does.
-fn frozen(env: &Environment, now: Timestamp) -> Option<(String, Duration)> {
+pub(crate) fn frozen(env: &Environment, now: Timestamp) -> Option<(String, Duration)> {
     let now = now.as_utc();
     let window = env.frozen_at(now)?;
     let wait = (window.until - now).to_std().unwrap_or_default() + Duration::from_millis(100);
@@ -352,6 +352,16 @@ fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images, claimed: Option<
             run: None,
         };
     }
+    // A protected environment whose actuator approves its plan: nothing is pinned
+    // before that approval; the plan runs first, the pins are written once it is
+    // approved (the module reads the release's images from TF_VAR_relctl_images).
+    if facts.env.protected && facts.actuator.as_ref().is_some_and(|a| a.approves_plans) {
+        return Step::StartRun {
+            intent: intent.clone(),
+            images,
+            pinned: "pinned once the plan was approved".into(),
+        };
+    }
     match (&seen.written, &seen.pins) {
         (_, None) => Step::LookAtPins { images },
         (None, Some(changes)) => Step::Pin {
@@ -381,7 +391,7 @@ fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images, claimed: Option<
 }
 
 /// What pinning did, in words.
-fn pinned_words(written: &[Change], total: usize) -> String {
+pub(crate) fn pinned_words(written: &[Change], total: usize) -> String {
     if written.is_empty() {
         return format!("all {total} images were already pinned; verified");
     }
@@ -417,7 +427,17 @@ fn follow(
     let elapsed = (now.as_utc() - run.started_at.as_utc())
         .to_std()
         .unwrap_or_default();
-    if elapsed > actuator.timeout {
+    // Waiting for a person to approve a plan is not the run taking long: the clock
+    // starts again when the approved plan's apply starts.
+    let waiting_for_approval = actuator.approves_plans
+        && matches!(
+            &facts.state.activity,
+            Activity::Applying {
+                awaiting_approval: true,
+                ..
+            }
+        );
+    if elapsed > actuator.timeout && !waiting_for_approval {
         return Step::Fail {
             intent: intent.clone(),
             message: format!(

@@ -263,12 +263,15 @@ impl<'a> Steps<'a> {
                 let Some(intent) = self.target().cloned() else {
                     return Ok(Some(Action::Done));
                 };
-                let run_of = self.as_run(&intent, &images);
-                let mut progress = actuator.check(&run_of, &run.handle).await?;
+                let mut progress = {
+                    let run_of = self.as_run(&intent, &images);
+                    actuator.check(&run_of, &run.handle).await?
+                };
                 if let Progress::AwaitingApproval {
                     plan: Some(digest), ..
                 } = &progress
                 {
+                    let digest = digest.clone();
                     // An approval of this plan, by its digest, lets the apply go on;
                     // one of the images (or of another plan) does not.
                     let attested = self
@@ -276,16 +279,37 @@ impl<'a> Steps<'a> {
                         .attestations
                         .of(&subject(self.key, &intent))
                         .await?;
-                    let found = approvals(&attested, digest);
-                    if crate::model::approval::approval_missing(
+                    let found = approvals(&attested, &digest);
+                    let approved = crate::model::approval::approval_missing(
                         &found,
                         &intent.release_id,
                         &self.env.id,
                         self.env.four_eyes,
                     )
-                    .is_none()
-                    {
-                        progress = actuator.approved(&run_of, &run.handle, digest).await?;
+                    .is_none();
+                    let frozen = super::decide::frozen(self.env, self.ctx.now());
+                    if let (true, Some((why, after))) = (approved, &frozen) {
+                        // Approved during a freeze: it applies when the window ends.
+                        progress = Progress::AwaitingApproval {
+                            after: *after,
+                            message: format!("the plan is approved; {why}"),
+                            plan: Some(digest),
+                        };
+                    } else if approved {
+                        // Only now are the release's pins written, then the plan applied.
+                        let pinned = self.pin_for_approved_plan(&images).await?;
+                        info!(pinned, "plan approved");
+                        progress = {
+                            let run_of = self.as_run(&intent, &images);
+                            actuator.approved(&run_of, &run.handle, &digest).await?
+                        };
+                        // The run's clock starts again with the apply.
+                        let now = self.ctx.now();
+                        if let crate::model::state::Activity::Applying { run, .. } =
+                            &mut self.writer.state.activity
+                        {
+                            run.started_at = now;
+                        }
                     }
                 }
                 self.seen.progress = Some(progress);
@@ -386,6 +410,28 @@ impl<'a> Steps<'a> {
                 release_id: &release.release_id,
             },
         ))
+    }
+
+    /// Writes (and verifies) the release's pins once its plan is approved; what it did,
+    /// in words.
+    async fn pin_for_approved_plan(&self, images: &Images) -> Result<String, Error> {
+        let Some((_, target)) = self.pin_target() else {
+            return Ok(String::new());
+        };
+        let changes = self.adapters.pin.diff(&target, images).await?;
+        if !changes.is_empty() {
+            let written = self.adapters.pin.write(&target, images, &changes).await?;
+            if written == Written::Unverified
+                && let Some(left) = self.adapters.pin.diff(&target, images).await?.first()
+            {
+                return Err(Error::Verify {
+                    service: left.service.clone(),
+                    expected: left.to.clone(),
+                    actual: left.from.clone(),
+                });
+            }
+        }
+        Ok(super::decide::pinned_words(&changes, images.len()))
     }
 
     async fn look_at_pins(&mut self, images: &Images) -> Result<(), Error> {

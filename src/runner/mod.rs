@@ -26,6 +26,8 @@ use tokio::{
 pub const INTERRUPTED: i32 = 130;
 /// The exit status of a run whose source could not be fetched (nothing was run).
 pub const SOURCE_FAILED: i32 = 3;
+/// The exit status of an apply whose approved plan is gone: the controller plans again.
+pub const PLAN_LOST: i32 = 4;
 /// The first line of a run with a source: this, then the revision fetched.
 pub const SOURCE_LINE: &str = "relctl runner: source ";
 
@@ -108,11 +110,16 @@ pub async fn run(job: Job) -> i32 {
         }
     };
     let dir = fetched.as_ref().map_or(&job.dir, |f| &f.dir);
+    // The plan file in the run's directory goes with the run (it holds state).
+    let _plan_file = job
+        .plan
+        .as_ref()
+        .map(|_| RemoveOnDrop(dir.join(plan::PLAN_FILE)));
     if let Some(plan::PlanStep::Load { from, digest }) = &job.plan
-        && let Err(why) = plan::load(from, digest, dir)
+        && let Err(plan::Lost(why)) = plan::load(from, digest, dir)
     {
         say!("relctl runner: {why}");
-        return 1;
+        return PLAN_LOST;
     }
     for command in &job.commands {
         let Some((program, args)) = command.split_first() else {
@@ -165,6 +172,14 @@ pub async fn run(job: Job) -> i32 {
         return keep_plan(dir, to).await;
     }
     0
+}
+
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Keeps the plan the commands made and says what it does: its digest and summary.

@@ -92,18 +92,28 @@ pub fn summary(show: &serde_json::Value) -> String {
 }
 
 /// Puts the kept plan into `dir`, refusing one that is not the approved plan.
-pub fn load(from: &Path, digest_wanted: &str, dir: &Path) -> Result<(), String> {
-    let bytes = std::fs::read(from)
-        .map_err(|e| format!("the approved plan {} cannot be read: {e}", from.display()))?;
+pub fn load(from: &Path, digest_wanted: &str, dir: &Path) -> Result<(), Lost> {
+    let bytes = std::fs::read(from).map_err(|e| {
+        Lost(format!(
+            "the approved plan {} is gone ({e}): a restart on another host, or a cleared scratch directory",
+            from.display()
+        ))
+    })?;
+    // Taken once: the kept copy goes now, the workspace's goes with the run.
+    let _ = std::fs::remove_file(from);
     let found = digest(&bytes);
     if found != digest_wanted {
-        return Err(format!(
+        return Err(Lost(format!(
             "the kept plan is {found}, not the approved {digest_wanted}: nothing applied"
-        ));
+        )));
     }
     std::fs::write(dir.join(PLAN_FILE), &bytes)
-        .map_err(|e| format!("cannot put the plan in {}: {e}", dir.display()))
+        .map_err(|e| Lost(format!("cannot put the plan in {}: {e}", dir.display())))
 }
+
+/// Why the approved plan cannot be applied: the run plans again, for a new approval.
+#[derive(Debug)]
+pub struct Lost(pub String);
 
 /// Keeps the plan `dir` now holds at `to`; its digest.
 pub fn save(dir: &Path, to: &Path) -> Result<String, String> {
@@ -112,7 +122,15 @@ pub fn save(dir: &Path, to: &Path) -> Result<String, String> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
-    std::fs::write(to, &bytes)
+    // A plan holds state and sensitive values in the clear: for this user only.
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(to)
+        .and_then(|mut f| f.write_all(&bytes))
         .map_err(|e| format!("cannot keep the plan at {}: {e}", to.display()))?;
     Ok(digest(&bytes))
 }
@@ -146,9 +164,11 @@ mod tests {
         let kept = dir.path().join("kept.tfplan");
         std::fs::write(&kept, b"plan bytes").unwrap();
         let wrong = load(&kept, "sha256:00", dir.path()).unwrap_err();
-        assert!(wrong.contains("not the approved"), "{wrong}");
+        assert!(wrong.0.contains("not the approved"), "{wrong:?}");
         assert!(!dir.path().join(PLAN_FILE).exists());
+        std::fs::write(&kept, b"plan bytes").unwrap();
         load(&kept, &digest(b"plan bytes"), dir.path()).unwrap();
+        assert!(!kept.exists(), "the kept copy is taken once");
         assert_eq!(
             std::fs::read(dir.path().join(PLAN_FILE)).unwrap(),
             b"plan bytes"

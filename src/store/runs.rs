@@ -31,6 +31,8 @@ pub struct RunRecord {
     pub message: Option<String>,
     /// The ECS task running it (an `ecs_task` runner), once started.
     pub task_arn: Option<String>,
+    /// When the claim was made (ms): a new claim of the same run is a new attempt.
+    pub started_ms: i64,
 }
 
 /// What a claim found.
@@ -85,6 +87,7 @@ impl StateStore {
                     heartbeat_ms: now_ms,
                     message: None,
                     task_arn: None,
+                    started_ms: now_ms,
                 })),
             },
             Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
@@ -175,7 +178,44 @@ impl StateStore {
             heartbeat_ms: number("heartbeat_ms").unwrap_or_default(),
             message: text("message"),
             task_arn: text("task_arn"),
+            started_ms: number("started_ms").unwrap_or_default(),
         }))
+    }
+
+    /// Claims `key`'s run slot for `run_id` only if the record is still `previous` as
+    /// read (none, or that run claimed at that time): a compare-and-swap, so of two
+    /// leaders that both found the slot free, one claims it. For runs whose liveness the
+    /// caller checked itself (an ECS task that has stopped), not by heartbeat.
+    pub async fn claim_run_replacing(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        owner: &str,
+        now_ms: i64,
+        previous: Option<&RunRecord>,
+    ) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk(key)))
+            .item("run_id", s(run_id))
+            .item("owner", s(owner))
+            .item("run_state", s("running"))
+            .item("started_ms", n(now_ms))
+            .item("heartbeat_ms", n(now_ms));
+        let request = match previous {
+            None => request.condition_expression("attribute_not_exists(pk)"),
+            Some(p) => request
+                .condition_expression("run_id = :run AND started_ms = :started")
+                .expression_attribute_values(":run", s(&p.run_id))
+                .expression_attribute_values(":started", n(p.started_ms)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
+        }
     }
 
     /// Records the ECS task that runs `run_id`, if that is still the recorded run: a new

@@ -94,6 +94,10 @@ async fn the_plan_is_approved_by_its_digest_and_exactly_it_is_applied() {
             || outputs(dir.path()).get("release_id").is_none(),
         "nothing applied before the approval"
     );
+    assert!(
+        h.parameters("/tre/images/prod").await.is_empty(),
+        "nothing pinned before the approval"
+    );
 
     let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
     assert_eq!(code, 0, "{err}");
@@ -110,6 +114,11 @@ async fn the_plan_is_approved_by_its_digest_and_exactly_it_is_applied() {
         "{message}"
     );
     assert_eq!(outputs(dir.path())["release_id"]["value"], "r1");
+    assert_eq!(
+        h.parameters("/tre/images/prod").await.len(),
+        1,
+        "pinned once the plan was approved"
+    );
     controller.stop().await;
 }
 

@@ -23,16 +23,18 @@ fn args(words: &[&str]) -> Vec<String> {
 }
 
 impl CommandActuator {
-    /// The configured commands before the apply (`terraform init`, …).
+    /// The configured commands before the apply (`terraform init`, …): all but the last,
+    /// which, where plans are approved, the configuration holds to be `terraform apply`
+    /// (see [`apply_is_last`]).
     pub(super) fn setup(&self) -> Vec<Vec<String>> {
-        self.commands
-            .iter()
-            .filter(|c| {
-                !(c.first().is_some_and(|p| p == "terraform")
-                    && c.get(1).is_some_and(|a| a == "apply"))
-            })
-            .cloned()
-            .collect()
+        let n = self.commands.len().saturating_sub(1);
+        self.commands[..n].to_vec()
+    }
+
+    /// `terraform plan` with the configured apply's own options (`-var-file`, `-target`,
+    /// …), so the plan is of what that apply would do.
+    fn plan_command(&self) -> Vec<String> {
+        plan_of(self.commands.last())
     }
 
     pub(super) fn commands_for(&self, mode: &Mode) -> Vec<Vec<String>> {
@@ -40,12 +42,7 @@ impl CommandActuator {
             Mode::Whole => self.steps(),
             Mode::Plan => {
                 let mut steps = self.setup();
-                steps.push(args(&[
-                    "terraform",
-                    "plan",
-                    "-input=false",
-                    "-out=relctl.tfplan",
-                ]));
+                steps.push(self.plan_command());
                 steps
             }
             Mode::Apply { .. } => {
@@ -87,5 +84,106 @@ impl CommandActuator {
             );
         }
         steps
+    }
+}
+
+/// `terraform plan -out` with `apply`'s options but `-auto-approve` and `-input`.
+fn plan_of(apply: Option<&Vec<String>>) -> Vec<String> {
+    let mut plan = args(&["terraform", "plan", "-input=false", "-out=relctl.tfplan"]);
+    if let Some(apply) = apply {
+        plan.extend(
+            apply
+                .iter()
+                .skip(2)
+                .filter(|a| *a != "-auto-approve" && !a.starts_with("-input"))
+                .cloned(),
+        );
+    }
+    plan
+}
+
+/// Where a plan is approved before it is applied, the commands must end with the one
+/// `terraform apply`, and no other may apply (a wrapper script, `-chdir=… apply`, a
+/// shell): everything before it runs before the approval. Why not, if they do not.
+pub fn apply_is_last(commands: &[Vec<String>]) -> Result<(), String> {
+    let is_apply = |c: &Vec<String>| {
+        c.first().is_some_and(|p| p == "terraform") && c.get(1).is_some_and(|a| a == "apply")
+    };
+    let Some((last, before)) = commands.split_last() else {
+        return Err("no commands".into());
+    };
+    if !is_apply(last) {
+        return Err("the last command must be `terraform apply …` (it becomes the apply of the approved plan; what comes before it runs before the approval)".into());
+    }
+    if let Some(other) = before
+        .iter()
+        .find(|c| c.iter().any(|w| w == "apply" || w.contains(" apply")))
+    {
+        return Err(format!(
+            "{other:?} would apply before the plan is approved: only the last command may be `terraform apply`"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commands(list: &[&[&str]]) -> Vec<Vec<String>> {
+        list.iter().map(|c| args(c)).collect()
+    }
+
+    #[test]
+    fn only_a_last_terraform_apply_may_apply_where_plans_are_approved() {
+        let init = &["terraform", "init", "-input=false"][..];
+        let apply = &[
+            "terraform",
+            "apply",
+            "-auto-approve",
+            "-var-file=prod.tfvars",
+        ][..];
+        assert!(apply_is_last(&commands(&[init, apply])).is_ok());
+        for (list, want) in [
+            (commands(&[apply, init]), "the last command must be"),
+            (
+                commands(&[&["sh", "-c", "terraform apply -auto-approve"][..], apply]),
+                "would apply before",
+            ),
+            (
+                commands(&[&["terraform", "-chdir=prod", "apply"][..], apply]),
+                "would apply before",
+            ),
+            (
+                commands(&[init, &["./deploy.sh"][..]]),
+                "the last command must be",
+            ),
+        ] {
+            let why = apply_is_last(&list).unwrap_err();
+            assert!(why.contains(want), "{list:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn the_plan_takes_the_apply_s_own_options() {
+        let apply = args(&[
+            "terraform",
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-var-file=prod.tfvars",
+            "-target=module.a",
+        ]);
+        assert_eq!(
+            plan_of(Some(&apply)),
+            args(&[
+                "terraform",
+                "plan",
+                "-input=false",
+                "-out=relctl.tfplan",
+                "-var-file=prod.tfvars",
+                "-target=module.a"
+            ])
+        );
     }
 }

@@ -15,9 +15,11 @@
 //! `stopTimeout`), and the next run of the environment starts only once that task is
 //! `STOPPED`.
 
+use std::time::Duration;
+
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, LaunchType,
-    NetworkConfiguration, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DesiredStatus, KeyValuePair,
+    LaunchType, NetworkConfiguration, TaskOverride,
 };
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -28,7 +30,7 @@ use crate::{
     config::runner::EcsTaskRunner,
     model::EnvKey,
     runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE},
-    store::runs::{Claim, RunRecord},
+    store::runs::RunRecord,
 };
 
 /// ECS refuses container overrides larger than this (names and values together).
@@ -70,7 +72,7 @@ impl EcsTasks {
 
     async fn run_task(
         &self,
-        key: &EnvKey,
+        token: &str,
         run_id: &str,
         env: Vec<(String, String)>,
     ) -> Result<String, ActuatorError> {
@@ -97,7 +99,7 @@ impl EcsTasks {
             .task_definition(&c.task_definition)
             .count(1)
             .started_by(run_id)
-            .client_token(Self::client_token(key, run_id))
+            .client_token(token)
             .overrides(
                 TaskOverride::builder()
                     .container_overrides(container)
@@ -186,26 +188,50 @@ impl EcsTasks {
     /// The task still running `run_id` (recorded, or found by `startedBy` when a crash
     /// came between RunTask and recording it), if one is not yet `STOPPED`.
     async fn live_task(&self, record: &RunRecord) -> Result<Option<String>, ActuatorError> {
-        let arn = match &record.task_arn {
-            Some(arn) => Some(arn.clone()),
-            None if record.state == "running" && !record.run_id.is_empty() => self
+        if let Some(arn) = &record.task_arn
+            && matches!(self.describe(arn).await?, Seen::Running(_))
+        {
+            return Ok(Some(arn.clone()));
+        }
+        if record.run_id.is_empty() {
+            return Ok(None);
+        }
+        Ok(self.started_for(&record.run_id).await?.into_iter().next())
+    }
+
+    async fn stop(&self, arn: &str, reason: &str) -> Result<(), ActuatorError> {
+        self.ecs
+            .stop_task()
+            .cluster(&self.config.cluster)
+            .task(arn)
+            .reason(reason)
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws("StopTask", e))?;
+        Ok(())
+    }
+
+    /// Tasks started for `run_id` that have not stopped yet (desired RUNNING, or
+    /// STOPPED but still stopping).
+    async fn started_for(&self, run_id: &str) -> Result<Vec<String>, ActuatorError> {
+        let mut found = Vec::new();
+        for desired in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            let listed = self
                 .ecs
                 .list_tasks()
                 .cluster(&self.config.cluster)
-                .started_by(&record.run_id)
+                .started_by(run_id)
+                .desired_status(desired)
                 .send()
                 .await
-                .map_err(|e| ActuatorError::aws("ListTasks", e))?
-                .task_arns()
-                .first()
-                .cloned(),
-            None => None,
-        };
-        let Some(arn) = arn else { return Ok(None) };
-        Ok(match self.describe(&arn).await? {
-            Seen::Running(_) => Some(arn),
-            Seen::Stopped { .. } | Seen::Gone => None,
-        })
+                .map_err(|e| ActuatorError::aws("ListTasks", e))?;
+            for arn in listed.task_arns() {
+                if !found.contains(arn) && matches!(self.describe(arn).await?, Seen::Running(_)) {
+                    found.push(arn.clone());
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The first line of the task's output (where the runner says the source's
@@ -264,39 +290,80 @@ impl CommandActuator {
         let store = &self.runs.store;
         let recorded = store.run(run.key).await.map_err(|e| self.store_error(e))?;
         if let Some(record) = &recorded {
-            if record.run_id == run_id && record.task_arn.is_some() && record.state == "running" {
-                // A retry, or a new leader: follow the task already started.
-                return Ok(Start::Started(run_id));
+            if record.run_id == run_id && record.state == "running" {
+                if record.task_arn.is_some() {
+                    // A retry, or a new leader: follow the task already started.
+                    return Ok(Start::Started(run_id));
+                }
+                // Claimed, the task perhaps started but not recorded (a crash between
+                // the two): RunTask again with the claim's own token gets that task
+                // back rather than a second one.
+                return self
+                    .run_claimed(tasks, run, &run_id, record.started_ms)
+                    .await;
             }
-            if record.run_id != run_id
-                && let Some(arn) = tasks.live_task(record).await?
-            {
+            if let Some(arn) = tasks.live_task(record).await? {
                 return Ok(Start::Busy(Progress::Waiting {
                     after: tasks.config.poll_interval,
                     message: format!(
-                        "waiting for the runner task {} of the previous run ({}) to stop",
+                        "waiting for the runner task {} of the run {} to stop",
                         task_id(&arn),
                         record.run_id
                     ),
                 }));
             }
         }
-        // No task of another run is live: the slot is ours, whatever its heartbeat.
-        let claim = store
-            .claim_run(run.key, &run_id, &self.runs.owner, now_ms(), i64::MAX)
+        // No task is live: claim the slot over the record as read, so of two leaders
+        // that both found it free only one starts a task.
+        let now = now_ms();
+        let claimed = store
+            .claim_run_replacing(run.key, &run_id, &self.runs.owner, now, recorded.as_ref())
             .await
             .map_err(|e| self.store_error(e))?;
-        if let Claim::Busy(record) = claim {
-            return Ok(Start::Busy(Self::busy(&record)));
+        if !claimed {
+            return Ok(Start::Busy(Progress::Waiting {
+                after: Duration::from_secs(1),
+                message: "another controller claimed this environment's run meanwhile".into(),
+            }));
         }
+        self.run_claimed(tasks, run, &run_id, now).await
+    }
+
+    /// Starts the task of the run claimed at `claimed_ms` (its token: the same for a
+    /// retry of that claim, new for a new claim) and records it.
+    async fn run_claimed(
+        &self,
+        tasks: &EcsTasks,
+        run: &Run<'_>,
+        run_id: &str,
+        claimed_ms: i64,
+    ) -> Result<Start, ActuatorError> {
         let env = self.environment(run, None, &super::Mode::Whole)?;
-        let arn = tasks.run_task(run.key, &run_id, env).await?;
+        let token = EcsTasks::client_token(run.key, &format!("{run_id}@{claimed_ms}"));
+        let arn = tasks.run_task(&token, run_id, env).await?;
         info!(run_id, task = arn, "runner task started");
-        store
-            .set_run_task(run.key, &run_id, &arn)
+        let recorded = self
+            .runs
+            .store
+            .set_run_task(run.key, run_id, &arn)
             .await
             .map_err(|e| self.store_error(e))?;
-        Ok(Start::Started(run_id))
+        if !recorded {
+            // The slot went to another run meanwhile: this task must not run.
+            warn!(
+                run_id,
+                task = arn,
+                "the run's claim was taken over; stopping its task"
+            );
+            tasks
+                .stop(&arn, "its run's claim was taken over (relctl)")
+                .await?;
+            return Ok(Start::Busy(Progress::Waiting {
+                after: Duration::from_secs(1),
+                message: "another run holds this environment".into(),
+            }));
+        }
+        Ok(Start::Started(run_id.to_owned()))
     }
 
     pub(super) async fn check_task(
@@ -411,26 +478,26 @@ impl CommandActuator {
             .run(key)
             .await
             .map_err(|e| self.store_error(e))?;
-        let Some(arn) = record
+        // The recorded task, and any started for the run but not recorded (a crash
+        // between RunTask and the record).
+        let mut arns = tasks.started_for(handle).await?;
+        if let Some(arn) = record
             .filter(|r| r.run_id == handle)
             .and_then(|r| r.task_arn)
-        else {
-            return Ok(());
-        };
-        info!(
-            run_id = handle,
-            task = arn,
-            "stopping a superseded runner task"
-        );
-        tasks
-            .ecs
-            .stop_task()
-            .cluster(&tasks.config.cluster)
-            .task(&arn)
-            .reason("superseded by a newer deployment (relctl)")
-            .send()
-            .await
-            .map_err(|e| ActuatorError::aws("StopTask", e))?;
+            && !arns.contains(&arn)
+        {
+            arns.push(arn);
+        }
+        for arn in arns {
+            info!(
+                run_id = handle,
+                task = arn,
+                "stopping a superseded runner task"
+            );
+            tasks
+                .stop(&arn, "superseded by a newer deployment (relctl)")
+                .await?;
+        }
         Ok(())
     }
 }

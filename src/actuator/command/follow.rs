@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     model::EnvKey,
-    runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE, plan::PLAN_LINE},
+    runner::{INTERRUPTED, PLAN_LOST, SOURCE_FAILED, SOURCE_LINE, plan::PLAN_LINE},
 };
 
 /// Follows one runner to its end: keepalives in, output out, the end recorded.
@@ -135,6 +135,11 @@ pub(super) async fn follow(
                     .unwrap_or("(no reason given)")
             );
             (LocalState::Failed(why.clone()), "failed", why)
+        }
+        Ok(s) if s.code() == Some(PLAN_LOST) => {
+            let why = "the approved plan was gone when its apply started; planning again for a new approval".to_owned();
+            warn!(run_id, "{why}");
+            (LocalState::Interrupted, "interrupted", why)
         }
         Ok(s) if s.code() == Some(INTERRUPTED) => {
             let why = "the run was interrupted before it finished".to_owned();

@@ -25,7 +25,7 @@ use tracing::{Instrument, info, warn};
 
 use super::{Actuator, ActuatorError, Progress, Run, Start};
 
-mod commands;
+pub mod commands;
 pub mod ecs_task;
 mod follow;
 mod runs;

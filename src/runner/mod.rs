@@ -17,7 +17,7 @@
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, BufReader},
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, BufReader},
     process::{Child, Command},
     sync::mpsc,
 };
@@ -212,20 +212,51 @@ async fn keep_plan(dir: &std::path::Path, to: &std::path::Path) -> i32 {
     0
 }
 
+/// The most of one output line that is passed on; the rest of a longer one is dropped
+/// (the pipe is still read, so the command never blocks on it).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// The next line of `reader` without its newline, decoded lossily (output that is not
+/// UTF-8 is still read, never stops the reading) and cut at `max` bytes; none at the end.
+pub async fn next_line<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> Option<String> {
+    let mut line = Vec::new();
+    let mut read_any = false;
+    loop {
+        let buf = match reader.fill_buf().await {
+            Ok(buf) => buf,
+            Err(_) => &[],
+        };
+        if buf.is_empty() {
+            return read_any.then(|| String::from_utf8_lossy(&line).into_owned());
+        }
+        read_any = true;
+        let (chunk, used, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], i + 1, true),
+            None => (buf, buf.len(), false),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        reader.consume(used);
+        if done {
+            return Some(String::from_utf8_lossy(&line).into_owned());
+        }
+    }
+}
+
 /// Copies the child's stdout and stderr to ours, a line at a time.
 fn forward_output(child: &mut Child) {
     if let Some(stdout) = child.stdout.take() {
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut reader = BufReader::new(stdout);
+            while let Some(line) = next_line(&mut reader, MAX_LINE).await {
                 say!("{line}");
             }
         });
     }
     if let Some(stderr) = child.stderr.take() {
         tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut reader = BufReader::new(stderr);
+            while let Some(line) = next_line(&mut reader, MAX_LINE).await {
                 say!("{line}");
             }
         });
@@ -282,4 +313,30 @@ async fn watch_signals(stop: mpsc::UnboundedSender<Stop>) {
         _ = tokio::signal::ctrl_c() => {}
     }
     let _ = stop.send(Stop::Signalled);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_that_is_not_utf8_or_too_long_is_still_read_line_by_line() {
+        let mut input: Vec<u8> = b"plain\n".to_vec();
+        input.extend_from_slice(b"bad \xff\xfe bytes\n");
+        input.extend_from_slice(&[b'x'; 100]);
+        input.extend_from_slice(b"\nlast");
+        let mut reader = BufReader::new(&input[..]);
+        assert_eq!(next_line(&mut reader, 10).await.as_deref(), Some("plain"));
+        assert_eq!(
+            next_line(&mut reader, 64).await.as_deref(),
+            Some("bad \u{fffd}\u{fffd} bytes")
+        );
+        assert_eq!(
+            next_line(&mut reader, 10).await.as_deref(),
+            Some("xxxxxxxxxx"),
+            "cut at the limit, the rest of the line dropped"
+        );
+        assert_eq!(next_line(&mut reader, 10).await.as_deref(), Some("last"));
+        assert_eq!(next_line(&mut reader, 10).await, None);
+    }
 }

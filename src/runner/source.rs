@@ -393,20 +393,18 @@ fn unpack(bytes: &[u8], into: &Path) -> Result<(), String> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{name}: {e}"))?;
         }
-        let mut contents = Vec::new();
+        // Streamed to disk, never whole in memory; the total is bounded as it goes.
         let left = MAX_UNPACKED.saturating_sub(total);
-        (&mut entry)
-            .take(left + 1)
-            .read_to_end(&mut contents)
+        let mut file = std::fs::File::create(&path).map_err(|e| format!("{name}: {e}"))?;
+        let written = std::io::copy(&mut (&mut entry).take(left + 1), &mut file)
             .map_err(|e| format!("{name}: {e}"))?;
-        total += contents.len() as u64;
+        total += written;
         if total > MAX_UNPACKED {
             return Err(format!(
                 "it unpacks to more than {} MiB",
                 MAX_UNPACKED >> 20
             ));
         }
-        std::fs::write(&path, &contents).map_err(|e| format!("{name}: {e}"))?;
         if let Some(mode) = entry.unix_mode() {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o755));

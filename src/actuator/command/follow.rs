@@ -6,7 +6,7 @@
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncWriteExt, BufReader},
     process::Child,
 };
 use tracing::{info, warn};
@@ -46,8 +46,10 @@ pub(super) async fn follow(
     {
         let tx = tx.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(reader).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut reader = BufReader::new(reader);
+            while let Some(line) =
+                crate::runner::next_line(&mut reader, crate::runner::MAX_LINE).await
+            {
                 let _ = tx.send(line);
             }
         });

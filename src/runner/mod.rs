@@ -30,6 +30,9 @@ pub const SOURCE_FAILED: i32 = 3;
 pub const PLAN_LOST: i32 = 4;
 /// The first line of a run with a source: this, then the revision fetched.
 pub const SOURCE_LINE: &str = "relctl runner: source ";
+/// A plan run's line, before its plan line: the source as fetched (JSON), which its
+/// apply fetches again exactly.
+pub const PINNED_LINE: &str = "relctl runner: source pinned ";
 
 pub mod plan;
 pub mod source;
@@ -169,6 +172,11 @@ pub async fn run(job: Job) -> i32 {
         }
     }
     if let Some(plan::PlanStep::Save { to }) = &job.plan {
+        if let Some(pinned) = fetched.as_ref().and_then(|f| f.pinned.as_ref())
+            && let Ok(json) = serde_json::to_string(pinned)
+        {
+            say!("{PINNED_LINE}{json}");
+        }
         return keep_plan(dir, to).await;
     }
     0

@@ -67,6 +67,9 @@ pub struct S3Object {
 pub struct GitRef {
     pub url: String,
     pub reference: String,
+    /// Exactly this commit of the ref (an approved plan's apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 impl SourceConfig {
@@ -136,6 +139,7 @@ impl SourceConfig {
                 source.git = Some(GitRef {
                     url: url.clone(),
                     reference,
+                    commit: None,
                 });
             }
             _ => return Err("a source is one of `s3` or `git`".into()),
@@ -217,6 +221,9 @@ fn relative(path: &str) -> Result<PathBuf, String> {
 pub struct Fetched {
     pub workspace: PathBuf,
     pub dir: PathBuf,
+    /// The source at the revision fetched (VersionId, commit): fetched again as is, it
+    /// is the same module.
+    pub pinned: Option<JobSource>,
     pub revision: String,
 }
 
@@ -237,12 +244,27 @@ pub async fn fetch(source: &JobSource, scratch: &Path) -> Result<Fetched, String
         },
         workspace,
         revision: String::new(),
+        pinned: None,
     };
+    let mut pinned = source.clone();
     fetched.revision = match (&source.s3, &source.git) {
-        (Some(object), _) => fetch_s3(object, &fetched.workspace).await?,
-        (None, Some(git)) => fetch_git(git, &fetched.workspace).await?,
+        (Some(object), _) => {
+            let (revision, version) = fetch_s3(object, &fetched.workspace).await?;
+            if let Some(s3) = &mut pinned.s3 {
+                s3.version_id = version;
+            }
+            revision
+        }
+        (None, Some(git)) => {
+            let (revision, commit) = fetch_git(git, &fetched.workspace).await?;
+            if let Some(g) = &mut pinned.git {
+                g.commit = Some(commit);
+            }
+            revision
+        }
         (None, None) => return Err("the run names no source".into()),
     };
+    fetched.pinned = Some(pinned);
     if !fetched.dir.is_dir() {
         return Err(format!(
             "the source has no directory {:?}",
@@ -270,7 +292,7 @@ fn new_workspace(scratch: &Path) -> Result<PathBuf, String> {
 }
 
 /// Clones `git`'s ref (shallow) into `into`; the revision is the commit it named.
-async fn fetch_git(git: &GitRef, into: &Path) -> Result<String, String> {
+async fn fetch_git(git: &GitRef, into: &Path) -> Result<(String, String), String> {
     let run = |args: Vec<&str>| {
         let mut command = tokio::process::Command::new("git");
         command
@@ -308,6 +330,32 @@ async fn fetch_git(git: &GitRef, into: &Path) -> Result<String, String> {
             String::from_utf8_lossy(&cloned.stderr).trim()
         ));
     }
+    if let Some(wanted) = &git.commit {
+        // The commit a plan was made from: still the ref's head, or fetched by itself.
+        let head = run(vec!["-C", &target, "rev-parse", "HEAD"])
+            .output()
+            .await
+            .map_err(|e| format!("git rev-parse: {e}"))?;
+        if String::from_utf8_lossy(&head.stdout).trim() != wanted {
+            let fetched = run(vec![
+                "-C", &target, "fetch", "--quiet", "--depth", "1", "origin", wanted,
+            ])
+            .output()
+            .await
+            .map_err(|e| format!("git fetch: {e}"))?;
+            let checked = run(vec!["-C", &target, "checkout", "--quiet", "FETCH_HEAD"])
+                .output()
+                .await
+                .map_err(|e| format!("git checkout: {e}"))?;
+            if !fetched.status.success() || !checked.status.success() {
+                return Err(format!(
+                    "cannot fetch commit {wanted} of {} (the planned one) any more: {}",
+                    git.url,
+                    String::from_utf8_lossy(&fetched.stderr).trim()
+                ));
+            }
+        }
+    }
     let head = run(vec!["-C", &target, "rev-parse", "HEAD"])
         .output()
         .await
@@ -315,11 +363,14 @@ async fn fetch_git(git: &GitRef, into: &Path) -> Result<String, String> {
     let commit = String::from_utf8_lossy(&head.stdout).trim().to_owned();
     // The module, not its history: nothing of .git is Terraform's business.
     let _ = std::fs::remove_dir_all(into.join(".git"));
-    Ok(format!("{} {} at commit {commit}", git.url, git.reference))
+    Ok((
+        format!("{} {} at commit {commit}", git.url, git.reference),
+        commit,
+    ))
 }
 
 /// Fetches the S3 object and unpacks it into `into`; the revision is its VersionId.
-async fn fetch_s3(source: &S3Object, into: &Path) -> Result<String, String> {
+async fn fetch_s3(source: &S3Object, into: &Path) -> Result<(String, Option<String>), String> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
@@ -347,6 +398,10 @@ async fn fetch_s3(source: &S3Object, into: &Path) -> Result<String, String> {
     if object.content_length().unwrap_or(0) as u64 > MAX_ARCHIVE {
         return Err(format!("{url} is larger than {} MiB", MAX_ARCHIVE >> 20));
     }
+    let version = object
+        .version_id()
+        .filter(|v| *v != "null")
+        .map(str::to_owned);
     let revision = match object.version_id() {
         Some(version) if version != "null" => format!("{url} version {version}"),
         _ => format!(
@@ -365,7 +420,7 @@ async fn fetch_s3(source: &S3Object, into: &Path) -> Result<String, String> {
         .await
         .map_err(|e| format!("unpacking {url} stopped: {e}"))?
         .map_err(|why| format!("cannot unpack {url}: {why}"))?;
-    Ok(revision)
+    Ok((revision, version))
 }
 
 /// Unpacks a zip archive into `into`: every entry must stay inside it, symbolic links

@@ -33,6 +33,8 @@ pub struct RunRecord {
     pub task_arn: Option<String>,
     /// When the claim was made (ms): a new claim of the same run is a new attempt.
     pub started_ms: i64,
+    /// A planned run's source as fetched (JSON), for its apply to fetch exactly again.
+    pub source_pin: Option<String>,
 }
 
 /// What a claim found.
@@ -88,6 +90,7 @@ impl StateStore {
                     message: None,
                     task_arn: None,
                     started_ms: now_ms,
+                    source_pin: None,
                 })),
             },
             Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
@@ -179,7 +182,33 @@ impl StateStore {
             message: text("message"),
             task_arn: text("task_arn"),
             started_ms: number("started_ms").unwrap_or_default(),
+            source_pin: text("source_pin"),
         }))
+    }
+
+    /// Records the source a planned `run_id` fetched (see [`RunRecord::source_pin`]).
+    pub async fn set_run_source(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        pin: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(key)))
+            .update_expression("SET source_pin = :pin")
+            .condition_expression("run_id = :run")
+            .expression_attribute_values(":pin", s(pin))
+            .expression_attribute_values(":run", s(run_id))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
+        }
     }
 
     /// Claims `key`'s run slot for `run_id` only if the record is still `previous` as

@@ -167,3 +167,114 @@ async fn a_plan_made_stale_before_its_approval_fails_and_applies_nothing() {
     );
     controller.stop().await;
 }
+
+/// With a module from a source, the apply fetches exactly what the plan was made from:
+/// a newer revision uploaded while the plan waits for its approval is not applied.
+#[tokio::test]
+async fn the_apply_fetches_the_revision_its_plan_was_made_from() {
+    const MODULES: &str = "team-environments";
+    const STATE: &str = "team-terraform-state";
+    let scratch = tempfile::tempdir().unwrap();
+    let moto = crate::support::Moto::start();
+    let endpoint = moto.endpoint.clone();
+    let backend = [
+        format!("bucket={STATE}"),
+        "key=tre/prod.tfstate".into(),
+        "region=eu-west-1".into(),
+        "use_path_style=true".into(),
+        "use_lockfile=true".into(),
+        "skip_credentials_validation=true".into(),
+        "skip_requesting_account_id=true".into(),
+        "skip_metadata_api_check=true".into(),
+    ]
+    .map(|c| format!("\"-backend-config={c}\""))
+    .join(", ");
+    let h = Harness::with_moto(
+        moto,
+        &format!(
+            r#"
+[[projects]]
+id = "tre"
+name = "TRE"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+protected = true
+
+[projects.environments.actuator]
+kind = "terraform"
+source = {{ s3 = "s3://{MODULES}/envs/{{environment}}.zip", path = "infra" }}
+scratch = "{}"
+timeout = "5m"
+commands = [
+  ["terraform", "init", "-input=false", {backend}],
+  ["terraform", "apply", "-auto-approve", "-input=false"],
+]
+
+[projects.environments.actuator.env]
+AWS_ENDPOINT_URL = "{endpoint}"
+AWS_ACCESS_KEY_ID = "testing"
+AWS_SECRET_ACCESS_KEY = "testing"
+CHECKPOINT_DISABLE = "1"
+TF_IN_AUTOMATION = "1"
+"#,
+            scratch.path().display()
+        ),
+    )
+    .await;
+    let s3 = crate::support::s3::client(&h);
+    crate::support::s3::bucket(&s3, MODULES, true).await;
+    crate::support::s3::bucket(&s3, STATE, false).await;
+    let fixture = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform-remote/main.tf"),
+    )
+    .unwrap();
+    let module = |marker: &str| {
+        let main = format!(
+            "{fixture}\nresource \"terraform_data\" \"release\" {{\n  input = var.relctl_release_id\n}}\noutput \"module\" {{\n  value = \"{marker}\"\n}}\n"
+        );
+        crate::support::s3::zip(&[("infra/main.tf", &main)])
+    };
+    let planned = crate::support::s3::put(&s3, MODULES, "envs/prod.zip", module("planned"))
+        .await
+        .expect("versioned");
+    h.put_release(
+        TABLE,
+        release("r1", "tre", json!({ "api": "registry.example/api:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    assert_eq!(h.run(&["deploy", "r1", "--env", "prod"]).await.0, 0);
+    h.until_status(TABLE, "r1", 0, Status::AwaitingApproval)
+        .await;
+    // A newer module arrives while the plan waits.
+    let newer = crate::support::s3::put(&s3, MODULES, "envs/prod.zip", module("newer"))
+        .await
+        .expect("versioned");
+    assert_ne!(planned, newer);
+
+    assert_eq!(h.run(&["approve", "r1", "--env", "prod"]).await.0, 0);
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(
+        message.contains(&format!("version {planned}")) && !message.contains(&newer),
+        "{message}"
+    );
+    let state = s3
+        .get_object()
+        .bucket(STATE)
+        .key("tre/prod.tfstate")
+        .send()
+        .await
+        .expect("state")
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let state: Value = serde_json::from_slice(&state).unwrap();
+    assert_eq!(state["outputs"]["module"]["value"], "planned");
+    controller.stop().await;
+}

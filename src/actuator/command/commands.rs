@@ -14,8 +14,12 @@ pub(crate) enum Mode {
     Whole,
     /// The set-up commands, then `terraform plan`, the plan kept.
     Plan,
-    /// The set-up commands, then `terraform apply` of the approved plan.
-    Apply { digest: String },
+    /// The set-up commands, then `terraform apply` of the approved plan, with the
+    /// module fetched exactly as the plan run fetched it.
+    Apply {
+        digest: String,
+        source: Option<crate::runner::source::JobSource>,
+    },
 }
 
 fn args(words: &[&str]) -> Vec<String> {

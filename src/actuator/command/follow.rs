@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     model::EnvKey,
-    runner::{INTERRUPTED, PLAN_LOST, SOURCE_FAILED, SOURCE_LINE, plan::PLAN_LINE},
+    runner::{INTERRUPTED, PINNED_LINE, PLAN_LOST, SOURCE_FAILED, SOURCE_LINE, plan::PLAN_LINE},
 };
 
 /// Follows one runner to its end: keepalives in, output out, the end recorded.
@@ -59,6 +59,7 @@ pub(super) async fn follow(
     let mut lines_seen = 0usize;
     let mut revision: Option<String> = None;
     let mut planned: Option<(String, String)> = None;
+    let mut pinned: Option<String> = None;
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
     let status = loop {
         tokio::select! {
@@ -79,6 +80,11 @@ pub(super) async fn follow(
                         && let Some(fetched) = line.strip_prefix(SOURCE_LINE)
                     {
                         revision = Some(fetched.to_owned());
+                    }
+                    if mode == Mode::Plan
+                        && let Some(pin) = line.strip_prefix(PINNED_LINE)
+                    {
+                        pinned = Some(pin.to_owned());
                     }
                     // A plan run's last line is the runner's: the newest one counts.
                     if mode == Mode::Plan
@@ -118,7 +124,7 @@ pub(super) async fn follow(
         },
         Ok(s) if s.success() => {
             let mut message = match &mode {
-                Mode::Apply { digest } => {
+                Mode::Apply { digest, .. } => {
                     format!("applied the approved plan {digest}: {steps} commands succeeded")
                 }
                 _ => format!("{steps} commands succeeded"),
@@ -164,6 +170,12 @@ pub(super) async fn follow(
         }
     };
     info!(run_id, outcome = record, "run ended");
+    if record == "planned"
+        && let Some(pin) = &pinned
+        && let Err(error) = runs.store.set_run_source(&key, &run_id, pin).await
+    {
+        warn!(run_id, %error, "failed to record the planned source's revision");
+    }
     if let Err(error) = runs
         .store
         .finish_run(&key, &run_id, record, &message, now_ms())

@@ -99,9 +99,16 @@ impl CommandActuator {
             ));
             env.push((format!("RELCTL_{name}"), value));
         }
-        let source = match &self.source {
-            Some(source) => Some(source.for_run(run.key).map_err(ActuatorError::Refused)?),
-            None => None,
+        let source = match (&self.source, mode) {
+            (
+                _,
+                Mode::Apply {
+                    source: Some(pinned),
+                    ..
+                },
+            ) => Some(pinned.clone()),
+            (Some(source), _) => Some(source.for_run(run.key).map_err(ActuatorError::Refused)?),
+            (None, _) => None,
         };
         if source.is_some()
             && let Some(region) = &self.region
@@ -119,7 +126,7 @@ impl CommandActuator {
             plan: match mode {
                 Mode::Whole => None,
                 Mode::Plan => Some(PlanStep::Save { to: kept }),
-                Mode::Apply { digest } => Some(PlanStep::Load {
+                Mode::Apply { digest, .. } => Some(PlanStep::Load {
                     from: kept,
                     digest: digest.clone(),
                 }),
@@ -214,19 +221,23 @@ impl Actuator for CommandActuator {
             .run(run.key)
             .await
             .map_err(|e| self.store_error(e))?;
-        let planned = record
-            .filter(|r| r.run_id == handle && r.state == "planned")
-            .and_then(|r| r.message)
-            .is_some_and(|m| m.split(' ').next() == Some(digest));
-        if !planned {
+        let Some(record) = record.filter(|r| {
+            r.run_id == handle
+                && r.state == "planned"
+                && r.message.as_deref().and_then(|m| m.split(' ').next()) == Some(digest)
+        }) else {
             return Ok(Progress::Waiting {
                 after: Duration::from_secs(1),
                 message: "applying the approved plan".into(),
             });
-        }
+        };
         info!(run_id = handle, plan = digest, "plan approved; applying it");
         let mode = Mode::Apply {
             digest: digest.to_owned(),
+            source: record
+                .source_pin
+                .as_deref()
+                .and_then(|pin| serde_json::from_str(pin).ok()),
         };
         Ok(
             match self.start_local(run, handle.to_owned(), mode).await? {

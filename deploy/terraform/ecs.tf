@@ -34,8 +34,12 @@ resource "aws_ecs_task_definition" "relctl" {
     command      = ["controller"]
     stopTimeout  = 60
     portMappings = [{ containerPort = 9090, protocol = "tcp" }]
+    # The configuration comes from Secrets Manager, not a plain environment value that
+    # DescribeTaskDefinition shows to anyone who may read task definitions.
+    secrets = [
+      { name = "RELCTL_CONFIG_TOML", valueFrom = aws_secretsmanager_secret.config.arn },
+    ]
     environment = [
-      { name = "RELCTL_CONFIG_TOML", value = var.config_toml },
       { name = "RELCTL_TABLES__RELEASES", value = aws_dynamodb_table.releases.name },
       { name = "RELCTL_TABLES__STATE", value = aws_dynamodb_table.state.name },
       { name = "RELCTL_TABLES__APPROVALS", value = aws_dynamodb_table.approvals.name },
@@ -86,4 +90,18 @@ resource "aws_ecs_service" "relctl" {
     security_groups  = var.security_group_ids
     assign_public_ip = false
   }
+}
+
+resource "aws_secretsmanager_secret" "config" {
+  #checkov:skip=CKV2_AWS_57:the configuration is not a credential: it changes with the module, not on a rotation schedule
+  #checkov:skip=CKV_AWS_149:encrypted with the AWS-managed key by default; a customer-managed key is optional (var.kms_key_arn)
+  name_prefix = "${var.name}-config-"
+  description = "relctl's configuration (relctl.toml), read by the controller task as RELCTL_CONFIG_TOML"
+  kms_key_id  = var.kms_key_arn
+  tags        = var.tags
+}
+
+resource "aws_secretsmanager_secret_version" "config" {
+  secret_id     = aws_secretsmanager_secret.config.id
+  secret_string = var.config_toml
 }

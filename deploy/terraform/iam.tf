@@ -40,3 +40,24 @@ resource "aws_iam_role_policy" "task" {
   role   = aws_iam_role.task.id
   policy = var.task_policy_json
 }
+
+# The execution role reads the configuration secret into the container, nothing else.
+data "aws_iam_policy_document" "read_config" {
+  statement {
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.config.arn]
+  }
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "execution_config" {
+  name   = "${var.name}-read-config"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.read_config.json
+}

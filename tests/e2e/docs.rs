@@ -83,13 +83,23 @@ fn the_demo_configuration_loads_with_its_terraform_line_uncommented() {
     assert_eq!(prod.actuator.kind(), "terraform");
 }
 
-/// `{ name = "RELCTL_…", value = "…" }` literals of the module's task definition.
+/// `{ name = "RELCTL_…", value = "…" }` literals of the module's task definition, and
+/// its `secrets` (`valueFrom`) as the value the secret holds (`secret_string`).
 fn task_environment() -> Vec<(String, String)> {
     let ecs = std::fs::read_to_string(root().join("deploy/terraform/ecs.tf")).unwrap();
+    let secret = ecs
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("secret_string = "))
+        .map(|v| v.trim().to_owned());
     ecs.lines()
         .filter_map(|line| {
             let line = line.trim().trim_end_matches(',');
             let rest = line.strip_prefix("{ name = \"")?;
+            if let Some((name, _)) =
+                rest.split_once("\", valueFrom = aws_secretsmanager_secret.config.arn")
+            {
+                return Some((name.to_owned(), secret.clone()?));
+            }
             let (name, rest) = rest.split_once("\", value = ")?;
             let value = rest.strip_suffix(" }")?;
             Some((name.to_owned(), value.to_owned()))

@@ -101,6 +101,9 @@ impl EcsTaskRunner {
                 self.launch_type
             ));
         }
+        if self.pass_roles.is_empty() {
+            problems.push("pass_roles: name the runner task definition's task and execution roles (RunTask passes them; the controller is granted iam:PassRole on exactly these)".into());
+        }
         if self.launch_type == "FARGATE" && self.subnets.is_empty() {
             problems.push("subnets: a Fargate task needs at least one".into());
         }

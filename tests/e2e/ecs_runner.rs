@@ -61,7 +61,7 @@ source = {{ s3 = "s3://{MODULES}/envs/{{environment}}.zip", path = "infra" }}
 scratch = "{scratch}"
 commands = [["sh", "-c", {script:?}]]
 interrupt_grace = "2s"
-runner = {{ kind = "ecs_task", cluster = "runners", task_definition = "relctl-runner", subnets = ["subnet-1"], log_group = "{LOG_GROUP}", poll_interval = "200ms" }}
+runner = {{ kind = "ecs_task", cluster = "runners", task_definition = "relctl-runner", subnets = ["subnet-1"], log_group = "{LOG_GROUP}", pass_roles = ["arn:aws:iam::123456789012:role/relctl-runner"], poll_interval = "200ms" }}
 
 # What the task role gives a real runner; here, moto's.
 [projects.environments.actuator.env]

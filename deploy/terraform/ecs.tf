@@ -37,7 +37,9 @@ resource "aws_ecs_task_definition" "relctl" {
     # The configuration comes from Secrets Manager, not a plain environment value that
     # DescribeTaskDefinition shows to anyone who may read task definitions.
     secrets = [
-      { name = "RELCTL_CONFIG_TOML", valueFrom = aws_secretsmanager_secret.config.arn },
+      # By version: a changed configuration is a new task-definition revision, so the
+      # service rolls out to it.
+      { name = "RELCTL_CONFIG_TOML", valueFrom = "${aws_secretsmanager_secret.config.arn}:::${aws_secretsmanager_secret_version.config.version_id}" },
     ]
     environment = [
       { name = "RELCTL_TABLES__RELEASES", value = aws_dynamodb_table.releases.name },
@@ -79,6 +81,9 @@ resource "aws_ecs_service" "relctl" {
 
   deployment_minimum_healthy_percent = 100
   deployment_maximum_percent         = 200
+
+  # Tasks can read their configuration from the first start.
+  depends_on = [aws_iam_role_policy.execution_config]
 
   deployment_circuit_breaker {
     enable   = true

@@ -52,6 +52,12 @@ data "aws_iam_policy_document" "read_config" {
     content {
       actions   = ["kms:Decrypt"]
       resources = [statement.value]
+      # Only as Secrets Manager decrypts the secret: the key is shared with the tables.
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.region}.amazonaws.com"]
+      }
     }
   }
 }

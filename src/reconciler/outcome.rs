@@ -313,12 +313,19 @@ impl<'a> Writer<'a> {
             Status::InProgress
         };
         self.entry(intent, status, message).await?;
+        let now = self.ctx.now();
         if let Activity::Applying {
             message: m,
             awaiting_approval: a,
+            run,
             ..
         } = &mut self.state.activity
         {
+            // A Terraform plan approved: its apply is a run of its own, timed from now
+            // (saved with this write, so a failure later cannot undo it).
+            if *a && !awaiting_approval && run.kind == "terraform" {
+                run.started_at = now;
+            }
             *m = message.to_owned();
             *a = awaiting_approval;
         }

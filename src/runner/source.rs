@@ -53,6 +53,24 @@ pub struct JobSource {
     pub path: Option<String>,
 }
 
+impl JobSource {
+    /// Whether `self` (a fetched revision) is of the source `other` names: the same
+    /// object, or the same repository and ref, and the same path.
+    pub fn same_source(&self, other: &JobSource) -> bool {
+        let s3 = match (&self.s3, &other.s3) {
+            (Some(a), Some(b)) => a.bucket == b.bucket && a.key == b.key,
+            (None, None) => true,
+            _ => false,
+        };
+        let git = match (&self.git, &other.git) {
+            (Some(a), Some(b)) => a.url == b.url && a.reference == b.reference,
+            (None, None) => true,
+            _ => false,
+        };
+        s3 && git && self.path == other.path
+    }
+}
+
 /// An S3 object, and the version when one is asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct S3Object {

@@ -35,6 +35,8 @@ pub struct RunRecord {
     pub started_ms: i64,
     /// A planned run's source as fetched (JSON), for its apply to fetch exactly again.
     pub source_pin: Option<String>,
+    /// The digest of the images a planned run planned with.
+    pub plan_images: Option<String>,
 }
 
 /// What a claim found.
@@ -91,6 +93,7 @@ impl StateStore {
                     task_arn: None,
                     started_ms: now_ms,
                     source_pin: None,
+                    plan_images: None,
                 })),
             },
             Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
@@ -183,27 +186,34 @@ impl StateStore {
             task_arn: text("task_arn"),
             started_ms: number("started_ms").unwrap_or_default(),
             source_pin: text("source_pin"),
+            plan_images: text("plan_images"),
         }))
     }
 
-    /// Records the source a planned `run_id` fetched (see [`RunRecord::source_pin`]).
-    pub async fn set_run_source(
+    /// Records what a planned `run_id` planned with: the images (their digest) and the
+    /// source as fetched (see [`RunRecord::source_pin`]).
+    pub async fn set_run_plan(
         &self,
         key: &EnvKey,
         run_id: &str,
-        pin: &str,
+        images: &str,
+        pin: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk(key)))
-            .update_expression("SET source_pin = :pin")
             .condition_expression("run_id = :run")
-            .expression_attribute_values(":pin", s(pin))
-            .expression_attribute_values(":run", s(run_id))
-            .send()
-            .await;
+            .expression_attribute_values(":images", s(images))
+            .expression_attribute_values(":run", s(run_id));
+        let request = match pin {
+            Some(pin) => request
+                .update_expression("SET plan_images = :images, source_pin = :pin")
+                .expression_attribute_values(":pin", s(pin)),
+            None => request.update_expression("SET plan_images = :images REMOVE source_pin"),
+        };
+        let result = request.send().await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),

@@ -96,7 +96,7 @@ fn task_environment() -> Vec<(String, String)> {
             let line = line.trim().trim_end_matches(',');
             let rest = line.strip_prefix("{ name = \"")?;
             if let Some((name, _)) =
-                rest.split_once("\", valueFrom = aws_secretsmanager_secret.config.arn")
+                rest.split_once("\", valueFrom = \"${aws_secretsmanager_secret.config.arn}:::")
             {
                 return Some((name.to_owned(), secret.clone()?));
             }

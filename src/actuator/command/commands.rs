@@ -94,12 +94,33 @@ impl CommandActuator {
 /// `terraform plan -out` with `apply`'s options but `-auto-approve` and `-input`.
 fn plan_of(apply: Option<&Vec<String>>) -> Vec<String> {
     let mut plan = args(&["terraform", "plan", "-input=false", "-out=relctl.tfplan"]);
+    // The options that choose what is planned; apply-only ones (-auto-approve,
+    // -backup, -state-out, …) are not the plan's.
+    const PLANNED: [&str; 9] = [
+        "-var",
+        "-var-file",
+        "-target",
+        "-replace",
+        "-refresh",
+        "-parallelism",
+        "-lock",
+        "-compact-warnings",
+        "-no-color",
+    ];
     if let Some(apply) = apply {
         plan.extend(
             apply
                 .iter()
                 .skip(2)
-                .filter(|a| *a != "-auto-approve" && !a.starts_with("-input"))
+                .filter(|a| {
+                    let name = a
+                        .trim_start_matches('-')
+                        .split('=')
+                        .next()
+                        .unwrap_or_default();
+                    PLANNED.iter().any(|p| p.trim_start_matches('-') == name)
+                        || (name == "refresh-only")
+                })
                 .cloned(),
         );
     }
@@ -177,6 +198,8 @@ mod tests {
             "-input=false",
             "-var-file=prod.tfvars",
             "-target=module.a",
+            "-backup=x",
+            "--auto-approve",
         ]);
         assert_eq!(
             plan_of(Some(&apply)),

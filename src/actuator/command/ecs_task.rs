@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DesiredStatus, KeyValuePair,
-    LaunchType, NetworkConfiguration, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, LaunchType,
+    NetworkConfiguration, TaskOverride,
 };
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -211,24 +211,21 @@ impl EcsTasks {
         Ok(())
     }
 
-    /// Tasks started for `run_id` that have not stopped yet (desired RUNNING, or
-    /// STOPPED but still stopping).
+    /// Tasks started for `run_id` that have not stopped (ListTasks takes `startedBy` as
+    /// its only filter: tasks whose desired status is RUNNING).
     async fn started_for(&self, run_id: &str) -> Result<Vec<String>, ActuatorError> {
+        let listed = self
+            .ecs
+            .list_tasks()
+            .cluster(&self.config.cluster)
+            .started_by(run_id)
+            .send()
+            .await
+            .map_err(|e| ActuatorError::aws("ListTasks", e))?;
         let mut found = Vec::new();
-        for desired in [DesiredStatus::Running, DesiredStatus::Stopped] {
-            let listed = self
-                .ecs
-                .list_tasks()
-                .cluster(&self.config.cluster)
-                .started_by(run_id)
-                .desired_status(desired)
-                .send()
-                .await
-                .map_err(|e| ActuatorError::aws("ListTasks", e))?;
-            for arn in listed.task_arns() {
-                if !found.contains(arn) && matches!(self.describe(arn).await?, Seen::Running(_)) {
-                    found.push(arn.clone());
-                }
+        for arn in listed.task_arns() {
+            if matches!(self.describe(arn).await?, Seen::Running(_)) {
+                found.push(arn.clone());
             }
         }
         Ok(found)

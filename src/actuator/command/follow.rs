@@ -28,6 +28,7 @@ pub(super) async fn follow(
     run_id: String,
     steps: usize,
     mode: Mode,
+    images: String,
 ) {
     let mut stdin = child.stdin.take();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -71,8 +72,14 @@ pub(super) async fn follow(
                 }
             }
             line = rx.recv() => match line {
-                Some(line) => {
-                    let line = cut(&strip_ansi(&line), LINE_CHARS);
+                Some(raw) => {
+                    // Read whole, before the cut for people: it is JSON.
+                    if mode == Mode::Plan
+                        && let Some(pin) = raw.strip_prefix(PINNED_LINE)
+                    {
+                        pinned = Some(pin.to_owned());
+                    }
+                    let line = cut(&strip_ansi(&raw), LINE_CHARS);
                     // The runner says the source's revision first, before any command
                     // runs: a later line that looks the same is a command's, not it.
                     lines_seen += 1;
@@ -80,11 +87,6 @@ pub(super) async fn follow(
                         && let Some(fetched) = line.strip_prefix(SOURCE_LINE)
                     {
                         revision = Some(fetched.to_owned());
-                    }
-                    if mode == Mode::Plan
-                        && let Some(pin) = line.strip_prefix(PINNED_LINE)
-                    {
-                        pinned = Some(pin.to_owned());
                     }
                     // A plan run's last line is the runner's: the newest one counts.
                     if mode == Mode::Plan
@@ -170,11 +172,14 @@ pub(super) async fn follow(
         }
     };
     info!(run_id, outcome = record, "run ended");
+    // Before `planned` is recorded: an approval then finds what the plan was made with.
     if record == "planned"
-        && let Some(pin) = &pinned
-        && let Err(error) = runs.store.set_run_source(&key, &run_id, pin).await
+        && let Err(error) = runs
+            .store
+            .set_run_plan(&key, &run_id, &images, pinned.as_deref())
+            .await
     {
-        warn!(run_id, %error, "failed to record the planned source's revision");
+        warn!(run_id, %error, "failed to record what the plan was made with");
     }
     if let Err(error) = runs
         .store

@@ -231,13 +231,46 @@ impl Actuator for CommandActuator {
                 message: "applying the approved plan".into(),
             });
         };
+        // The images the plan was made with must still be the release's: the pins are
+        // written from these now.
+        if record.plan_images.as_deref() != Some(&crate::model::images_digest(run.images)) {
+            warn!(
+                run_id = handle,
+                "the release's images changed since its plan; planning again"
+            );
+            return self.restart(run).await;
+        }
+        // The module exactly as planned: the pin the plan run recorded, for the source
+        // this environment is configured with. Without one, plan again.
+        let source = match &self.source {
+            None => None,
+            Some(configured) => {
+                let wanted = configured
+                    .for_run(run.key)
+                    .map_err(ActuatorError::Refused)?;
+                let pinned = record
+                    .source_pin
+                    .as_deref()
+                    .and_then(|pin| {
+                        serde_json::from_str::<crate::runner::source::JobSource>(pin).ok()
+                    })
+                    .filter(|p| p.same_source(&wanted));
+                match pinned {
+                    Some(pinned) => Some(pinned),
+                    None => {
+                        warn!(
+                            run_id = handle,
+                            "the plan's source revision is unknown; planning again"
+                        );
+                        return self.restart(run).await;
+                    }
+                }
+            }
+        };
         info!(run_id = handle, plan = digest, "plan approved; applying it");
         let mode = Mode::Apply {
             digest: digest.to_owned(),
-            source: record
-                .source_pin
-                .as_deref()
-                .and_then(|pin| serde_json::from_str(pin).ok()),
+            source,
         };
         Ok(
             match self.start_local(run, handle.to_owned(), mode).await? {
@@ -358,6 +391,7 @@ impl CommandActuator {
                 run_id.clone(),
                 self.commands_for(&mode).len(),
                 mode,
+                crate::model::images_digest(run.images),
             )
             .in_current_span(),
         );

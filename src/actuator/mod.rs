@@ -164,6 +164,23 @@ pub trait Actuator: Send + Sync {
     fn approves_plans(&self) -> bool {
         false
     }
+    /// Whether the plan `digest` of run `handle` can still be applied as approved (it is
+    /// kept, and was made with the release's images and a known source revision).
+    async fn plan_ready(
+        &self,
+        _run: &Run<'_>,
+        _handle: &str,
+        _digest: &str,
+    ) -> Result<bool, ActuatorError> {
+        Ok(true)
+    }
+    /// Makes the plan again (the approved one cannot be applied); for a new approval.
+    async fn replan(&self, _run: &Run<'_>) -> Result<Progress, ActuatorError> {
+        Ok(Progress::Waiting {
+            after: Duration::from_secs(1),
+            message: "planning again".into(),
+        })
+    }
     /// The plan `digest` that run `handle` waits on is approved: go on and apply it.
     async fn approved(
         &self,

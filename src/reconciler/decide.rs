@@ -356,6 +356,11 @@ fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images, claimed: Option<
     // before that approval; the plan runs first, the pins are written once it is
     // approved (the module reads the release's images from TF_VAR_relctl_images).
     if facts.env.protected && facts.actuator.as_ref().is_some_and(|a| a.approves_plans) {
+        // The pins are read (not written) first, so a release the pin refuses fails now
+        // rather than after a person approved its plan.
+        if seen.pins.is_none() {
+            return Step::LookAtPins { images };
+        }
         return Step::StartRun {
             intent: intent.clone(),
             images,

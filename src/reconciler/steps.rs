@@ -295,6 +295,17 @@ impl<'a> Steps<'a> {
                             message: format!("the plan is approved; {why}"),
                             plan: Some(digest),
                         };
+                    } else if approved
+                        && !{
+                            let run_of = self.as_run(&intent, &images);
+                            actuator.plan_ready(&run_of, &run.handle, &digest).await?
+                        }
+                    {
+                        // Approved, but it cannot be applied as approved: plan again.
+                        progress = {
+                            let run_of = self.as_run(&intent, &images);
+                            actuator.replan(&run_of).await?
+                        };
                     } else if approved {
                         // Only now are the release's pins written, then the plan applied.
                         let pinned = self.pin_for_approved_plan(&images).await?;

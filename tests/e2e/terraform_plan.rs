@@ -278,3 +278,45 @@ TF_IN_AUTOMATION = "1"
     assert_eq!(state["outputs"]["module"]["value"], "planned");
     controller.stop().await;
 }
+
+/// A kept plan lost before its apply (a restart on another host, a cleared scratch
+/// directory) is made again for a new approval: nothing is pinned or applied on the
+/// strength of the old approval.
+#[tokio::test]
+async fn a_plan_lost_before_its_apply_is_made_again_for_a_new_approval() {
+    let (dir, scratch) = (module(), tempfile::tempdir().unwrap());
+    let h = harness(dir.path(), scratch.path()).await;
+    h.put_release(
+        TABLE,
+        release("r1", "tre", json!({ "api": "registry.example/api:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    assert_eq!(h.run(&["deploy", "r1", "--env", "prod"]).await.0, 0);
+    let first = h
+        .until_status(TABLE, "r1", 0, Status::AwaitingApproval)
+        .await;
+    std::fs::remove_dir_all(scratch.path().join("plans")).unwrap();
+    assert_eq!(h.run(&["approve", "r1", "--env", "prod"]).await.0, 0);
+    // A new plan, waiting for its own approval.
+    let second = h
+        .until_entry(TABLE, "r1", 0, |e| {
+            e.status == Some(Status::AwaitingApproval)
+                && e.status_message.as_deref().is_some_and(|m| m != first)
+        })
+        .await;
+    assert!(
+        h.parameters("/tre/images/prod").await.is_empty(),
+        "nothing pinned on the lost plan's approval: {second:?}"
+    );
+    assert!(
+        !dir.path().join("terraform.tfstate").exists()
+            || outputs(dir.path()).get("release_id").is_none(),
+        "nothing applied"
+    );
+    assert_eq!(h.run(&["approve", "r1", "--env", "prod"]).await.0, 0);
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    assert_eq!(outputs(dir.path())["release_id"]["value"], "r1");
+    controller.stop().await;
+}

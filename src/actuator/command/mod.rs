@@ -209,69 +209,29 @@ impl Actuator for CommandActuator {
         self.plan_approval && self.tasks.is_none()
     }
 
+    async fn plan_ready(
+        &self,
+        run: &Run<'_>,
+        handle: &str,
+        digest: &str,
+    ) -> Result<bool, ActuatorError> {
+        Ok(self.approved_mode(run, handle, digest).await?.is_some())
+    }
+
+    async fn replan(&self, run: &Run<'_>) -> Result<Progress, ActuatorError> {
+        self.restart(run).await
+    }
+
     async fn approved(
         &self,
         run: &Run<'_>,
         handle: &str,
         digest: &str,
     ) -> Result<Progress, ActuatorError> {
-        let record = self
-            .runs
-            .store
-            .run(run.key)
-            .await
-            .map_err(|e| self.store_error(e))?;
-        let Some(record) = record.filter(|r| {
-            r.run_id == handle
-                && r.state == "planned"
-                && r.message.as_deref().and_then(|m| m.split(' ').next()) == Some(digest)
-        }) else {
-            return Ok(Progress::Waiting {
-                after: Duration::from_secs(1),
-                message: "applying the approved plan".into(),
-            });
-        };
-        // The images the plan was made with must still be the release's: the pins are
-        // written from these now.
-        if record.plan_images.as_deref() != Some(&crate::model::images_digest(run.images)) {
-            warn!(
-                run_id = handle,
-                "the release's images changed since its plan; planning again"
-            );
+        let Some(mode) = self.approved_mode(run, handle, digest).await? else {
             return self.restart(run).await;
-        }
-        // The module exactly as planned: the pin the plan run recorded, for the source
-        // this environment is configured with. Without one, plan again.
-        let source = match &self.source {
-            None => None,
-            Some(configured) => {
-                let wanted = configured
-                    .for_run(run.key)
-                    .map_err(ActuatorError::Refused)?;
-                let pinned = record
-                    .source_pin
-                    .as_deref()
-                    .and_then(|pin| {
-                        serde_json::from_str::<crate::runner::source::JobSource>(pin).ok()
-                    })
-                    .filter(|p| p.same_source(&wanted));
-                match pinned {
-                    Some(pinned) => Some(pinned),
-                    None => {
-                        warn!(
-                            run_id = handle,
-                            "the plan's source revision is unknown; planning again"
-                        );
-                        return self.restart(run).await;
-                    }
-                }
-            }
         };
         info!(run_id = handle, plan = digest, "plan approved; applying it");
-        let mode = Mode::Apply {
-            digest: digest.to_owned(),
-            source,
-        };
         Ok(
             match self.start_local(run, handle.to_owned(), mode).await? {
                 Start::Started(_) => Progress::Waiting {
@@ -396,6 +356,79 @@ impl CommandActuator {
             .in_current_span(),
         );
         Ok(Start::Started(run_id))
+    }
+
+    /// The apply of the approved plan `digest`, if it can be applied as approved: the
+    /// run is planned with that digest, the plan is still kept with it, it was made
+    /// with the release's images as they are, and (with a source) its revision is
+    /// known. None: it must be made again.
+    async fn approved_mode(
+        &self,
+        run: &Run<'_>,
+        handle: &str,
+        digest: &str,
+    ) -> Result<Option<Mode>, ActuatorError> {
+        let record = self
+            .runs
+            .store
+            .run(run.key)
+            .await
+            .map_err(|e| self.store_error(e))?;
+        let Some(record) = record.filter(|r| {
+            r.run_id == handle
+                && r.state == "planned"
+                && r.message.as_deref().and_then(|m| m.split(' ').next()) == Some(digest)
+        }) else {
+            warn!(
+                run_id = handle,
+                "the run holds no such plan; planning again"
+            );
+            return Ok(None);
+        };
+        let kept = std::fs::read(self.plan_path(run.key, handle))
+            .ok()
+            .map(|bytes| crate::runner::plan::digest(&bytes));
+        if kept.as_deref() != Some(digest) {
+            warn!(
+                run_id = handle,
+                "the approved plan is no longer kept here; planning again"
+            );
+            return Ok(None);
+        }
+        if record.plan_images.as_deref() != Some(&crate::model::images_digest(run.images)) {
+            warn!(
+                run_id = handle,
+                "the release's images changed since its plan; planning again"
+            );
+            return Ok(None);
+        }
+        let source = match &self.source {
+            None => None,
+            Some(configured) => {
+                let wanted = configured
+                    .for_run(run.key)
+                    .map_err(ActuatorError::Refused)?;
+                let pinned = record
+                    .source_pin
+                    .as_deref()
+                    .and_then(|pin| {
+                        serde_json::from_str::<crate::runner::source::JobSource>(pin).ok()
+                    })
+                    .filter(|p| p.same_source(&wanted));
+                if pinned.is_none() {
+                    warn!(
+                        run_id = handle,
+                        "the plan's source revision is unknown; planning again"
+                    );
+                    return Ok(None);
+                }
+                pinned
+            }
+        };
+        Ok(Some(Mode::Apply {
+            digest: digest.to_owned(),
+            source,
+        }))
     }
 
     /// A plan kept and waiting: what an approver approves, and how.

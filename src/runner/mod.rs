@@ -93,13 +93,14 @@ pub async fn run(job: Job) -> i32 {
     let fetched = match &job.source {
         None => None,
         Some(wanted) => {
-            let fetched = tokio::select! {
-                fetched = source::fetch(wanted, &job.dir) => fetched,
-                Some(_) = stop_rx.recv() => {
-                    say!("relctl runner: asked to stop while fetching the source");
-                    return INTERRUPTED;
-                }
-            };
+            // Not cut short: the unpacking runs on a thread of its own, which would go
+            // on writing into a workspace already removed. The fetch is bounded in
+            // size; a stop asked meanwhile is honoured as soon as it is done.
+            let fetched = source::fetch(wanted, &job.dir).await;
+            if stop_rx.try_recv().is_ok() {
+                say!("relctl runner: asked to stop while fetching the source");
+                return INTERRUPTED;
+            }
             match fetched {
                 Ok(fetched) => {
                     say!("{SOURCE_LINE}{}", fetched.revision);

@@ -76,7 +76,21 @@ impl EcsTasks {
         run_id: &str,
         env: Vec<(String, String)>,
     ) -> Result<String, ActuatorError> {
-        let size: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
+        // As ECS counts it: the overrides' JSON, names, values and their quoting.
+        let size: usize = env
+            .iter()
+            .map(|(k, v)| {
+                let escaped = v.chars().filter(|c| matches!(c, '"' | '\\')).count();
+                k.len() + v.len() + escaped + r#"{"name":"","value":""},"#.len()
+            })
+            .sum::<usize>()
+            + self
+                .config
+                .command
+                .iter()
+                .map(|c| c.len() + 3)
+                .sum::<usize>()
+            + 64;
         if size > OVERRIDES_MAX {
             return Err(ActuatorError::Refused(format!(
                 "the run's environment is {size} bytes; ECS takes at most {OVERRIDES_MAX} in a task's overrides (a release with fewer images, or less `env`, fits)"

@@ -114,10 +114,7 @@ fn plans_first(environment: &crate::config::Environment) -> bool {
     environment.protected
         && matches!(
             &environment.actuator,
-            crate::config::ActuatorConfig::Terraform {
-                runner: crate::config::runner::RunnerConfig::Local,
-                ..
-            }
+            crate::config::ActuatorConfig::Terraform { .. }
         )
 }
 

@@ -288,9 +288,9 @@ impl Environment {
                     "{at}.actuator.runner: an ecs_task runner fetches the module itself: give the actuator a `source` (an s3:// zip archive), not a `dir`"
                 ));
             }
-            if self.protected {
+            if self.protected && task.plans.is_none() {
                 problems.push(format!(
-                    "{at}.actuator.runner: a protected environment approves the Terraform plan before it is applied, which relctl keeps only for `local` runners so far; use `runner = {{ kind = \"local\" }}` here"
+                    "{at}.actuator.runner.plans: a protected environment approves the Terraform plan before it is applied; runner tasks share no disk, so name where plans are kept: `plans = \"s3://bucket/prefix\"`"
                 ));
             }
             problems.extend(

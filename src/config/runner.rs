@@ -52,6 +52,11 @@ pub struct EcsTaskRunner {
     /// where each run's workspace is made.
     #[serde(default = "default_scratch")]
     pub scratch: std::path::PathBuf,
+    /// Where a protected environment's plans are kept between plan and apply
+    /// (`s3://bucket/prefix`; tasks share no disk). The runner's role reads and writes
+    /// it; the controller never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plans: Option<String>,
     /// How often a running task is looked at.
     #[serde(default = "ten_seconds", with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -100,6 +105,13 @@ impl EcsTaskRunner {
                 "launch_type: {:?} is not FARGATE, EC2 or EXTERNAL",
                 self.launch_type
             ));
+        }
+        if let Some(plans) = &self.plans
+            && !plans
+                .strip_prefix("s3://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        {
+            problems.push(format!("plans: {plans:?} is not an s3://bucket/prefix"));
         }
         if self.pass_roles.is_empty() {
             problems.push("pass_roles: name the runner task definition's task and execution roles (RunTask passes them; the controller is granted iam:PassRole on exactly these)".into());

@@ -120,7 +120,7 @@ pub async fn run(job: Job) -> i32 {
         .as_ref()
         .map(|_| RemoveOnDrop(dir.join(plan::PLAN_FILE)));
     if let Some(plan::PlanStep::Load { from, digest }) = &job.plan
-        && let Err(plan::Lost(why)) = plan::load(from, digest, dir)
+        && let Err(plan::Lost(why)) = plan::load(from, digest, dir).await
     {
         say!("relctl runner: {why}");
         return PLAN_LOST;
@@ -193,7 +193,7 @@ impl Drop for RemoveOnDrop {
 
 /// Keeps the plan the commands made and says what it does: its digest and summary.
 async fn keep_plan(dir: &std::path::Path, to: &std::path::Path) -> i32 {
-    let digest = match plan::save(dir, to) {
+    let digest = match plan::save(dir, to).await {
         Ok(digest) => digest,
         Err(why) => {
             say!("relctl runner: {why}");

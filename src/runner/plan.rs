@@ -92,15 +92,15 @@ pub fn summary(show: &serde_json::Value) -> String {
 }
 
 /// Puts the kept plan into `dir`, refusing one that is not the approved plan.
-pub fn load(from: &Path, digest_wanted: &str, dir: &Path) -> Result<(), Lost> {
-    let bytes = std::fs::read(from).map_err(|e| {
+pub async fn load(from: &Path, digest_wanted: &str, dir: &Path) -> Result<(), Lost> {
+    let bytes = read_kept(from).await.map_err(|e| {
         Lost(format!(
             "the approved plan {} is gone ({e}): a restart on another host, or a cleared scratch directory",
             from.display()
         ))
     })?;
     // Taken once: the kept copy goes now, the workspace's goes with the run.
-    let _ = std::fs::remove_file(from);
+    remove_kept(from).await;
     let found = digest(&bytes);
     if found != digest_wanted {
         return Err(Lost(format!(
@@ -115,10 +115,84 @@ pub fn load(from: &Path, digest_wanted: &str, dir: &Path) -> Result<(), Lost> {
 #[derive(Debug)]
 pub struct Lost(pub String);
 
-/// Keeps the plan `dir` now holds at `to`; its digest.
-pub fn save(dir: &Path, to: &Path) -> Result<String, String> {
+/// Keeps the plan `dir` now holds at `to` (a path, or `s3://bucket/key` for runs in
+/// ECS tasks, which share no disk); its digest.
+pub async fn save(dir: &Path, to: &Path) -> Result<String, String> {
     let bytes = std::fs::read(dir.join(PLAN_FILE))
         .map_err(|e| format!("terraform plan left no {PLAN_FILE}: {e}"))?;
+    write_kept(to, &bytes).await?;
+    Ok(digest(&bytes))
+}
+
+/// `s3://bucket/key` as (bucket, key), where `path` is one.
+fn in_s3(path: &Path) -> Option<(String, String)> {
+    let (bucket, key) = path.to_str()?.strip_prefix("s3://")?.split_once('/')?;
+    Some((bucket.to_owned(), key.to_owned()))
+}
+
+async fn read_kept(from: &Path) -> Result<Vec<u8>, String> {
+    match in_s3(from) {
+        Some((bucket, key)) => {
+            let object = super::source::s3_client()
+                .await
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
+                })?;
+            Ok(object
+                .body
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_bytes()
+                .to_vec())
+        }
+        None => std::fs::read(from).map_err(|e| e.to_string()),
+    }
+}
+
+async fn remove_kept(from: &Path) {
+    match in_s3(from) {
+        Some((bucket, key)) => {
+            let _ = super::source::s3_client()
+                .await
+                .delete_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await;
+        }
+        None => {
+            let _ = std::fs::remove_file(from);
+        }
+    }
+}
+
+async fn write_kept(to: &Path, bytes: &[u8]) -> Result<(), String> {
+    if let Some((bucket, key)) = in_s3(to) {
+        // Encrypted at rest as the bucket says (S3 encrypts every object); a bucket
+        // only the runner's role may read.
+        super::source::s3_client()
+            .await
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot keep the plan at {}: {}",
+                    to.display(),
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )
+            })?;
+        return Ok(());
+    }
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
@@ -130,9 +204,8 @@ pub fn save(dir: &Path, to: &Path) -> Result<String, String> {
         .truncate(true)
         .mode(0o600)
         .open(to)
-        .and_then(|mut f| f.write_all(&bytes))
-        .map_err(|e| format!("cannot keep the plan at {}: {e}", to.display()))?;
-    Ok(digest(&bytes))
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| format!("cannot keep the plan at {}: {e}", to.display()))
 }
 
 #[cfg(test)]
@@ -158,16 +231,18 @@ mod tests {
         assert_eq!(summary(&json!({})), "+0 ~0 -0");
     }
 
-    #[test]
-    fn only_the_approved_plan_is_put_in_place() {
+    #[tokio::test]
+    async fn only_the_approved_plan_is_put_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let kept = dir.path().join("kept.tfplan");
         std::fs::write(&kept, b"plan bytes").unwrap();
-        let wrong = load(&kept, "sha256:00", dir.path()).unwrap_err();
+        let wrong = load(&kept, "sha256:00", dir.path()).await.unwrap_err();
         assert!(wrong.0.contains("not the approved"), "{wrong:?}");
         assert!(!dir.path().join(PLAN_FILE).exists());
         std::fs::write(&kept, b"plan bytes").unwrap();
-        load(&kept, &digest(b"plan bytes"), dir.path()).unwrap();
+        load(&kept, &digest(b"plan bytes"), dir.path())
+            .await
+            .unwrap();
         assert!(!kept.exists(), "the kept copy is taken once");
         assert_eq!(
             std::fs::read(dir.path().join(PLAN_FILE)).unwrap(),

@@ -388,9 +388,10 @@ async fn fetch_git(git: &GitRef, into: &Path) -> Result<(String, String), String
 }
 
 /// Fetches the S3 object and unpacks it into `into`; the revision is its VersionId.
-async fn fetch_s3(source: &S3Object, into: &Path) -> Result<(String, Option<String>), String> {
+/// An S3 client with the runner's own credentials and region.
+pub(crate) async fn s3_client() -> aws_sdk_s3::Client {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
+    aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             // Emulators and S3-compatible stores answer path-style requests only.
             .force_path_style(
@@ -398,7 +399,11 @@ async fn fetch_s3(source: &S3Object, into: &Path) -> Result<(String, Option<Stri
                     || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some(),
             )
             .build(),
-    );
+    )
+}
+
+async fn fetch_s3(source: &S3Object, into: &Path) -> Result<(String, Option<String>), String> {
+    let s3 = s3_client().await;
     let url = format!("s3://{}/{}", source.bucket, source.key);
     let object = s3
         .get_object()

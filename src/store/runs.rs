@@ -37,6 +37,8 @@ pub struct RunRecord {
     pub source_pin: Option<String>,
     /// The digest of the images a planned run planned with.
     pub plan_images: Option<String>,
+    /// What an ECS task's claim is for: `plan`, `apply` (an approved plan) or `whole`.
+    pub run_mode: Option<String>,
 }
 
 /// What a claim found.
@@ -45,7 +47,7 @@ pub enum Claim {
     /// Ours now: start the process.
     Claimed,
     /// Another run is live; it is described.
-    Busy(RunRecord),
+    Busy(Box<RunRecord>),
 }
 
 impl StateStore {
@@ -82,9 +84,9 @@ impl StateStore {
         match result {
             Ok(_) => Ok(Claim::Claimed),
             Err(e) if is_condition_failed(&e) => match self.run(key).await? {
-                Some(record) => Ok(Claim::Busy(record)),
+                Some(record) => Ok(Claim::Busy(Box::new(record))),
                 // Gone between the two calls: try once more.
-                None => Ok(Claim::Busy(RunRecord {
+                None => Ok(Claim::Busy(Box::new(RunRecord {
                     run_id: String::new(),
                     owner: String::new(),
                     state: "running".into(),
@@ -94,7 +96,8 @@ impl StateStore {
                     started_ms: now_ms,
                     source_pin: None,
                     plan_images: None,
-                })),
+                    run_mode: None,
+                }))),
             },
             Err(e) => Err(StoreError::aws("PutItem", &self.table, e)),
         }
@@ -187,6 +190,7 @@ impl StateStore {
             started_ms: number("started_ms").unwrap_or_default(),
             source_pin: text("source_pin"),
             plan_images: text("plan_images"),
+            run_mode: text("run_mode"),
         }))
     }
 
@@ -232,12 +236,14 @@ impl StateStore {
         owner: &str,
         now_ms: i64,
         previous: Option<&RunRecord>,
+        mode: &str,
     ) -> Result<bool, StoreError> {
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(pk(key)))
+            .item("run_mode", s(mode))
             .item("run_id", s(run_id))
             .item("owner", s(owner))
             .item("run_state", s("running"))

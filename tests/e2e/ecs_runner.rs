@@ -232,3 +232,151 @@ async fn a_superseded_run_s_task_is_stopped_before_the_next_run_s_task_starts() 
     );
     controller.stop().await;
 }
+
+/// A protected environment whose Terraform runs in ECS tasks: a plan task (its plan
+/// kept in S3, as tasks share no disk), the deployment waiting for that plan's
+/// approval, then an apply task of exactly that plan. Real Terraform, its state in an S3
+/// backend on moto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_environment_plans_in_one_task_and_applies_the_approved_plan_in_another() {
+    const STATE: &str = "team-terraform-state";
+    const PLANS: &str = "team-plans";
+    let scratch = tempfile::tempdir().unwrap();
+    let moto = Moto::start();
+    let endpoint = moto.endpoint.clone();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(&endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let runner = Runner::start(aws_sdk_cloudwatchlogs::Client::new(&sdk)).await;
+    let backend = [
+        format!("bucket={STATE}"),
+        "key=tre/prod.tfstate".into(),
+        "region=eu-west-1".into(),
+        "use_path_style=true".into(),
+        "use_lockfile=true".into(),
+        "skip_credentials_validation=true".into(),
+        "skip_requesting_account_id=true".into(),
+        "skip_metadata_api_check=true".into(),
+    ]
+    .map(|c| format!("\"-backend-config={c}\""))
+    .join(", ");
+    let h = Harness::with_moto(
+        moto,
+        &format!(
+            r#"
+[aws.endpoints]
+ecs = "{stub}"
+
+[[projects]]
+id = "tre"
+name = "TRE"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+protected = true
+
+[projects.environments.actuator]
+kind = "terraform"
+source = {{ s3 = "s3://{MODULES}/envs/{{environment}}.zip", path = "infra" }}
+timeout = "5m"
+commands = [
+  ["terraform", "init", "-input=false", {backend}],
+  ["terraform", "apply", "-auto-approve", "-input=false"],
+]
+runner = {{ kind = "ecs_task", cluster = "runners", task_definition = "relctl-runner", subnets = ["subnet-1"], log_group = "{LOG_GROUP}", pass_roles = ["arn:aws:iam::123456789012:role/relctl-runner"], scratch = "{scratch}", plans = "s3://{PLANS}/relctl", poll_interval = "200ms" }}
+
+[projects.environments.actuator.env]
+AWS_ENDPOINT_URL = "{endpoint}"
+AWS_ACCESS_KEY_ID = "testing"
+AWS_SECRET_ACCESS_KEY = "testing"
+CHECKPOINT_DISABLE = "1"
+TF_IN_AUTOMATION = "1"
+"#,
+            stub = runner.stub.endpoint,
+            scratch = scratch.path().display(),
+        ),
+    )
+    .await;
+    let s3 = s3::client(&h);
+    s3::bucket(&s3, MODULES, true).await;
+    s3::bucket(&s3, STATE, false).await;
+    s3::bucket(&s3, PLANS, false).await;
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/terraform-remote/main.tf"),
+    )
+    .unwrap();
+    let main = format!(
+        "{fixture}\nresource \"terraform_data\" \"release\" {{\n  input = var.relctl_release_id\n}}\n"
+    );
+    s3::put(
+        &s3,
+        MODULES,
+        "envs/prod.zip",
+        s3::zip(&[("infra/main.tf", &main)]),
+    )
+    .await
+    .expect("versioned");
+    h.put_release(
+        TABLE,
+        release("r1", "tre", json!({ "api": "registry.example/api:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    assert_eq!(h.run(&["deploy", "r1", "--env", "prod"]).await.0, 0);
+    let waiting = h
+        .until_status(TABLE, "r1", 0, Status::AwaitingApproval)
+        .await;
+    assert!(
+        waiting.contains("planned +1 ~0 -0: terraform_data.release"),
+        "{waiting}"
+    );
+    assert_eq!(runner.tasks().len(), 1, "one plan task");
+    let kept = s3.list_objects_v2().bucket(PLANS).send().await.unwrap();
+    assert_eq!(kept.key_count(), Some(1), "the plan is kept in S3");
+    assert!(
+        h.parameters("/tre/images/prod").await.is_empty(),
+        "nothing pinned yet"
+    );
+
+    let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("the plan: +1 ~0 -0: terraform_data.release"),
+        "{err}"
+    );
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let message = entry.status_message.unwrap_or_default();
+    assert!(message.contains("applied the approved plan"), "{message}");
+    let tasks = runner.tasks();
+    assert_eq!(tasks.len(), 2, "a plan task and an apply task: {tasks:?}");
+    assert!(
+        tasks[0].stopped.is_some_and(|s| s <= tasks[1].started),
+        "the apply started after the plan task stopped"
+    );
+    let state = s3
+        .get_object()
+        .bucket(STATE)
+        .key("tre/prod.tfstate")
+        .send()
+        .await
+        .expect("state")
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let state: serde_json::Value = serde_json::from_slice(&state).unwrap();
+    assert_eq!(state["outputs"]["release_id"]["value"], "r1");
+    let kept = s3.list_objects_v2().bucket(PLANS).send().await.unwrap();
+    assert_eq!(kept.key_count(), Some(0), "the plan was taken by its apply");
+    assert_eq!(h.parameters("/tre/images/prod").await.len(), 1);
+    controller.stop().await;
+}

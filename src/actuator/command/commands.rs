@@ -22,6 +22,17 @@ pub(crate) enum Mode {
     },
 }
 
+impl Mode {
+    /// As a run record names it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Whole => "whole",
+            Self::Plan => "plan",
+            Self::Apply { .. } => "apply",
+        }
+    }
+}
+
 fn args(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
@@ -67,6 +78,16 @@ impl CommandActuator {
     /// its apply (outside every workspace).
     pub(super) fn plan_path(&self, key: &EnvKey, run_id: &str) -> PathBuf {
         let name = crate::runner::plan::digest(format!("{key}\n{run_id}").as_bytes());
+        // Runs in ECS tasks keep it in S3: they share no disk.
+        if let Some(plans) = self.tasks.as_ref().and_then(|t| t.config.plans.as_ref()) {
+            return PathBuf::from(format!(
+                "{}/{}/{}/{}.tfplan",
+                plans.trim_end_matches('/'),
+                key.project,
+                key.environment,
+                name.trim_start_matches("sha256:")
+            ));
+        }
         self.scratch
             .join("plans")
             .join(format!("{}.tfplan", name.trim_start_matches("sha256:")))

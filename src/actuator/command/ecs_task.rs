@@ -24,12 +24,12 @@ use aws_sdk_ecs::types::{
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::{CommandActuator, LINE_CHARS, TAIL_BYTES, cut, runs::now_ms};
+use super::{CommandActuator, LINE_CHARS, Mode, TAIL_BYTES, cut, runs::now_ms};
 use crate::{
     actuator::{ActuatorError, Progress, Run, Start},
     config::runner::EcsTaskRunner,
     model::EnvKey,
-    runner::{INTERRUPTED, SOURCE_FAILED, SOURCE_LINE},
+    runner::{INTERRUPTED, PINNED_LINE, PLAN_LOST, SOURCE_FAILED, SOURCE_LINE, plan::PLAN_LINE},
     store::runs::RunRecord,
 };
 
@@ -247,7 +247,9 @@ impl EcsTasks {
 
     /// The first line of the task's output (where the runner says the source's
     /// revision) and its last lines.
-    async fn output(&self, arn: &str) -> (Option<String>, Vec<String>) {
+    /// The revision the runner said first, the output's tail for people, and the last
+    /// lines as written (the runner's own lines are read from these).
+    async fn output(&self, arn: &str) -> (Option<String>, Vec<String>, Vec<String>) {
         let stream = format!(
             "{}/{}/{}",
             self.config.log_stream_prefix,
@@ -276,18 +278,27 @@ impl EcsTasks {
             Ok(output) => lines(output).into_iter().next(),
             Err(error) => {
                 warn!(stream, error = %crate::aws::AwsError::from_sdk(error), "cannot read the runner task's output");
-                return (None, Vec::new());
+                return (None, Vec::new(), Vec::new());
             }
         };
-        let mut tail = match read(false, TAIL_LINES).await {
-            Ok(output) => lines(output),
+        let raw: Vec<String> = match read(false, TAIL_LINES).await {
+            Ok(output) => output
+                .events()
+                .iter()
+                .filter_map(|e| e.message())
+                .map(|m| m.trim_end().to_owned())
+                .collect(),
             Err(_) => Vec::new(),
         };
+        let mut tail: Vec<String> = raw
+            .iter()
+            .map(|m| cut(&super::follow::strip_ansi(m), LINE_CHARS))
+            .collect();
         while tail.iter().map(|l| l.len() + 1).sum::<usize>() > TAIL_BYTES {
             tail.remove(0);
         }
         let revision = first.and_then(|l| l.strip_prefix(SOURCE_LINE).map(str::to_owned));
-        (revision, tail)
+        (revision, tail, raw)
     }
 }
 
@@ -297,6 +308,7 @@ impl CommandActuator {
         tasks: &EcsTasks,
         run: &Run<'_>,
         run_id: String,
+        mode: Mode,
     ) -> Result<Start, ActuatorError> {
         let store = &self.runs.store;
         let recorded = store.run(run.key).await.map_err(|e| self.store_error(e))?;
@@ -308,9 +320,15 @@ impl CommandActuator {
                 }
                 // Claimed, the task perhaps started but not recorded (a crash between
                 // the two): RunTask again with the claim's own token gets that task
-                // back rather than a second one.
+                // back rather than a second one. (An approved plan's apply is not
+                // started again from here: its plan is made again, for a new approval.)
+                let claimed = match record.run_mode.as_deref() {
+                    Some("plan") => Mode::Plan,
+                    Some("apply") => return self.restart(run).await.map(Start::Busy),
+                    _ => Mode::Whole,
+                };
                 return self
-                    .run_claimed(tasks, run, &run_id, record.started_ms)
+                    .run_claimed(tasks, run, &run_id, record.started_ms, claimed)
                     .await;
             }
             if let Some(arn) = tasks.live_task(record).await? {
@@ -328,7 +346,14 @@ impl CommandActuator {
         // that both found it free only one starts a task.
         let now = now_ms();
         let claimed = store
-            .claim_run_replacing(run.key, &run_id, &self.runs.owner, now, recorded.as_ref())
+            .claim_run_replacing(
+                run.key,
+                &run_id,
+                &self.runs.owner,
+                now,
+                recorded.as_ref(),
+                mode.name(),
+            )
             .await
             .map_err(|e| self.store_error(e))?;
         if !claimed {
@@ -337,7 +362,7 @@ impl CommandActuator {
                 message: "another controller claimed this environment's run meanwhile".into(),
             }));
         }
-        self.run_claimed(tasks, run, &run_id, now).await
+        self.run_claimed(tasks, run, &run_id, now, mode).await
     }
 
     /// Starts the task of the run claimed at `claimed_ms` (its token: the same for a
@@ -348,8 +373,9 @@ impl CommandActuator {
         run: &Run<'_>,
         run_id: &str,
         claimed_ms: i64,
+        mode: Mode,
     ) -> Result<Start, ActuatorError> {
-        let env = self.environment(run, None, &super::Mode::Whole)?;
+        let env = self.environment(run, None, &mode)?;
         let token = EcsTasks::client_token(run.key, &format!("{run_id}@{claimed_ms}"));
         let arn = tasks.run_task(&token, run_id, env).await?;
         info!(run_id, task = arn, "runner task started");
@@ -399,6 +425,11 @@ impl CommandActuator {
                     message: record.message.unwrap_or_default(),
                 });
             }
+            "planned" => {
+                let message = record.message.unwrap_or_default();
+                let (digest, summary) = message.split_once(' ').unwrap_or((&message, ""));
+                return Ok(self.awaiting_approval(run, digest, summary));
+            }
             _ => {}
         }
         let Some(arn) = record.task_arn.clone() else {
@@ -421,10 +452,35 @@ impl CommandActuator {
             Seen::Gone => (None, "ECS no longer knows the task".to_owned()),
             Seen::Stopped { exit_code, reason } => (exit_code, reason),
         };
-        let (revision, tail) = tasks.output(&arn).await;
+        let (revision, tail, raw) = tasks.output(&arn).await;
+        let fetched = revision.is_some();
         let on = revision.map(|r| format!(" on {r}")).unwrap_or_default();
         let task = task_id(&arn);
+        let planning = record.run_mode.as_deref() == Some("plan");
+        if exit_code == Some(0) && planning {
+            return self.planned_by_task(run, handle, &raw, &on).await;
+        }
+        if exit_code == Some(PLAN_LOST) && record.run_mode.as_deref() == Some("apply") {
+            warn!(
+                run_id = handle,
+                task, "the approved plan was gone when its apply started; planning again"
+            );
+            let _ = store
+                .finish_run(
+                    run.key,
+                    handle,
+                    "interrupted",
+                    "the approved plan was gone",
+                    now_ms(),
+                )
+                .await;
+            return self.restart(run).await;
+        }
         let (state, message) = match exit_code {
+            Some(0) if record.run_mode.as_deref() == Some("apply") => (
+                "succeeded",
+                format!("applied the approved plan{on} (ECS task {task})"),
+            ),
             Some(0) => {
                 let message = format!(
                     "{} commands succeeded{on} (ECS task {task})",
@@ -442,7 +498,7 @@ impl CommandActuator {
                     .await;
                 return self.restart(run).await;
             }
-            Some(SOURCE_FAILED) => {
+            Some(SOURCE_FAILED) if !fetched => {
                 let why = tail
                     .iter()
                     .rev()
@@ -475,6 +531,55 @@ impl CommandActuator {
         } else {
             Progress::Failed { message }
         })
+    }
+
+    /// A plan task ended well: its plan (digest, summary) and source revision, read from
+    /// the runner's last lines, are recorded, and the run waits for its approval.
+    async fn planned_by_task(
+        &self,
+        run: &Run<'_>,
+        handle: &str,
+        raw: &[String],
+        on: &str,
+    ) -> Result<Progress, ActuatorError> {
+        let last = |prefix: &str| {
+            raw.iter()
+                .rev()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
+        };
+        let Some((digest, summary)) = last(PLAN_LINE).and_then(|p| {
+            p.split_once(' ')
+                .map(|(d, s)| (d.to_owned(), format!("{s}{on}")))
+        }) else {
+            let message = "the plan task ended without saying which plan it kept".to_owned();
+            let _ = self
+                .runs
+                .store
+                .finish_run(run.key, handle, "failed", &message, now_ms())
+                .await;
+            return Ok(Progress::Failed { message });
+        };
+        let store = &self.runs.store;
+        store
+            .set_run_plan(
+                run.key,
+                handle,
+                &crate::model::images_digest(run.images),
+                last(PINNED_LINE).as_deref(),
+            )
+            .await
+            .map_err(|e| self.store_error(e))?;
+        store
+            .finish_run(
+                run.key,
+                handle,
+                "planned",
+                &format!("{digest} {summary}"),
+                now_ms(),
+            )
+            .await
+            .map_err(|e| self.store_error(e))?;
+        Ok(self.awaiting_approval(run, &digest, &summary))
     }
 
     pub(super) async fn stop_task(

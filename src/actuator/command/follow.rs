@@ -61,6 +61,8 @@ pub(super) async fn follow(
     let mut revision: Option<String> = None;
     let mut planned: Option<(String, String)> = None;
     let mut pinned: Option<String> = None;
+    // Whether a command was started (the runner says so before each).
+    let mut ran_any = false;
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
     let status = loop {
         tokio::select! {
@@ -79,6 +81,7 @@ pub(super) async fn follow(
                     {
                         pinned = Some(pin.to_owned());
                     }
+                    ran_any |= raw.starts_with("relctl runner: running `");
                     let line = cut(&strip_ansi(&raw), LINE_CHARS);
                     // The runner says the source's revision first, before any command
                     // runs: a later line that looks the same is a command's, not it.
@@ -136,7 +139,7 @@ pub(super) async fn follow(
             }
             (LocalState::Succeeded(message.clone()), "succeeded", message)
         }
-        Ok(s) if s.code() == Some(SOURCE_FAILED) => {
+        Ok(s) if s.code() == Some(SOURCE_FAILED) && !ran_any => {
             let why = format!(
                 "the module's source could not be fetched, so nothing ran: {}",
                 tail.iter()
@@ -146,7 +149,9 @@ pub(super) async fn follow(
             );
             (LocalState::Failed(why.clone()), "failed", why)
         }
-        Ok(s) if s.code() == Some(PLAN_LOST) => {
+        // The runner's own codes, only where the runner can have meant them (a command's
+        // exit status passes through and may be any number).
+        Ok(s) if s.code() == Some(PLAN_LOST) && matches!(mode, Mode::Apply { .. }) => {
             let why = "the approved plan was gone when its apply started; planning again for a new approval".to_owned();
             warn!(run_id, "{why}");
             (LocalState::Interrupted, "interrupted", why)

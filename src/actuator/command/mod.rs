@@ -193,20 +193,19 @@ impl Actuator for CommandActuator {
 
     async fn start(&self, run: &Run<'_>) -> Result<Start, ActuatorError> {
         let run_id = run.token();
-        if let Some(tasks) = &self.tasks {
-            return self.start_task(tasks, run, run_id).await;
-        }
         let mode = if self.plan_approval {
             Mode::Plan
         } else {
             Mode::Whole
         };
+        if let Some(tasks) = &self.tasks {
+            return self.start_task(tasks, run, run_id, mode).await;
+        }
         self.start_local(run, run_id, mode).await
     }
 
     fn approves_plans(&self) -> bool {
-        // Plans are kept by local runs only; config refuses the other case.
-        self.plan_approval && self.tasks.is_none()
+        self.plan_approval
     }
 
     async fn plan_ready(
@@ -232,15 +231,17 @@ impl Actuator for CommandActuator {
             return self.restart(run).await;
         };
         info!(run_id = handle, plan = digest, "plan approved; applying it");
-        Ok(
-            match self.start_local(run, handle.to_owned(), mode).await? {
-                Start::Started(_) => Progress::Waiting {
-                    after: Duration::from_secs(1),
-                    message: format!("applying the approved plan {digest}"),
-                },
-                Start::Busy(progress) => progress,
+        let started = match &self.tasks {
+            Some(tasks) => self.start_task(tasks, run, handle.to_owned(), mode).await?,
+            None => self.start_local(run, handle.to_owned(), mode).await?,
+        };
+        Ok(match started {
+            Start::Started(_) => Progress::Waiting {
+                after: Duration::from_secs(1),
+                message: format!("applying the approved plan {digest}"),
             },
-        )
+            Start::Busy(progress) => progress,
+        })
     }
 
     async fn check(&self, run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
@@ -385,9 +386,14 @@ impl CommandActuator {
             );
             return Ok(None);
         };
-        let kept = std::fs::read(self.plan_path(run.key, handle))
-            .ok()
-            .map(|bytes| crate::runner::plan::digest(&bytes));
+        // A plan kept on this host is checked here; one in S3 (runner tasks) by the
+        // runner, which plans again if it is gone or changed.
+        let kept = match &self.tasks {
+            Some(_) => Some(digest.to_owned()),
+            None => std::fs::read(self.plan_path(run.key, handle))
+                .ok()
+                .map(|bytes| crate::runner::plan::digest(&bytes)),
+        };
         if kept.as_deref() != Some(digest) {
             warn!(
                 run_id = handle,

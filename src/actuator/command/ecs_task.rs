@@ -35,6 +35,8 @@ use crate::{
 
 /// ECS refuses container overrides larger than this (names and values together).
 const OVERRIDES_MAX: usize = 8192;
+/// How long after a task stopped its last log lines may still be on their way.
+const LOGS_SETTLE: Duration = Duration::from_secs(120);
 /// How many lines of the output's end are read for the status.
 const TAIL_LINES: i32 = 40;
 
@@ -52,6 +54,8 @@ enum Seen {
     Stopped {
         exit_code: Option<i32>,
         reason: String,
+        /// How long ago it stopped, where ECS says.
+        ago: Option<Duration>,
     },
     /// ECS no longer knows it (stopped tasks are forgotten after about an hour).
     Gone,
@@ -193,9 +197,14 @@ impl EcsTasks {
         if let Some(why) = container.and_then(|c| c.reason()) {
             reason = format!("{reason} ({why})");
         }
+        let ago = task.stopped_at().and_then(|at| {
+            let at = std::time::UNIX_EPOCH + Duration::from_secs(at.secs().max(0) as u64);
+            std::time::SystemTime::now().duration_since(at).ok()
+        });
         Ok(Seen::Stopped {
             exit_code: container.and_then(|c| c.exit_code()),
             reason,
+            ago,
         })
     }
 
@@ -437,6 +446,7 @@ impl CommandActuator {
             // it, with the same token — ECS answers with the task if it exists.
             return self.restart(run).await;
         };
+        let mut stopped_ago = None;
         let (exit_code, reason) = match tasks.describe(&arn).await? {
             Seen::Running(status) => {
                 let _ = store.heartbeat_run(run.key, handle, now_ms()).await;
@@ -450,7 +460,14 @@ impl CommandActuator {
                 });
             }
             Seen::Gone => (None, "ECS no longer knows the task".to_owned()),
-            Seen::Stopped { exit_code, reason } => (exit_code, reason),
+            Seen::Stopped {
+                exit_code,
+                reason,
+                ago,
+            } => {
+                stopped_ago = ago;
+                (exit_code, reason)
+            }
         };
         let (revision, tail, raw) = tasks.output(&arn).await;
         let fetched = revision.is_some();
@@ -458,7 +475,9 @@ impl CommandActuator {
         let task = task_id(&arn);
         let planning = record.run_mode.as_deref() == Some("plan");
         if exit_code == Some(0) && planning {
-            return self.planned_by_task(run, handle, &raw, &on).await;
+            // awslogs delivers a stopped task's last lines a little after it stopped.
+            let settling = stopped_ago.is_some_and(|ago| ago < LOGS_SETTLE);
+            return self.planned_by_task(run, handle, &raw, &on, settling).await;
         }
         if exit_code == Some(PLAN_LOST) && record.run_mode.as_deref() == Some("apply") {
             warn!(
@@ -541,6 +560,7 @@ impl CommandActuator {
         handle: &str,
         raw: &[String],
         on: &str,
+        settling: bool,
     ) -> Result<Progress, ActuatorError> {
         let last = |prefix: &str| {
             raw.iter()
@@ -551,6 +571,12 @@ impl CommandActuator {
             p.split_once(' ')
                 .map(|(d, s)| (d.to_owned(), format!("{s}{on}")))
         }) else {
+            if settling {
+                return Ok(Progress::Waiting {
+                    after: Duration::from_secs(5),
+                    message: "reading the plan task's output".into(),
+                });
+            }
             let message = "the plan task ended without saying which plan it kept".to_owned();
             let _ = self
                 .runs

@@ -41,6 +41,17 @@ pub struct RunRecord {
     pub run_mode: Option<String>,
 }
 
+/// A claim of an environment's run slot (see [`StateStore::claim_run_replacing`]).
+pub struct NewClaim<'a> {
+    pub run_id: &'a str,
+    pub owner: &'a str,
+    pub now_ms: i64,
+    /// What it is for: `plan`, `apply` or `whole`.
+    pub mode: &'a str,
+    /// With a plan: the digest of the images it is made with.
+    pub images: Option<&'a str>,
+}
+
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -232,18 +243,26 @@ impl StateStore {
     pub async fn claim_run_replacing(
         &self,
         key: &EnvKey,
-        run_id: &str,
-        owner: &str,
-        now_ms: i64,
+        claim: NewClaim<'_>,
         previous: Option<&RunRecord>,
-        mode: &str,
     ) -> Result<bool, StoreError> {
-        let request = self
+        let NewClaim {
+            run_id,
+            owner,
+            now_ms,
+            mode,
+            images,
+        } = claim;
+        let mut request = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(pk(key)))
-            .item("run_mode", s(mode))
+            .item("run_mode", s(mode));
+        if let Some(images) = images {
+            request = request.item("plan_images", s(images));
+        }
+        let request = request
             .item("run_id", s(run_id))
             .item("owner", s(owner))
             .item("run_state", s("running"))

@@ -239,6 +239,17 @@ async fn a_superseded_run_s_task_is_stopped_before_the_next_run_s_task_starts() 
 /// backend on moto.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_protected_environment_plans_in_one_task_and_applies_the_approved_plan_in_another() {
+    protected(false).await;
+}
+
+/// The apply task cannot be started (ECS fails RunTask): the run does not wedge on its
+/// claim; the plan is made again, for a new approval, and that one is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_task_that_cannot_start_plans_again_for_a_new_approval() {
+    protected(true).await;
+}
+
+async fn protected(apply_fails_to_start: bool) {
     const STATE: &str = "team-terraform-state";
     const PLANS: &str = "team-plans";
     let scratch = tempfile::tempdir().unwrap();
@@ -345,20 +356,42 @@ TF_IN_AUTOMATION = "1"
         "nothing pinned yet"
     );
 
+    if apply_fails_to_start {
+        // Each of relctl's four attempts at the apply's RunTask fails.
+        runner.state.lock().unwrap().fail_run_task = 4;
+    }
     let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains("the plan: +1 ~0 -0: terraform_data.release"),
         "{err}"
     );
+    if apply_fails_to_start {
+        // A new plan waits for a new approval; nothing applied or pinned meanwhile.
+        h.until_entry(TABLE, "r1", 0, |e| {
+            e.status == Some(Status::AwaitingApproval)
+                && e.status_message.as_deref().is_some_and(|m| m != waiting)
+        })
+        .await;
+        assert_eq!(runner.tasks().len(), 2, "two plan tasks, no apply task");
+        assert!(h.parameters("/tre/images/prod").await.len() <= 1);
+        let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+        assert_eq!(code, 0, "{err}");
+    }
     let entry = h.finished(TABLE, "r1", 0).await;
     assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
     let message = entry.status_message.unwrap_or_default();
     assert!(message.contains("applied the approved plan"), "{message}");
     let tasks = runner.tasks();
-    assert_eq!(tasks.len(), 2, "a plan task and an apply task: {tasks:?}");
+    let expected = if apply_fails_to_start { 3 } else { 2 };
+    assert_eq!(
+        tasks.len(),
+        expected,
+        "plan task(s), then the apply task: {tasks:?}"
+    );
+    let (plan, apply) = (&tasks[expected - 2], &tasks[expected - 1]);
     assert!(
-        tasks[0].stopped.is_some_and(|s| s <= tasks[1].started),
+        plan.stopped.is_some_and(|s| s <= apply.started),
         "the apply started after the plan task stopped"
     );
     let state = s3

@@ -320,7 +320,35 @@ impl CommandActuator {
         mode: Mode,
     ) -> Result<Start, ActuatorError> {
         let store = &self.runs.store;
-        let recorded = store.run(run.key).await.map_err(|e| self.store_error(e))?;
+        let mut recorded = store.run(run.key).await.map_err(|e| self.store_error(e))?;
+        // An approved plan's apply claimed, its task not recorded (RunTask failed, or a
+        // crash came between): adopt the task if it started; else the run is over,
+        // and the plan is made again (for a new approval) by the claim below.
+        if recorded.as_ref().is_some_and(|r| {
+            r.run_id == run_id
+                && r.state == "running"
+                && r.task_arn.is_none()
+                && r.run_mode.as_deref() == Some("apply")
+        }) {
+            if let Some(arn) = tasks.started_for(&run_id).await?.into_iter().next() {
+                store
+                    .set_run_task(run.key, &run_id, &arn)
+                    .await
+                    .map_err(|e| self.store_error(e))?;
+                return Ok(Start::Started(run_id));
+            }
+            store
+                .finish_run(
+                    run.key,
+                    &run_id,
+                    "interrupted",
+                    "the approved plan's apply did not start",
+                    now_ms(),
+                )
+                .await
+                .map_err(|e| self.store_error(e))?;
+            recorded = store.run(run.key).await.map_err(|e| self.store_error(e))?;
+        }
         if let Some(record) = &recorded {
             if record.run_id == run_id && record.state == "running" {
                 if record.task_arn.is_some() {
@@ -333,7 +361,6 @@ impl CommandActuator {
                 // started again from here: its plan is made again, for a new approval.)
                 let claimed = match record.run_mode.as_deref() {
                     Some("plan") => Mode::Plan,
-                    Some("apply") => return self.restart(run).await.map(Start::Busy),
                     _ => Mode::Whole,
                 };
                 return self
@@ -354,15 +381,17 @@ impl CommandActuator {
         // No task is live: claim the slot over the record as read, so of two leaders
         // that both found it free only one starts a task.
         let now = now_ms();
+        let images = (mode == Mode::Plan).then(|| crate::model::images_digest(run.images));
+        let claim = crate::store::runs::NewClaim {
+            run_id: &run_id,
+            owner: &self.runs.owner,
+            now_ms: now,
+            mode: mode.name(),
+            // What the plan is made with: its approval is of these images.
+            images: images.as_deref(),
+        };
         let claimed = store
-            .claim_run_replacing(
-                run.key,
-                &run_id,
-                &self.runs.owner,
-                now,
-                recorded.as_ref(),
-                mode.name(),
-            )
+            .claim_run_replacing(run.key, claim, recorded.as_ref())
             .await
             .map_err(|e| self.store_error(e))?;
         if !claimed {
@@ -477,7 +506,16 @@ impl CommandActuator {
         if exit_code == Some(0) && planning {
             // awslogs delivers a stopped task's last lines a little after it stopped.
             let settling = stopped_ago.is_some_and(|ago| ago < LOGS_SETTLE);
-            return self.planned_by_task(run, handle, &raw, &on, settling).await;
+            return self
+                .planned_by_task(
+                    run,
+                    handle,
+                    &raw,
+                    &on,
+                    settling,
+                    record.plan_images.as_deref(),
+                )
+                .await;
         }
         if exit_code == Some(PLAN_LOST) && record.run_mode.as_deref() == Some("apply") {
             warn!(
@@ -561,6 +599,7 @@ impl CommandActuator {
         raw: &[String],
         on: &str,
         settling: bool,
+        planned_with: Option<&str>,
     ) -> Result<Progress, ActuatorError> {
         let last = |prefix: &str| {
             raw.iter()
@@ -590,7 +629,8 @@ impl CommandActuator {
             .set_run_plan(
                 run.key,
                 handle,
-                &crate::model::images_digest(run.images),
+                // The images the task was started with (recorded with its claim).
+                planned_with.unwrap_or("unknown"),
                 last(PINNED_LINE).as_deref(),
             )
             .await

@@ -38,6 +38,8 @@ pub struct Task {
 #[derive(Default)]
 pub struct Tasks {
     pub tasks: Vec<Task>,
+    /// RunTask calls still to answer with a 500 (as ECS does when it cannot now).
+    pub fail_run_task: usize,
 }
 
 pub struct Runner {
@@ -90,6 +92,14 @@ fn handle(
 ) -> Result<Value, Fault> {
     let mut s = state.lock().unwrap();
     match op {
+        "RunTask" if s.fail_run_task > 0 => {
+            s.fail_run_task -= 1;
+            Err((
+                500,
+                "ServerException",
+                "capacity is unavailable at this time".into(),
+            ))
+        }
         "RunTask" => {
             let token = body["clientToken"].as_str().unwrap_or_default().to_owned();
             if let Some(task) = s

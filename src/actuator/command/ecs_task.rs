@@ -517,7 +517,12 @@ impl CommandActuator {
                 )
                 .await;
         }
-        if exit_code == Some(PLAN_LOST) && record.run_mode.as_deref() == Some("apply") {
+        // The runner's "plan lost" is said before any command runs; a command's own
+        // exit status 4 is not it.
+        let ran = raw
+            .iter()
+            .any(|l| l.starts_with("relctl runner: running `"));
+        if exit_code == Some(PLAN_LOST) && record.run_mode.as_deref() == Some("apply") && !ran {
             warn!(
                 run_id = handle,
                 task, "the approved plan was gone when its apply started; planning again"

@@ -151,7 +151,7 @@ pub(super) async fn follow(
         }
         // The runner's own codes, only where the runner can have meant them (a command's
         // exit status passes through and may be any number).
-        Ok(s) if s.code() == Some(PLAN_LOST) && matches!(mode, Mode::Apply { .. }) => {
+        Ok(s) if s.code() == Some(PLAN_LOST) && matches!(mode, Mode::Apply { .. }) && !ran_any => {
             let why = "the approved plan was gone when its apply started; planning again for a new approval".to_owned();
             warn!(run_id, "{why}");
             (LocalState::Interrupted, "interrupted", why)

@@ -121,23 +121,14 @@ impl StateStore {
         run_id: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(key)))
-            .update_expression("SET heartbeat_ms = :now")
-            .condition_expression("run_id = :run AND run_state = :running")
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":run", s(run_id))
-            .expression_attribute_values(":running", s("running"))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
-        }
+        self.update_run(
+            key,
+            run_id,
+            "SET heartbeat_ms = :now",
+            "run_id = :run AND run_state = :running",
+            vec![(":now", n(now_ms)), (":running", s("running"))],
+        )
+        .await
     }
 
     /// Records how `run_id` ended (`succeeded`, `failed`, `interrupted`).
@@ -149,20 +140,43 @@ impl StateStore {
         message: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let result = self
+        self.update_run(
+            key,
+            run_id,
+            "SET run_state = :state, message = :message, heartbeat_ms = :now",
+            "run_id = :run",
+            vec![
+                (":state", s(state)),
+                (":message", s(message)),
+                (":now", n(now_ms)),
+            ],
+        )
+        .await
+    }
+
+    /// An UpdateItem of `key`'s run record (`expression`, with `values`), only while
+    /// `condition` holds of it, which names `:run`, the record's run: true if written,
+    /// false if the condition did not hold.
+    async fn update_run(
+        &self,
+        key: &EnvKey,
+        run_id: &str,
+        expression: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk(key)))
-            .update_expression("SET run_state = :state, message = :message, heartbeat_ms = :now")
-            .condition_expression("run_id = :run")
-            .expression_attribute_values(":state", s(state))
-            .expression_attribute_values(":message", s(message))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":run", s(run_id))
-            .send()
-            .await;
-        match result {
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_values(":run", s(run_id));
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
@@ -214,26 +228,16 @@ impl StateStore {
         images: &str,
         pin: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(key)))
-            .condition_expression("run_id = :run")
-            .expression_attribute_values(":images", s(images))
-            .expression_attribute_values(":run", s(run_id));
-        let request = match pin {
-            Some(pin) => request
-                .update_expression("SET plan_images = :images, source_pin = :pin")
-                .expression_attribute_values(":pin", s(pin)),
-            None => request.update_expression("SET plan_images = :images REMOVE source_pin"),
+        let mut values = vec![(":images", s(images))];
+        let expression = match pin {
+            Some(pin) => {
+                values.push((":pin", s(pin)));
+                "SET plan_images = :images, source_pin = :pin"
+            }
+            None => "SET plan_images = :images REMOVE source_pin",
         };
-        let result = request.send().await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
-        }
+        self.update_run(key, run_id, expression, "run_id = :run", values)
+            .await
     }
 
     /// Claims `key`'s run slot for `run_id` only if the record is still `previous` as
@@ -290,21 +294,13 @@ impl StateStore {
         run_id: &str,
         task_arn: &str,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(pk(key)))
-            .update_expression("SET task_arn = :task")
-            .condition_expression("run_id = :run")
-            .expression_attribute_values(":task", s(task_arn))
-            .expression_attribute_values(":run", s(run_id))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(StoreError::aws("UpdateItem", &self.table, e)),
-        }
+        self.update_run(
+            key,
+            run_id,
+            "SET task_arn = :task",
+            "run_id = :run",
+            vec![(":task", s(task_arn))],
+        )
+        .await
     }
 }

@@ -30,16 +30,7 @@ async fn world(script: &str) -> World {
     let scratch = tempfile::tempdir().unwrap();
     let moto = Moto::start();
     let endpoint = moto.endpoint.clone();
-    // The stub's logs client needs moto before the harness exists: build one alike.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(&endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let runner = Runner::start(aws_sdk_cloudwatchlogs::Client::new(&sdk)).await;
+    let runner = Runner::start(&endpoint).await;
     let h = Harness::with_moto(
         moto,
         &format!(
@@ -255,27 +246,8 @@ async fn protected(apply_fails_to_start: bool) {
     let scratch = tempfile::tempdir().unwrap();
     let moto = Moto::start();
     let endpoint = moto.endpoint.clone();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(&endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let runner = Runner::start(aws_sdk_cloudwatchlogs::Client::new(&sdk)).await;
-    let backend = [
-        format!("bucket={STATE}"),
-        "key=tre/prod.tfstate".into(),
-        "region=eu-west-1".into(),
-        "use_path_style=true".into(),
-        "use_lockfile=true".into(),
-        "skip_credentials_validation=true".into(),
-        "skip_requesting_account_id=true".into(),
-        "skip_metadata_api_check=true".into(),
-    ]
-    .map(|c| format!("\"-backend-config={c}\""))
-    .join(", ");
+    let runner = Runner::start(&endpoint).await;
+    let backend = s3::backend_args(STATE, "tre/prod.tfstate");
     let h = Harness::with_moto(
         moto,
         &format!(
@@ -394,19 +366,7 @@ TF_IN_AUTOMATION = "1"
         plan.stopped.is_some_and(|s| s <= apply.started),
         "the apply started after the plan task stopped"
     );
-    let state = s3
-        .get_object()
-        .bucket(STATE)
-        .key("tre/prod.tfstate")
-        .send()
-        .await
-        .expect("state")
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let state: serde_json::Value = serde_json::from_slice(&state).unwrap();
+    let state = s3::json(&s3, STATE, "tre/prod.tfstate").await;
     assert_eq!(state["outputs"]["release_id"]["value"], "r1");
     let kept = s3.list_objects_v2().bucket(PLANS).send().await.unwrap();
     assert_eq!(kept.key_count(), Some(0), "the plan was taken by its apply");

@@ -10,7 +10,7 @@ use std::{path::Path, process::Command};
 use relctl::model::Status;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, release};
+use crate::support::{Harness, release, s3};
 
 const TABLE: &str = "relctl-releases";
 
@@ -177,18 +177,7 @@ async fn the_apply_fetches_the_revision_its_plan_was_made_from() {
     let scratch = tempfile::tempdir().unwrap();
     let moto = crate::support::Moto::start();
     let endpoint = moto.endpoint.clone();
-    let backend = [
-        format!("bucket={STATE}"),
-        "key=tre/prod.tfstate".into(),
-        "region=eu-west-1".into(),
-        "use_path_style=true".into(),
-        "use_lockfile=true".into(),
-        "skip_credentials_validation=true".into(),
-        "skip_requesting_account_id=true".into(),
-        "skip_metadata_api_check=true".into(),
-    ]
-    .map(|c| format!("\"-backend-config={c}\""))
-    .join(", ");
+    let backend = s3::backend_args(STATE, "tre/prod.tfstate");
     let h = Harness::with_moto(
         moto,
         &format!(
@@ -223,9 +212,9 @@ TF_IN_AUTOMATION = "1"
         ),
     )
     .await;
-    let s3 = crate::support::s3::client(&h);
-    crate::support::s3::bucket(&s3, MODULES, true).await;
-    crate::support::s3::bucket(&s3, STATE, false).await;
+    let s3 = s3::client(&h);
+    s3::bucket(&s3, MODULES, true).await;
+    s3::bucket(&s3, STATE, false).await;
     let fixture = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform-remote/main.tf"),
     )
@@ -234,9 +223,9 @@ TF_IN_AUTOMATION = "1"
         let main = format!(
             "{fixture}\nresource \"terraform_data\" \"release\" {{\n  input = var.relctl_release_id\n}}\noutput \"module\" {{\n  value = \"{marker}\"\n}}\n"
         );
-        crate::support::s3::zip(&[("infra/main.tf", &main)])
+        s3::zip(&[("infra/main.tf", &main)])
     };
-    let planned = crate::support::s3::put(&s3, MODULES, "envs/prod.zip", module("planned"))
+    let planned = s3::put(&s3, MODULES, "envs/prod.zip", module("planned"))
         .await
         .expect("versioned");
     h.put_release(
@@ -249,7 +238,7 @@ TF_IN_AUTOMATION = "1"
     h.until_status(TABLE, "r1", 0, Status::AwaitingApproval)
         .await;
     // A newer module arrives while the plan waits.
-    let newer = crate::support::s3::put(&s3, MODULES, "envs/prod.zip", module("newer"))
+    let newer = s3::put(&s3, MODULES, "envs/prod.zip", module("newer"))
         .await
         .expect("versioned");
     assert_ne!(planned, newer);
@@ -262,19 +251,7 @@ TF_IN_AUTOMATION = "1"
         message.contains(&format!("version {planned}")) && !message.contains(&newer),
         "{message}"
     );
-    let state = s3
-        .get_object()
-        .bucket(STATE)
-        .key("tre/prod.tfstate")
-        .send()
-        .await
-        .expect("state")
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let state: Value = serde_json::from_slice(&state).unwrap();
+    let state = s3::json(&s3, STATE, "tre/prod.tfstate").await;
     assert_eq!(state["outputs"]["module"]["value"], "planned");
     controller.stop().await;
 }

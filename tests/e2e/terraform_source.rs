@@ -31,21 +31,16 @@ async fn upload(s3: &aws_sdk_s3::Client, marker: &str) -> String {
         .expect("a versioned bucket gives a VersionId")
 }
 
+/// What `dir` holds (nothing, once every run's workspace is gone).
+fn entries(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default()
+}
+
 /// The state Terraform keeps in the S3 backend, as JSON.
 async fn state(s3: &aws_sdk_s3::Client) -> serde_json::Value {
-    let body = s3
-        .get_object()
-        .bucket(STATE)
-        .key("tre/prod.tfstate")
-        .send()
-        .await
-        .expect("state in the S3 backend")
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    serde_json::from_slice(&body).unwrap()
+    s3::json(s3, STATE, "tre/prod.tfstate").await
 }
 
 #[tokio::test]
@@ -53,18 +48,7 @@ async fn a_module_fetched_from_s3_is_applied_from_a_fresh_workspace_at_a_recorde
     let scratch = tempfile::tempdir().unwrap();
     let moto = crate::support::Moto::start();
     let endpoint = moto.endpoint.clone();
-    let backend = [
-        format!("bucket={STATE}"),
-        "key=tre/prod.tfstate".into(),
-        "region=eu-west-1".into(),
-        "use_path_style=true".into(),
-        "use_lockfile=true".into(),
-        "skip_credentials_validation=true".into(),
-        "skip_requesting_account_id=true".into(),
-        "skip_metadata_api_check=true".into(),
-    ]
-    .map(|c| format!("\"-backend-config={c}\""))
-    .join(", ");
+    let backend = s3::backend_args(STATE, "tre/prod.tfstate");
     let h = Harness::with_moto(
         moto,
         &format!(
@@ -139,9 +123,7 @@ TF_IN_AUTOMATION = "1"
     assert_eq!(applied["outputs"]["module"]["value"], "two");
 
     // Nothing is left in the scratch directory: each workspace went with its run.
-    let left: Vec<_> = std::fs::read_dir(scratch.path())
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = entries(scratch.path());
     assert!(left.is_empty(), "workspaces left behind: {left:?}");
     // The history keeps which revision each deployment applied.
     let env = h.env_state("tre", "prod").await;
@@ -197,9 +179,7 @@ actuator = {{ kind = "terraform", source = {{ s3 = "s3://{MODULES}/envs/{{enviro
             && message.contains(&format!("cannot fetch s3://{MODULES}/envs/prod.zip")),
         "{message}"
     );
-    let left: Vec<_> = std::fs::read_dir(scratch.path())
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = entries(scratch.path());
     assert!(left.is_empty(), "nothing unpacked, nothing run: {left:?}");
     controller.stop().await;
 }
@@ -277,9 +257,7 @@ actuator = {{ kind = "terraform", source = {{ git = "file://{}", path = "infra" 
         message.contains(&format!("prod at commit {commit}")),
         "{message}"
     );
-    let left: Vec<_> = std::fs::read_dir(scratch.path())
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let left = entries(scratch.path());
     assert!(left.is_empty(), "workspaces left behind: {left:?}");
     controller.stop().await;
 }

@@ -48,8 +48,18 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// The stub, and the log group in moto (`logs`) its tasks write to.
-    pub async fn start(logs: aws_sdk_cloudwatchlogs::Client) -> Self {
+    /// The stub, and the log group its tasks write to in the moto at `moto` (the
+    /// harness, which needs the stub's endpoint, does not exist yet: a client of its own).
+    pub async fn start(moto: &str) -> Self {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(moto)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await;
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
         logs.create_log_group()
             .log_group_name(LOG_GROUP)
             .send()

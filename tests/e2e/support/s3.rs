@@ -73,3 +73,38 @@ pub async fn put(
         .expect("put object")
         .version_id
 }
+
+/// `terraform init`'s `-backend-config` arguments, as the TOML strings of a command
+/// list, for Terraform's state at `bucket/key` in moto's S3 (path-style, with
+/// `use_lockfile`, no AWS account checks).
+pub fn backend_args(bucket: &str, key: &str) -> String {
+    [
+        format!("bucket={bucket}"),
+        format!("key={key}"),
+        "region=eu-west-1".into(),
+        "use_path_style=true".into(),
+        "use_lockfile=true".into(),
+        "skip_credentials_validation=true".into(),
+        "skip_requesting_account_id=true".into(),
+        "skip_metadata_api_check=true".into(),
+    ]
+    .map(|c| format!("\"-backend-config={c}\""))
+    .join(", ")
+}
+
+/// The JSON document at `bucket/key` (Terraform's state).
+pub async fn json(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> serde_json::Value {
+    let body = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("object")
+        .body
+        .collect()
+        .await
+        .expect("object body")
+        .into_bytes();
+    serde_json::from_slice(&body).expect("a JSON document")
+}

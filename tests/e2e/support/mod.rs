@@ -387,12 +387,16 @@ impl Harness {
     /// Waits until deployment `index` of the release has a finished status.
     pub async fn finished(&self, table: &str, release_id: &str, index: usize) -> Deployment {
         self.until_entry(table, release_id, index, |e| {
-            e.status.is_some_and(|s| s.is_terminal())
+            e.status.is_some_and(|s| s.is_terminal()) && written_whole(e)
         })
         .await
     }
 
     /// Waits until deployment `index` of the release satisfies `done`.
+    ///
+    /// The controller writes an entry's status, message and time in one UpdateItem, but
+    /// moto applies a SET's actions one by one to the live item, so a read can land
+    /// between them: see [`written_whole`].
     pub async fn until_entry(
         &self,
         table: &str,
@@ -421,10 +425,12 @@ impl Harness {
         index: usize,
         status: Status,
     ) -> String {
-        self.until_entry(table, release_id, index, |e| e.status == Some(status))
-            .await
-            .status_message
-            .unwrap_or_default()
+        self.until_entry(table, release_id, index, |e| {
+            e.status == Some(status) && written_whole(e)
+        })
+        .await
+        .status_message
+        .unwrap_or_default()
     }
 
     /// Waits until the environment's state satisfies `done`.
@@ -678,4 +684,10 @@ pub async fn metric(running: &Running, series: &str) -> u64 {
     page.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The controller's status write has landed whole: it always writes the status with its
+/// message and time (moto can show a read the status before the rest of the same SET).
+fn written_whole(entry: &Deployment) -> bool {
+    entry.status.is_none() || (entry.status_message.is_some() && entry.status_updated_at.is_some())
 }

@@ -219,6 +219,7 @@ fn actuator(
             env,
             timeout,
             verify_plan,
+            drift_check,
             interrupt_grace,
         } => Arc::new(CommandActuator {
             // An ECS task unpacks its source in its own scratch volume.
@@ -242,6 +243,7 @@ fn actuator(
             env: env.into_iter().collect(),
             timeout,
             verify_plan,
+            drift_check,
             grace: interrupt_grace,
             runs: runs?.clone(),
         }),

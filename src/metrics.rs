@@ -88,6 +88,9 @@ pub struct Metrics {
     pub aws_failed_attempts: Family<AwsLabels, Counter>,
     pub pins_written: Family<KindLabels, Counter>,
     pub actuator_runs: Family<ActuatorLabels, Counter>,
+    /// Drift checks by plan (Terraform `drift_check`): outcome `clean`, `drifted` or
+    /// `failed`.
+    pub drift_checks: Family<ActuatorLabels, Counter>,
     pub writes: Family<WriteLabels, Counter>,
     pub drifted: Gauge,
     pub leader: Gauge,
@@ -118,6 +121,7 @@ impl Default for Metrics {
             aws_failed_attempts: Family::default(),
             pins_written: Family::default(),
             actuator_runs: Family::default(),
+            drift_checks: Family::default(),
             writes: Family::default(),
             drifted: Gauge::default(),
             leader: Gauge::default(),
@@ -222,8 +226,13 @@ impl Metrics {
             metrics.actuator_runs.clone(),
         );
         r.register(
+            "drift_checks",
+            "Drift checks by plan (Terraform drift_check), by outcome",
+            metrics.drift_checks.clone(),
+        );
+        r.register(
             "drifted_environments",
-            "Environments whose pins differ from the deployed release",
+            "Environments whose pins, or whose infrastructure by a drift check, differ from the deployed release",
             metrics.drifted.clone(),
         );
         r.register(

@@ -97,6 +97,18 @@ pub enum Progress {
     },
 }
 
+/// Where a drift check of the deployed release is (see [`Actuator::check_drift`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriftCheck {
+    /// Started, or going on: its run id; look again after `after`.
+    Running { run: String, after: Duration },
+    /// Another run holds the environment (a deployment): look again after `after`.
+    Busy { after: Duration },
+    /// Over: what the plan would change (None: nothing, no drift), or why it could not
+    /// tell.
+    Ended(Result<Option<String>, String>),
+}
+
 /// One intent being applied to one environment.
 #[derive(Debug, Clone)]
 pub struct Run<'a> {
@@ -192,6 +204,20 @@ pub trait Actuator: Send + Sync {
             after: Duration::from_secs(1),
             message: "approved".into(),
         })
+    }
+    /// How often the deployed release is checked for drift by the actuator itself (a
+    /// Terraform plan); none: it is not.
+    fn drift_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Starts (`handle` none) or follows (`handle`) a drift check of the release `run`
+    /// deployed: a plan that changes nothing, in a run of its own.
+    async fn check_drift(
+        &self,
+        _run: &Run<'_>,
+        _handle: Option<&str>,
+    ) -> Result<DriftCheck, ActuatorError> {
+        Ok(DriftCheck::Ended(Ok(None)))
     }
     /// Stops a run that is no longer wanted (superseded, timed out), as gracefully as
     /// its kind allows; the default is to let it finish.

@@ -47,6 +47,8 @@ struct Row {
     since: Option<String>,
     message: Option<String>,
     drift: Vec<String>,
+    /// The last drift check by plan (Terraform `drift_check`): when, what it found.
+    plan_drift: Option<crate::model::state::PlanDrift>,
     /// The last failed attempt's error, while retrying.
     last_error: Option<String>,
     /// Why the last resync of this environment failed, and when.
@@ -85,6 +87,7 @@ pub async fn run(
                 .map(str::to_owned),
             message: env.activity.message().map(str::to_owned),
             drift: env.drift,
+            plan_drift: env.plan_drift,
             resync_error: env.resync_error,
             resync_error_at: env.resync_error_at.map(|t| t.to_wire()),
             project: key.project,
@@ -138,11 +141,15 @@ fn print_table(report: &Report) {
     );
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     for row in &report.environments {
-        let drift = if row.drift.is_empty() {
+        let mut drift = if row.drift.is_empty() {
             String::new()
         } else {
             format!(" (drift: {})", row.drift.join(", "))
         };
+        let by_plan = row.plan_drift.as_ref();
+        if let Some(found) = by_plan.and_then(|p| p.found.as_deref()) {
+            drift.push_str(&format!(" (drift by plan: {})", summary(found, MESSAGE)));
+        }
         out!(
             "{:<16} {:<12} {:<38} {:<38} {:<10} {:<26} {}{drift}",
             row.project,
@@ -155,6 +162,12 @@ fn print_table(report: &Report) {
         );
         if let Some(error) = &row.last_error {
             out!("  ! last attempt failed: {}", summary(error, MESSAGE));
+        }
+        if let Some(error) = by_plan.and_then(|p| p.error.as_deref()) {
+            out!(
+                "  ! the last drift check failed: {}",
+                summary(error, MESSAGE)
+            );
         }
         if let Some(error) = &row.resync_error {
             out!(

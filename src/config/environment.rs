@@ -137,6 +137,15 @@ pub enum ActuatorConfig {
         /// After apply, `terraform plan -detailed-exitcode` must find nothing to change.
         #[serde(default)]
         verify_plan: bool,
+        /// How often the deployed release is planned again (`terraform plan
+        /// -detailed-exitcode`, in a runner, without the state lock) to find drift:
+        /// changes made outside relctl. None: never.
+        #[serde(
+            default,
+            with = "humantime_serde",
+            skip_serializing_if = "Option::is_none"
+        )]
+        drift_check: Option<Duration>,
         /// How long an interrupted command gets to stop cleanly (Terraform releases its
         /// state lock) before SIGTERM and SIGKILL.
         #[serde(default = "thirty_seconds", with = "humantime_serde")]
@@ -276,6 +285,23 @@ impl Environment {
             problems.push(format!(
                 "{at}.actuator.commands: a protected environment approves the plan before it is applied: {why}"
             ));
+        }
+        if let ActuatorConfig::Terraform {
+            commands,
+            drift_check: Some(every),
+            ..
+        } = &self.actuator
+        {
+            if let Err(why) = crate::actuator::command::commands::apply_is_last(commands) {
+                problems.push(format!(
+                    "{at}.actuator.drift_check: the drift check plans what the last command (`terraform apply`) would do: {why}"
+                ));
+            }
+            if *every < Duration::from_secs(5) {
+                problems.push(format!(
+                    "{at}.actuator.drift_check: at least \"5s\" (each check is a whole `terraform plan`; hours are usual)"
+                ));
+            }
         }
         if let ActuatorConfig::Terraform {
             runner: super::runner::RunnerConfig::EcsTask(task),

@@ -69,7 +69,7 @@ pub fn render(states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
     );
     for (key, state) in states {
         let status = state.activity.status().map_or("none", |s| s.as_str());
-        let drift = if state.drift.is_empty() {
+        let mut drift = if state.drift.is_empty() {
             String::new()
         } else {
             format!(
@@ -77,6 +77,13 @@ pub fn render(states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
                 escape(&state.drift.join(", "))
             )
         };
+        if let Some(found) = state.plan_drift.as_ref().and_then(|p| p.found.as_deref()) {
+            let _ = write!(
+                drift,
+                " <span class=\"drift\">drift by plan: {}</span>",
+                escape(found)
+            );
+        }
         let _ = write!(
             html,
             "<tr data-env=\"{}/{}\"><td>{}</td><td>{}</td><td class=\"running\">{}{drift}</td><td>{}</td>\

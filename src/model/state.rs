@@ -29,6 +29,10 @@ pub struct EnvState {
     /// Services whose pinned image differs from `observed`, found on resync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
+    /// The periodic drift check of a Terraform environment (`drift_check`): a plan of
+    /// the deployed release, made in a runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_drift: Option<PlanDrift>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
     /// Why the last resync of this environment failed, and when; written only by the
@@ -39,6 +43,27 @@ pub struct EnvState {
     pub resync_error_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<Timestamp>,
+}
+
+/// Where the drift check of a Terraform environment is: `terraform plan
+/// -detailed-exitcode` of the deployed release, in a runner, every `drift_check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanDrift {
+    /// The check in flight: its run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The release the last check planned, and when that check ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Timestamp>,
+    /// What the plan would change (its summary and addresses): the infrastructure
+    /// drifted from the deployed release. None: it matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found: Option<String>,
+    /// Why the last check could not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The intent the controller is working on (or finished last), and since when.
@@ -331,6 +356,8 @@ struct Wire {
     #[serde(default)]
     drift: Vec<String>,
     #[serde(default)]
+    plan_drift: Option<PlanDrift>,
+    #[serde(default)]
     history: Vec<HistoryEntry>,
     #[serde(default)]
     resync_error: Option<String>,
@@ -386,6 +413,7 @@ impl From<Wire> for EnvState {
             observed: wire.observed,
             activity,
             drift: wire.drift,
+            plan_drift: wire.plan_drift,
             history: wire.history,
             resync_error: wire.resync_error,
             resync_error_at: wire.resync_error_at,

@@ -72,6 +72,11 @@ pub fn bound_state(state: &mut super::state::EnvState) {
     for line in &mut state.drift {
         bound(line);
     }
+    if let Some(plan) = &mut state.plan_drift {
+        for text in [&mut plan.found, &mut plan.error].into_iter().flatten() {
+            bound(text);
+        }
+    }
     // The whole item within its budget: the oldest history goes first.
     while !state.history.is_empty()
         && serde_json::to_vec(state).map_or(0, |v| v.len()) > STATE_BYTES

@@ -69,6 +69,8 @@ pub struct ActuatorFacts {
     pub timeout: Duration,
     /// A protected environment's approval is of the actuator's plan, after it is made.
     pub approves_plans: bool,
+    /// How often the actuator checks the deployed release for drift (a plan).
+    pub drift_every: Option<Duration>,
 }
 
 /// What one reconcile has learnt and done, step by step.
@@ -167,6 +169,12 @@ pub enum Step {
         record_observed: bool,
         message: String,
     },
+    /// Start (`run` none) or follow the drift check of the deployed release.
+    CheckDrift {
+        intent: IntentRef,
+        images: Images,
+        run: Option<String>,
+    },
     /// Put drifted pins back (`self_heal`).
     Heal {
         intent: IntentRef,
@@ -221,7 +229,7 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
     // anyone could have written is a claim: the intent is applied like any other.
     let claimed = match entry.status {
         Some(Status::Succeeded) if succeeded_here(facts, intent) => {
-            return observe(facts, intent, entry, images);
+            return observe(facts, intent, entry, images, now);
         }
         Some(status @ Status::Succeeded) => Some(status),
         _ if finished => return Step::Nothing,
@@ -492,7 +500,13 @@ fn follow(
 
 /// For an intent that succeeded: record it as running if the state lost track, and
 /// report drift where the pins no longer hold its images (or heal it).
-fn observe(facts: &Facts<'_>, intent: &IntentRef, entry: &Deployment, images: Images) -> Step {
+fn observe(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    entry: &Deployment,
+    images: Images,
+    now: Timestamp,
+) -> Step {
     let seen = facts.seen;
     if let Some(why) = &seen.refused {
         return Step::Unverifiable { why: why.clone() };
@@ -535,7 +549,7 @@ fn observe(facts: &Facts<'_>, intent: &IntentRef, entry: &Deployment, images: Im
     }
     let drift: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
     if known && drift == state.drift {
-        return Step::Nothing;
+        return drift_check(facts, intent, images, now).unwrap_or(Step::Nothing);
     }
     Step::Observe {
         intent: intent.clone(),
@@ -547,6 +561,38 @@ fn observe(facts: &Facts<'_>, intent: &IntentRef, entry: &Deployment, images: Im
             .clone()
             .unwrap_or_else(|| "succeeded".into()),
     }
+}
+
+/// The deployed release's drift check, where the actuator makes one and it is due (or
+/// one is in flight).
+fn drift_check(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    images: Images,
+    now: Timestamp,
+) -> Option<Step> {
+    let every = facts.actuator.as_ref()?.drift_every?;
+    let last = facts.state.plan_drift.as_ref();
+    let step = |run: Option<String>| Step::CheckDrift {
+        intent: intent.clone(),
+        images: images.clone(),
+        run,
+    };
+    if let Some(run) = last.and_then(|l| l.run.clone()) {
+        return Some(step(Some(run)));
+    }
+    // An interval after the last check of this release, or after it was deployed.
+    let checked = last
+        .filter(|l| l.release_id.as_deref() == Some(intent.release_id.as_str()))
+        .and_then(|l| l.checked_at);
+    let deployed = facts.state.observed.as_ref().map(|o| o.since);
+    let since = checked.into_iter().chain(deployed).max();
+    let due = since.is_none_or(|at| {
+        (now.as_utc() - at.as_utc())
+            .to_std()
+            .is_ok_and(|since| since >= every)
+    });
+    due.then(|| step(None))
 }
 
 /// What to do after a reconcile failed.

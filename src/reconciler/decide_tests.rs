@@ -9,7 +9,7 @@ use crate::{
     model::{
         Person,
         record::EnvironmentRef,
-        state::{Attempts, Observed, Outcome, Wait},
+        state::{Attempts, Observed, Outcome, PlanDrift, Wait},
     },
 };
 
@@ -162,6 +162,7 @@ impl Fixture {
             kind: "codepipeline",
             timeout: Duration::from_secs(600),
             approves_plans: false,
+            drift_every: None,
         });
         self
     }
@@ -608,6 +609,70 @@ fn a_succeeded_deployment_is_observed_for_drift_with_and_without_self_heal() {
     assert_eq!(f.decide(), Step::Nothing, "drift already recorded");
     f.env.self_heal = true;
     assert!(matches!(f.decide(), Step::Heal { changes, .. } if changes == vec![change("app")]));
+}
+
+#[test]
+fn a_converged_terraform_environment_is_planned_for_drift_when_its_check_is_due() {
+    let mut f = fixture()
+        .with_status(Status::Succeeded)
+        .verified_here()
+        .with_actuator();
+    f.seen.pins = Some(vec![]);
+    f.state.observed = Some(Observed {
+        release_id: "r1".into(),
+        date_created: f.intent.date_created,
+        images: f.images(),
+        since: at(NOW),
+    });
+    assert_eq!(f.decide(), Step::Nothing, "no drift_check: never");
+    let ago =
+        |seconds: i64| Timestamp::from_utc(at(NOW).as_utc() - chrono::Duration::seconds(seconds));
+    let every = Duration::from_secs(3600);
+    if let Some(a) = &mut f.actuator {
+        a.drift_every = Some(every);
+    }
+    let (intent, images) = (f.intent.clone(), f.images());
+    let check = |run: Option<&str>| Step::CheckDrift {
+        intent: intent.clone(),
+        images: images.clone(),
+        run: run.map(str::to_owned),
+    };
+    assert_eq!(f.decide(), Step::Nothing, "deployed just now: not yet");
+    if let Some(observed) = &mut f.state.observed {
+        observed.since = ago(7200);
+    }
+    assert_eq!(
+        f.decide(),
+        check(None),
+        "deployed 2 hours ago, never checked: due"
+    );
+    let checked = |release: &str, seconds: i64| PlanDrift {
+        release_id: Some(release.into()),
+        checked_at: Some(ago(seconds)),
+        ..Default::default()
+    };
+    f.state.plan_drift = Some(checked("r1", 600));
+    assert_eq!(f.decide(), Step::Nothing, "checked 10 minutes ago");
+    f.state.plan_drift = Some(checked("r1", 3600));
+    assert_eq!(f.decide(), check(None), "an hour ago: due again");
+    f.state.plan_drift = Some(checked("r0", 60));
+    assert_eq!(
+        f.decide(),
+        check(None),
+        "the last check was of another release"
+    );
+    f.state.plan_drift = Some(PlanDrift {
+        run: Some("relctl-drift-1".into()),
+        ..checked("r1", 60)
+    });
+    assert_eq!(
+        f.decide(),
+        check(Some("relctl-drift-1")),
+        "in flight: followed"
+    );
+    // Pins drift is recorded before a plan is made.
+    f.seen.pins = Some(vec![change("app")]);
+    assert!(matches!(f.decide(), Step::Observe { .. }));
 }
 
 #[test]

@@ -85,7 +85,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Writes the state item (everything but the desired pointer).
-    async fn save(&mut self) -> Result<(), StoreError> {
+    pub(super) async fn save(&mut self) -> Result<(), StoreError> {
         self.state.updated_at = Some(self.ctx.now());
         let result = self.ctx.state.save_progress(self.key, &self.state).await;
         self.count("state", if result.is_ok() { "ok" } else { "error" });
@@ -363,6 +363,8 @@ impl<'a> Writer<'a> {
         let current = self.current(intent, requested_by);
         self.observed(intent, images, now);
         self.state.drift.clear();
+        // A new release: what the last drift check found was of the one before.
+        self.state.plan_drift = None;
         self.history(
             &current,
             Status::Succeeded,

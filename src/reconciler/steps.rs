@@ -30,6 +30,8 @@ use crate::{
     },
 };
 
+mod drift;
+
 /// More than any reconcile takes (read, start, look, pin, look, start a run, look,
 /// finish): a decision that never ends is a bug, reported rather than spun on.
 const MAX_STEPS: usize = 16;
@@ -98,6 +100,7 @@ impl<'a> Steps<'a> {
                 kind: a.kind(),
                 timeout: a.timeout(),
                 approves_plans: a.approves_plans(),
+                drift_every: a.drift_every(),
             }),
             seen: &self.seen,
             approvals: self.approvals.as_ref(),
@@ -354,7 +357,13 @@ impl<'a> Steps<'a> {
                 self.ctx.backoffs.succeeded(self.key);
                 self.set_drifted(false);
                 self.wake_dependents();
-                Ok(Some(Action::Done))
+                // The first drift check, one interval after the deployment.
+                let drift_every = self
+                    .adapters
+                    .actuator
+                    .as_ref()
+                    .and_then(|a| a.drift_every());
+                Ok(Some(drift_every.map_or(Action::Done, Action::RequeueAfter)))
             }
             Step::Fail {
                 intent,
@@ -385,7 +394,13 @@ impl<'a> Steps<'a> {
                 if !drift.is_empty() {
                     warn!(services = ?drift, "pinned images drifted from the deployed release");
                 }
-                self.set_drifted(!drift.is_empty());
+                let by_plan = self
+                    .writer
+                    .state
+                    .plan_drift
+                    .as_ref()
+                    .is_some_and(|p| p.found.is_some());
+                self.set_drifted(!drift.is_empty() || by_plan);
                 if record_observed {
                     self.writer.converged(&intent, requested_by, &message);
                 }
@@ -394,6 +409,11 @@ impl<'a> Steps<'a> {
                     .await?;
                 Ok(Some(Action::Done))
             }
+            Step::CheckDrift {
+                intent,
+                images,
+                run,
+            } => self.check_drift(&intent, &images, run).await,
             Step::Heal {
                 intent,
                 images,

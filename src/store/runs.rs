@@ -37,7 +37,7 @@ pub struct RunRecord {
     pub source_pin: Option<String>,
     /// The digest of the images a planned run planned with.
     pub plan_images: Option<String>,
-    /// What an ECS task's claim is for: `plan`, `apply` (an approved plan) or `whole`.
+    /// What the claim is for: `plan`, `apply` (an approved plan), `whole` or `drift`.
     pub run_mode: Option<String>,
 }
 
@@ -46,7 +46,7 @@ pub struct NewClaim<'a> {
     pub run_id: &'a str,
     pub owner: &'a str,
     pub now_ms: i64,
-    /// What it is for: `plan`, `apply` or `whole`.
+    /// What it is for: `plan`, `apply`, `whole` or `drift`.
     pub mode: &'a str,
     /// With a plan: the digest of the images it is made with.
     pub images: Option<&'a str>,
@@ -71,12 +71,14 @@ impl StateStore {
         owner: &str,
         now_ms: i64,
         stale_before_ms: i64,
+        mode: &str,
     ) -> Result<Claim, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(pk(key)))
+            .item("run_mode", s(mode))
             .item("run_id", s(run_id))
             .item("owner", s(owner))
             .item("run_state", s("running"))

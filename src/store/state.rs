@@ -27,7 +27,14 @@ pub use crate::model::state::{
 };
 
 /// Attributes the reconciler owns; `desired` is written only by [`StateStore::advance`].
-const PROGRESS: &[&str] = &["activity", "observed", "drift", "history", "updated_at"];
+const PROGRESS: &[&str] = &[
+    "activity",
+    "observed",
+    "drift",
+    "plan_drift",
+    "history",
+    "updated_at",
+];
 
 /// Attributes of the item shape before version 2: read once, removed by the next write.
 const LEGACY: &[&str] = &[

@@ -37,6 +37,7 @@ mod shown;
 mod streams;
 mod tables;
 mod terraform;
+mod terraform_drift;
 mod terraform_plan;
 mod terraform_source;
 mod unrecorded;

@@ -20,6 +20,9 @@ pub(crate) enum Mode {
         digest: String,
         source: Option<crate::runner::source::JobSource>,
     },
+    /// The set-up commands, then `terraform plan -detailed-exitcode` without the state
+    /// lock: whether the deployed release still describes what runs.
+    Drift,
 }
 
 impl Mode {
@@ -29,6 +32,7 @@ impl Mode {
             Self::Whole => "whole",
             Self::Plan => "plan",
             Self::Apply { .. } => "apply",
+            Self::Drift => "drift",
         }
     }
 }
@@ -58,6 +62,11 @@ impl CommandActuator {
             Mode::Plan => {
                 let mut steps = self.setup();
                 steps.push(self.plan_command());
+                steps
+            }
+            Mode::Drift => {
+                let mut steps = self.setup();
+                steps.push(drift_plan_of(self.commands.last()));
                 steps
             }
             Mode::Apply { .. } => {
@@ -148,6 +157,18 @@ fn plan_of(apply: Option<&Vec<String>>) -> Vec<String> {
     plan
 }
 
+/// The drift check's plan: what `apply` would change, said by its exit status (2:
+/// changes), taking no state lock (it changes nothing, and must not hold up a
+/// deployment) and keeping no plan.
+fn drift_plan_of(apply: Option<&Vec<String>>) -> Vec<String> {
+    let mut plan: Vec<String> = plan_of(apply)
+        .into_iter()
+        .filter(|a| !a.starts_with("-out=") && !a.starts_with("-lock"))
+        .collect();
+    plan.extend(args(&["-detailed-exitcode", "-lock=false"]));
+    plan
+}
+
 /// Where a plan is approved before it is applied, the commands must end with the one
 /// `terraform apply`, and no other may apply (a wrapper script, `-chdir=… apply`, a
 /// shell): everything before it runs before the approval. Why not, if they do not.
@@ -231,6 +252,18 @@ mod tests {
                 "-out=relctl.tfplan",
                 "-var-file=prod.tfvars",
                 "-target=module.a"
+            ])
+        );
+        assert_eq!(
+            drift_plan_of(Some(&apply)),
+            args(&[
+                "terraform",
+                "plan",
+                "-input=false",
+                "-var-file=prod.tfvars",
+                "-target=module.a",
+                "-detailed-exitcode",
+                "-lock=false"
             ])
         );
     }

@@ -49,7 +49,7 @@ pub struct EcsTasks {
 }
 
 /// What a task is doing, as DescribeTasks says.
-enum Seen {
+pub(super) enum Seen {
     Running(String),
     Stopped {
         exit_code: Option<i32>,
@@ -173,7 +173,7 @@ impl EcsTasks {
         )))
     }
 
-    async fn describe(&self, arn: &str) -> Result<Seen, ActuatorError> {
+    pub(super) async fn describe(&self, arn: &str) -> Result<Seen, ActuatorError> {
         let output = self
             .ecs
             .describe_tasks()
@@ -258,7 +258,7 @@ impl EcsTasks {
     /// revision) and its last lines.
     /// The revision the runner said first, the output's tail for people, and the last
     /// lines as written (the runner's own lines are read from these).
-    async fn output(&self, arn: &str) -> (Option<String>, Vec<String>, Vec<String>) {
+    pub(super) async fn output(&self, arn: &str) -> (Option<String>, Vec<String>, Vec<String>) {
         let stream = format!(
             "{}/{}/{}",
             self.config.log_stream_prefix,
@@ -361,6 +361,7 @@ impl CommandActuator {
                 // started again from here: its plan is made again, for a new approval.)
                 let claimed = match record.run_mode.as_deref() {
                     Some("plan") => Mode::Plan,
+                    Some("drift") => Mode::Drift,
                     _ => Mode::Whole,
                 };
                 return self
@@ -368,6 +369,16 @@ impl CommandActuator {
                     .await;
             }
             if let Some(arn) = tasks.live_task(record).await? {
+                // A drift check gives way to a deployment.
+                if record.run_mode.as_deref() == Some("drift") && mode != Mode::Drift {
+                    info!(
+                        run_id = record.run_id,
+                        "stopping a drift check for a deployment"
+                    );
+                    tasks
+                        .stop(&arn, "a deployment needs the environment (relctl)")
+                        .await?;
+                }
                 return Ok(Start::Busy(Progress::Waiting {
                     after: tasks.config.poll_interval,
                     message: format!(
@@ -405,7 +416,7 @@ impl CommandActuator {
 
     /// Starts the task of the run claimed at `claimed_ms` (its token: the same for a
     /// retry of that claim, new for a new claim) and records it.
-    async fn run_claimed(
+    pub(super) async fn run_claimed(
         &self,
         tasks: &EcsTasks,
         run: &Run<'_>,

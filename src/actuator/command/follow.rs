@@ -61,8 +61,9 @@ pub(super) async fn follow(
     let mut revision: Option<String> = None;
     let mut planned: Option<(String, String)> = None;
     let mut pinned: Option<String> = None;
-    // Whether a command was started (the runner says so before each).
-    let mut ran_any = false;
+    // How many commands were started (the runner says so before each).
+    let mut started = 0usize;
+    let mut findings = super::drift::Findings::default();
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
     let status = loop {
         tokio::select! {
@@ -81,7 +82,10 @@ pub(super) async fn follow(
                     {
                         pinned = Some(pin.to_owned());
                     }
-                    ran_any |= raw.starts_with("relctl runner: running `");
+                    started += usize::from(raw.starts_with("relctl runner: running `"));
+                    if mode == Mode::Drift {
+                        findings.see(&strip_ansi(&raw));
+                    }
                     let line = cut(&strip_ansi(&raw), LINE_CHARS);
                     // The runner says the source's revision first, before any command
                     // runs: a later line that looks the same is a command's, not it.
@@ -112,8 +116,25 @@ pub(super) async fn follow(
         }
     };
     drop(stdin);
+    let ran_any = started > 0;
     let tail: Vec<String> = tail.into_iter().collect();
     let (state, record, message) = match status {
+        Ok(s) if mode == Mode::Drift && s.code() != Some(INTERRUPTED) => {
+            match super::drift::ended(s.code(), started == steps, &findings) {
+                Ok(None) => {
+                    let message = "no drift: the plan changes nothing".to_owned();
+                    (LocalState::Succeeded(message.clone()), "succeeded", message)
+                }
+                Ok(Some(found)) => (LocalState::Drifted(found.clone()), "drifted", found),
+                Err(why) => {
+                    let why = format!(
+                        "{why}; last output (at most {TAIL_BYTES} bytes):\n{}",
+                        tail.join("\n")
+                    );
+                    (LocalState::Failed(why.clone()), "failed", why)
+                }
+            }
+        }
         Ok(s) if s.success() && mode == Mode::Plan => match planned {
             Some((digest, mut summary)) => {
                 if let Some(revision) = &revision {

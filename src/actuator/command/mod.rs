@@ -26,6 +26,7 @@ use tracing::{Instrument, info, warn};
 use super::{Actuator, ActuatorError, Progress, Run, Start};
 
 pub mod commands;
+mod drift;
 pub mod ecs_task;
 mod follow;
 mod runs;
@@ -66,6 +67,8 @@ pub struct CommandActuator {
     pub timeout: Duration,
     /// After the commands, `terraform plan -detailed-exitcode` must exit 0.
     pub verify_plan: bool,
+    /// How often the deployed release is planned again to find drift.
+    pub drift_check: Option<Duration>,
     /// How long an interrupted command gets to stop cleanly before SIGTERM.
     pub grace: Duration,
     pub runs: Arc<Runs>,
@@ -124,7 +127,7 @@ impl CommandActuator {
             keepalive,
             grace: self.grace,
             plan: match mode {
-                Mode::Whole => None,
+                Mode::Whole | Mode::Drift => None,
                 Mode::Plan => Some(PlanStep::Save { to: kept }),
                 Mode::Apply { digest, .. } => Some(PlanStep::Load {
                     from: kept,
@@ -167,6 +170,26 @@ impl CommandActuator {
             what: "the run record".into(),
             source: Box::new(error),
         }
+    }
+
+    /// Writes the heartbeat of `handle`, a run this controller follows, when due.
+    async fn beat(&self, key: &EnvKey, handle: &str) -> Result<(), ActuatorError> {
+        let due = self
+            .runs
+            .local()
+            .get(handle)
+            .is_some_and(|l| l.heartbeat.elapsed() >= HEARTBEAT);
+        if due {
+            self.runs
+                .store
+                .heartbeat_run(key, handle, now_ms())
+                .await
+                .map_err(|e| self.store_error(e))?;
+            if let Some(local) = self.runs.local().get_mut(handle) {
+                local.heartbeat = Instant::now();
+            }
+        }
+        Ok(())
     }
 
     /// Another run holds the environment: say which, and look again soon.
@@ -254,17 +277,8 @@ impl Actuator for CommandActuator {
             .get(handle)
             .map(|l| (l.state.clone(), l.heartbeat, l.key.clone()));
         match local {
-            Some((LocalState::Running { last_line }, beat, key)) => {
-                if beat.elapsed() >= HEARTBEAT {
-                    self.runs
-                        .store
-                        .heartbeat_run(&key, handle, now_ms())
-                        .await
-                        .map_err(|e| self.store_error(e))?;
-                    if let Some(local) = self.runs.local().get_mut(handle) {
-                        local.heartbeat = Instant::now();
-                    }
-                }
+            Some((LocalState::Running { last_line }, _, key)) => {
+                self.beat(&key, handle).await?;
                 Ok(Progress::Waiting {
                     after: Duration::from_secs(1),
                     message: match last_line {
@@ -281,13 +295,25 @@ impl Actuator for CommandActuator {
                     }
                     LocalState::Succeeded(message) => Progress::Done { message },
                     LocalState::Failed(message) => Progress::Failed { message },
-                    LocalState::Interrupted | LocalState::Running { .. } => {
-                        self.restart(run).await?
-                    }
+                    LocalState::Interrupted
+                    | LocalState::Running { .. }
+                    | LocalState::Drifted(_) => self.restart(run).await?,
                 })
             }
             None => self.check_recorded(run, handle).await,
         }
+    }
+
+    fn drift_every(&self) -> Option<Duration> {
+        self.drift_check
+    }
+
+    async fn check_drift(
+        &self,
+        run: &Run<'_>,
+        handle: Option<&str>,
+    ) -> Result<super::DriftCheck, ActuatorError> {
+        self.drift(run, handle).await
     }
 
     async fn stop(&self, key: &EnvKey, handle: &str) -> Result<(), ActuatorError> {
@@ -326,10 +352,29 @@ impl CommandActuator {
         let claim = self
             .runs
             .store
-            .claim_run(run.key, &run_id, &self.runs.owner, now_ms(), stale)
+            .claim_run(
+                run.key,
+                &run_id,
+                &self.runs.owner,
+                now_ms(),
+                stale,
+                mode.name(),
+            )
             .await
             .map_err(|e| self.store_error(e))?;
         if let Claim::Busy(record) = claim {
+            // A drift check of this controller's gives way to a deployment (another
+            // controller's is interrupted by its owner, which checks the same way).
+            if record.run_mode.as_deref() == Some("drift") && mode != Mode::Drift {
+                let pid = self.runs.local().get(&record.run_id).and_then(|l| l.pid);
+                if pid.is_some() {
+                    info!(
+                        run_id = record.run_id,
+                        "interrupting a drift check for a deployment"
+                    );
+                    signal(pid, rustix::process::Signal::INT);
+                }
+            }
             return Ok(Start::Busy(Self::busy(&record)));
         }
         let child = self.spawn(run, &run_id, &mode)?;

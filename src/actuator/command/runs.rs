@@ -43,6 +43,8 @@ pub(super) enum LocalState {
         digest: String,
         summary: String,
     },
+    /// A drift check found changes: what the plan would change.
+    Drifted(String),
     Failed(String),
     Interrupted,
 }

@@ -28,6 +28,9 @@ pub const INTERRUPTED: i32 = 130;
 pub const SOURCE_FAILED: i32 = 3;
 /// The exit status of an apply whose approved plan is gone: the controller plans again.
 pub const PLAN_LOST: i32 = 4;
+/// The exit status of a drift check whose plan (its last command) found changes:
+/// `terraform plan -detailed-exitcode`'s 2, told apart from any earlier command's 2.
+pub const DRIFTED: i32 = 5;
 /// The first line of a run with a source: this, then the revision fetched.
 pub const SOURCE_LINE: &str = "relctl runner: source ";
 /// A plan run's line, before its plan line: the source as fetched (JSON), which its
@@ -56,6 +59,10 @@ pub struct Job {
     /// A plan kept after the commands, or put in place before them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<plan::PlanStep>,
+    /// A drift check: the last command's exit status 2 (changes) becomes [`DRIFTED`],
+    /// and no other command's status may be taken for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drift: bool,
 }
 
 /// The environment variable the job is handed in (as JSON).
@@ -125,7 +132,8 @@ pub async fn run(job: Job) -> i32 {
         say!("relctl runner: {why}");
         return PLAN_LOST;
     }
-    for command in &job.commands {
+    let last = job.commands.len().saturating_sub(1);
+    for (i, command) in job.commands.iter().enumerate() {
         let Some((program, args)) = command.split_first() else {
             say!("relctl runner: an empty command");
             return 1;
@@ -163,8 +171,16 @@ pub async fn run(job: Job) -> i32 {
         match status {
             Ok(status) if status.success() => {}
             Ok(status) => {
+                let code = status.code().unwrap_or(1);
+                if job.drift && i == last && code == 2 {
+                    say!("relctl runner: the plan has changes: drift");
+                    return DRIFTED;
+                }
                 say!("relctl runner: `{shown}` exited with {status}");
-                return status.code().unwrap_or(1);
+                if job.drift && code == DRIFTED {
+                    return 1;
+                }
+                return code;
             }
             Err(error) => {
                 say!("relctl runner: failed to wait for `{shown}`: {error}");

@@ -240,9 +240,20 @@ async fn an_apply_task_that_cannot_start_plans_again_for_a_new_approval() {
     protected(true).await;
 }
 
-async fn protected(apply_fails_to_start: bool) {
-    const STATE: &str = "team-terraform-state";
-    const PLANS: &str = "team-plans";
+const STATE: &str = "team-terraform-state";
+const PLANS: &str = "team-plans";
+
+/// Real Terraform in runner tasks, its state in moto's S3, the module (the remote
+/// fixture plus one `terraform_data` of the release id) from S3; `environment` is more
+/// of the environment's table (`protected = true`), `actuator` more of its actuator's.
+struct Remote {
+    h: Harness,
+    runner: Runner,
+    s3: aws_sdk_s3::Client,
+    _scratch: tempfile::TempDir,
+}
+
+async fn remote(environment: &str, actuator: &str) -> Remote {
     let scratch = tempfile::tempdir().unwrap();
     let moto = Moto::start();
     let endpoint = moto.endpoint.clone();
@@ -262,12 +273,13 @@ name = "TRE"
 [[projects.environments]]
 id = "prod"
 name = "Production"
-protected = true
+{environment}
 
 [projects.environments.actuator]
 kind = "terraform"
 source = {{ s3 = "s3://{MODULES}/envs/{{environment}}.zip", path = "infra" }}
 timeout = "5m"
+{actuator}
 commands = [
   ["terraform", "init", "-input=false", {backend}],
   ["terraform", "apply", "-auto-approve", "-input=false"],
@@ -306,6 +318,22 @@ TF_IN_AUTOMATION = "1"
     )
     .await
     .expect("versioned");
+    Remote {
+        h,
+        runner,
+        s3,
+        _scratch: scratch,
+    }
+}
+
+async fn protected(apply_fails_to_start: bool) {
+    let Remote {
+        h,
+        runner,
+        s3,
+        _scratch,
+    } = remote("protected = true", "").await;
+
     h.put_release(
         TABLE,
         release("r1", "tre", json!({ "api": "registry.example/api:1" })),
@@ -371,5 +399,75 @@ TF_IN_AUTOMATION = "1"
     let kept = s3.list_objects_v2().bucket(PLANS).send().await.unwrap();
     assert_eq!(kept.key_count(), Some(0), "the plan was taken by its apply");
     assert_eq!(h.parameters("/tre/images/prod").await.len(), 1);
+    controller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_is_found_by_a_plan_in_a_runner_task_of_its_own() {
+    let Remote {
+        h,
+        runner,
+        s3,
+        _scratch,
+    } = remote("", "drift_check = \"5s\"").await;
+    h.put_release(
+        TABLE,
+        release("r1", "tre", json!({ "api": "registry.example/api:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    let clean = h
+        .until_state("tre", "prod", |s| {
+            s.plan_drift
+                .as_ref()
+                .is_some_and(|p| p.checked_at.is_some())
+        })
+        .await
+        .plan_drift
+        .unwrap();
+    assert_eq!((clean.found, clean.error), (None, None));
+    assert_eq!(
+        runner.tasks().len(),
+        2,
+        "the apply's task, then the check's"
+    );
+
+    // The state is changed outside relctl (as a hand-run apply of another release
+    // would leave it).
+    let mut state = s3::json(&s3, STATE, "tre/prod.tfstate").await;
+    state["serial"] = json!(state["serial"].as_u64().unwrap() + 1);
+    state["resources"][0]["instances"][0]["attributes"]["input"]["value"] = json!("r0");
+    s3.put_object()
+        .bucket(STATE)
+        .key("tre/prod.tfstate")
+        .body(state.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let found = h
+        .until_state("tre", "prod", |s| {
+            s.plan_drift.as_ref().is_some_and(|p| p.found.is_some())
+        })
+        .await
+        .plan_drift
+        .unwrap()
+        .found
+        .unwrap();
+    assert!(
+        found.contains("1 to change") && found.contains("terraform_data.release"),
+        "{found}"
+    );
+    // Every check was a task of its own that ran to its end; nothing was applied.
+    let tasks = runner.tasks();
+    assert!(tasks.len() >= 3, "{tasks:?}");
+    let after = s3::json(&s3, STATE, "tre/prod.tfstate").await;
+    assert_eq!(
+        after["resources"][0]["instances"][0]["attributes"]["input"]["value"], "r0",
+        "reported, not repaired"
+    );
     controller.stop().await;
 }

@@ -65,7 +65,16 @@ impl CommandActuator {
                 steps
             }
             Mode::Drift => {
-                let mut steps = self.setup();
+                // Only `terraform init`: a check runs every interval and must change
+                // nothing (a `terraform refresh`, an import or a script might).
+                let mut steps: Vec<Vec<String>> = self
+                    .setup()
+                    .into_iter()
+                    .filter(|c| {
+                        c.first().is_some_and(|p| p == "terraform")
+                            && c.get(1).is_some_and(|a| a == "init")
+                    })
+                    .collect();
                 steps.push(drift_plan_of(self.commands.last()));
                 steps
             }
@@ -159,11 +168,15 @@ fn plan_of(apply: Option<&Vec<String>>) -> Vec<String> {
 
 /// The drift check's plan: what `apply` would change, said by its exit status (2:
 /// changes), taking no state lock (it changes nothing, and must not hold up a
-/// deployment) and keeping no plan.
+/// deployment), keeping no plan, and always refreshing (`-refresh=false` and
+/// `-refresh-only` dropped).
 fn drift_plan_of(apply: Option<&Vec<String>>) -> Vec<String> {
+    // Without a refresh, a change made outside Terraform is never seen.
     let mut plan: Vec<String> = plan_of(apply)
         .into_iter()
-        .filter(|a| !a.starts_with("-out=") && !a.starts_with("-lock"))
+        .filter(|a| {
+            !a.starts_with("-out=") && !a.starts_with("-lock") && !a.starts_with("-refresh")
+        })
         .collect();
     plan.extend(args(&["-detailed-exitcode", "-lock=false"]));
     plan

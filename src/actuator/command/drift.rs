@@ -8,12 +8,17 @@
 
 use std::time::Duration;
 
+use tracing::warn;
+
 use super::{
     CommandActuator, Mode,
     ecs_task::{EcsTasks, Seen},
     runs::{LocalState, now_ms},
 };
-use crate::actuator::{ActuatorError, DriftCheck, Run, Start};
+use crate::{
+    actuator::{ActuatorError, DriftCheck, Run, Start},
+    runner::{DRIFTED, INTERRUPTED},
+};
 
 /// How soon a running check is looked at again.
 const POLL: Duration = Duration::from_secs(5);
@@ -73,20 +78,46 @@ impl Findings {
     }
 }
 
-/// How a drift check's runner ended, from its exit status and whether every command
-/// started (an exit status 2 from `terraform init` is not the plan's).
-pub(super) fn ended(
-    code: Option<i32>,
-    all_ran: bool,
-    findings: &Findings,
-) -> Result<Option<String>, String> {
+/// How a drift check's runner ended, by its exit status alone (the runner turns the
+/// plan's own 2 into [`DRIFTED`]); `findings` says what would change.
+pub(super) fn ended(code: Option<i32>, findings: &Findings) -> Ended {
     match code {
-        Some(0) => Ok(None),
-        Some(2) if all_ran => Ok(Some(findings.summary())),
-        Some(code) => Err(format!(
+        Some(0) => Ended::Clean,
+        Some(DRIFTED) => Ended::Drifted(findings.summary()),
+        Some(INTERRUPTED) => Ended::Interrupted,
+        Some(code) => Ended::Failed(format!(
             "the drift check's commands failed (exit status {code})"
         )),
-        None => Err("the drift check's runner was killed".into()),
+        None => Ended::Failed("the drift check's runner was killed".into()),
+    }
+}
+
+/// How a drift check ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ended {
+    Clean,
+    Drifted(String),
+    /// Stopped (for a deployment, or a shutdown): it tells nothing.
+    Interrupted,
+    Failed(String),
+}
+
+impl Ended {
+    /// As the run record says it, and the check's result.
+    fn record(self) -> (&'static str, String, Result<Option<String>, String>) {
+        match self {
+            Self::Clean => (
+                "succeeded",
+                "no drift: the plan changes nothing".into(),
+                Ok(None),
+            ),
+            Self::Drifted(found) => ("drifted", found.clone(), Ok(Some(found))),
+            Self::Interrupted => {
+                let why = "the drift check was interrupted before it finished".to_owned();
+                ("interrupted", why.clone(), Err(why))
+            }
+            Self::Failed(why) => ("failed", why.clone(), Err(why)),
+        }
     }
 }
 
@@ -96,7 +127,28 @@ impl CommandActuator {
         run: &Run<'_>,
         handle: Option<&str>,
     ) -> Result<DriftCheck, ActuatorError> {
+        let recorded = self
+            .runs
+            .store
+            .run(run.key)
+            .await
+            .map_err(|e| self.store_error(e))?;
         let Some(handle) = handle else {
+            // A check started but not kept in the state (a crash, a failed write): follow
+            // it rather than wait for it to end and start another.
+            if let Some(r) = recorded.as_ref().filter(|r| {
+                r.run_mode.as_deref() == Some("drift")
+                    && r.state == "running"
+                    && match &self.tasks {
+                        Some(_) => r.task_arn.is_some(),
+                        None => self.runs.local().contains_key(&r.run_id),
+                    }
+            }) {
+                return Ok(DriftCheck::Running {
+                    run: r.run_id.clone(),
+                    after: POLL,
+                });
+            }
             let run_id = format!("relctl-drift-{}", now_ms());
             let started = match &self.tasks {
                 Some(tasks) => self.start_task(tasks, run, run_id, Mode::Drift).await?,
@@ -107,6 +159,27 @@ impl CommandActuator {
                 Start::Busy(_) => DriftCheck::Busy { after: BUSY },
             });
         };
+        // A check that hangs would hold the slot (and every later check) back.
+        if let Some(r) = recorded.as_ref().filter(|r| {
+            r.run_id == handle
+                && r.state == "running"
+                && now_ms() - r.started_ms > self.timeout.as_millis() as i64
+        }) {
+            let why = format!(
+                "the drift check took longer than the actuator's timeout ({}); stopped",
+                humantime::format_duration(self.timeout)
+            );
+            warn!(run_id = r.run_id, "{why}");
+            use crate::actuator::Actuator as _;
+            self.stop(run.key, handle).await?;
+            self.runs
+                .store
+                .finish_run(run.key, handle, "failed", &why, now_ms())
+                .await
+                .map_err(|e| self.store_error(e))?;
+            self.runs.local().remove(handle);
+            return Ok(DriftCheck::Ended(Err(why)));
+        }
         if let Some(tasks) = &self.tasks {
             return self.drift_task(tasks, run, handle).await;
         }
@@ -210,21 +283,10 @@ impl CommandActuator {
         };
         let (_, _, raw) = tasks.output(&arn).await;
         let mut findings = Findings::default();
-        let mut started = 0;
         for line in &raw {
             findings.see(&super::follow::strip_ansi(line));
-            started += usize::from(line.starts_with("relctl runner: running `"));
         }
-        let result = ended(
-            code,
-            started == self.commands_for(&Mode::Drift).len(),
-            &findings,
-        );
-        let (state, message) = match &result {
-            Ok(None) => ("succeeded", "no drift: the plan changes nothing".to_owned()),
-            Ok(Some(found)) => ("drifted", found.clone()),
-            Err(why) => ("failed", why.clone()),
-        };
+        let (state, message, result) = ended(code, &findings).record();
         store
             .finish_run(run.key, handle, state, &message, now_ms())
             .await
@@ -254,13 +316,14 @@ mod tests {
             "0 to add, 1 to change, 0 to destroy (terraform_data.page, aws_s3_object.a)"
         );
         assert_eq!(
-            ended(Some(2), true, &findings),
-            Ok(Some(findings.summary()))
+            ended(Some(DRIFTED), &findings),
+            Ended::Drifted(findings.summary())
         );
-        assert_eq!(ended(Some(0), true, &findings), Ok(None));
-        // `terraform init` exiting 2 is a failure, not drift.
-        assert!(ended(Some(2), false, &findings).is_err());
-        assert!(ended(None, true, &findings).is_err());
+        assert_eq!(ended(Some(0), &findings), Ended::Clean);
+        // `terraform init` exiting 2 is a failure, not drift (the runner says drift).
+        assert!(matches!(ended(Some(2), &findings), Ended::Failed(_)));
+        assert_eq!(ended(Some(INTERRUPTED), &findings), Ended::Interrupted);
+        assert!(matches!(ended(None, &findings), Ended::Failed(_)));
     }
 
     #[test]

@@ -119,22 +119,26 @@ pub(super) async fn follow(
     let ran_any = started > 0;
     let tail: Vec<String> = tail.into_iter().collect();
     let (state, record, message) = match status {
-        Ok(s) if mode == Mode::Drift && s.code() != Some(INTERRUPTED) => {
-            match super::drift::ended(s.code(), started == steps, &findings) {
-                Ok(None) => {
-                    let message = "no drift: the plan changes nothing".to_owned();
-                    (LocalState::Succeeded(message.clone()), "succeeded", message)
-                }
-                Ok(Some(found)) => (LocalState::Drifted(found.clone()), "drifted", found),
-                Err(why) => {
-                    let why = format!(
-                        "{why}; last output (at most {TAIL_BYTES} bytes):\n{}",
-                        tail.join("\n")
-                    );
-                    (LocalState::Failed(why.clone()), "failed", why)
-                }
+        Ok(s) if mode == Mode::Drift => match super::drift::ended(s.code(), &findings) {
+            super::drift::Ended::Clean => {
+                let message = "no drift: the plan changes nothing".to_owned();
+                (LocalState::Succeeded(message.clone()), "succeeded", message)
             }
-        }
+            super::drift::Ended::Drifted(found) => {
+                (LocalState::Drifted(found.clone()), "drifted", found)
+            }
+            super::drift::Ended::Interrupted => {
+                let why = "the drift check was interrupted before it finished".to_owned();
+                (LocalState::Interrupted, "interrupted", why)
+            }
+            super::drift::Ended::Failed(why) => {
+                let why = format!(
+                    "{why}; last output (at most {TAIL_BYTES} bytes):\n{}",
+                    tail.join("\n")
+                );
+                (LocalState::Failed(why.clone()), "failed", why)
+            }
+        },
         Ok(s) if s.success() && mode == Mode::Plan => match planned {
             Some((digest, mut summary)) => {
                 if let Some(revision) = &revision {

@@ -134,6 +134,7 @@ impl CommandActuator {
                     digest: digest.clone(),
                 }),
             },
+            drift: *mode == Mode::Drift,
         };
         let job = serde_json::to_string(&job).map_err(|e| ActuatorError::Spawn {
             what: "commands".into(),
@@ -363,8 +364,9 @@ impl CommandActuator {
             .await
             .map_err(|e| self.store_error(e))?;
         if let Claim::Busy(record) = claim {
-            // A drift check of this controller's gives way to a deployment (another
-            // controller's is interrupted by its owner, which checks the same way).
+            // A drift check of this controller's gives way to a deployment. Another
+            // replica's (it held the lease before) stops when that replica lost the
+            // lease, and its record goes stale within keepalive + grace.
             if record.run_mode.as_deref() == Some("drift") && mode != Mode::Drift {
                 let pid = self.runs.local().get(&record.run_id).and_then(|l| l.pid);
                 if pid.is_some() {
@@ -377,7 +379,18 @@ impl CommandActuator {
             }
             return Ok(Start::Busy(Self::busy(&record)));
         }
-        let child = self.spawn(run, &run_id, &mode)?;
+        let child = match self.spawn(run, &run_id, &mode) {
+            Ok(child) => child,
+            Err(error) => {
+                // Claimed, but nothing runs: free the slot at once.
+                let _ = self
+                    .runs
+                    .store
+                    .finish_run(run.key, &run_id, "failed", &error.to_string(), now_ms())
+                    .await;
+                return Err(error);
+            }
+        };
         let pid = child.id();
         info!(run_id, pid, "runner started");
         self.runs.local().insert(

@@ -51,7 +51,14 @@ impl Steps<'_> {
                     plan.error = Some(why);
                     self.writer.save().await?;
                 }
-                return Ok(Some(Action::RequeueAfter(AFTER_ERROR)));
+                // What no retry can fix waits for the next interval.
+                let after = match error.class() {
+                    crate::aws::ErrorClass::Permanent => {
+                        actuator.drift_every().unwrap_or(AFTER_ERROR)
+                    }
+                    _ => AFTER_ERROR,
+                };
+                return Ok(Some(Action::RequeueAfter(after)));
             }
         };
         match checked {

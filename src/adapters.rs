@@ -33,6 +33,8 @@ pub struct Adapters {
     pub pin: Arc<dyn Pin>,
     /// None for `actuator = { kind = "none" }`: pinning is the whole deployment.
     pub actuator: Option<Arc<dyn Actuator>>,
+    /// The alarms of `verify`, where it names any.
+    pub alarms: Option<crate::watch::alarms::Alarms>,
 }
 
 /// SDK configuration for an environment's account.
@@ -95,6 +97,7 @@ pub struct Built {
     codepipeline: OnceLock<aws_sdk_codepipeline::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
     logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
+    cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
 }
 
 macro_rules! client {
@@ -125,6 +128,7 @@ impl Clients<'_> {
     client!(codepipeline, aws_sdk_codepipeline, "codepipeline");
     client!(sts, aws_sdk_sts, "sts");
     client!(logs, aws_sdk_cloudwatchlogs, "logs");
+    client!(cloudwatch, aws_sdk_cloudwatch, "monitoring");
 }
 
 pub async fn build(
@@ -174,6 +178,9 @@ pub fn for_environment(
             clients,
             runs,
         ),
+        alarms: (!env.verify.alarms.is_empty()).then(|| crate::watch::alarms::Alarms {
+            client: clients.cloudwatch(),
+        }),
     }
 }
 

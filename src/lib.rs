@@ -28,6 +28,8 @@
 //! - [`store`]: DynamoDB adapters (releases table, state table, lease, set-up checks).
 //! - [`pin`] and [`actuator`]: where desired images are recorded, and what applies them;
 //!   [`adapters`] builds both per environment, with clients for its account.
+//! - [`watch`]: what a landed deployment is watched by (CloudWatch alarms).
+//! - [`notify`]: deployment outcomes told to SNS, EventBridge and webhooks.
 //! - [`iam`]: least-privilege policies from the configuration and the calls the
 //!   stores, pins and actuators make (`relctl iam-policy`).
 //! - [`queue`]: keyed delay queue with per-key backoff.
@@ -61,4 +63,5 @@ pub mod reconciler;
 pub mod runner;
 pub mod store;
 pub mod telemetry;
+pub mod watch;
 pub mod watcher;

@@ -34,7 +34,9 @@ pub async fn run(
         .into_iter()
         .map(|(p, _)| p)
         .collect();
-    past.extend(past::self_heals(aws, config, &key).await?);
+    let state = aws.state(config).get(&key).await?;
+    past::mark_rollbacks(&mut past, &state);
+    past.extend(past::self_heals(&state, &key));
     past.sort_by(|a, b| b.date_created.cmp(&a.date_created));
     past.truncate(args.limit);
     if output.json(&past)? {
@@ -49,13 +51,20 @@ pub async fn run(
     );
     use crate::model::shown::{ID, MESSAGE, WHO, cell, summary};
     for p in past {
+        let message = match p.kind {
+            "rollback" => format!(
+                "automatic rollback: {}",
+                p.status_message.as_deref().unwrap_or("pending")
+            ),
+            _ => p.status_message.clone().unwrap_or_default(),
+        };
         out!(
             "{:<28} {:<38} {:<18} {:<12} {}",
             p.date_created,
             cell(&p.release_id, ID),
             cell(p.requested_by.as_deref().unwrap_or("-"), WHO),
             p.status,
-            summary(p.status_message.as_deref().unwrap_or_default(), MESSAGE)
+            summary(&message, MESSAGE)
         );
     }
     Ok(())

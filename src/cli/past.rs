@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Failure, lookup::Aws};
+use super::Failure;
 use crate::{
     config::Config,
     model::{EnvKey, Release, Status},
@@ -14,7 +14,8 @@ use crate::{
 /// One line of `history --output json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Past {
-    /// `deployment`, or `self_heal` (drifted pins put back by the controller).
+    /// `deployment`, `rollback` (relctl's own, after a failure: `on_failure =
+    /// "rollback"`), or `self_heal` (drifted pins put back by the controller).
     pub kind: &'static str,
     pub release_id: String,
     pub environment: String,
@@ -68,13 +69,29 @@ pub async fn deployments(
     Ok(found)
 }
 
-/// What the controller did on its own (self-heals), from the environment's state.
-pub async fn self_heals(aws: &Aws, config: &Config, key: &EnvKey) -> Result<Vec<Past>, Failure> {
-    let state = aws.state(config).get(key).await?;
-    Ok(state
+/// Marks the deployments that are relctl's own automatic rollbacks, as the
+/// environment's state (not the entry, which anyone can write) records them.
+pub fn mark_rollbacks(past: &mut [Past], state: &crate::model::state::EnvState) {
+    let ours: Vec<(String, String)> = state
         .history
-        .into_iter()
+        .iter()
+        .filter(|e| e.kind == HistoryKind::Rollback)
+        .map(|e| (e.release_id.clone(), e.date_created.to_wire()))
+        .collect();
+    for p in past.iter_mut() {
+        if ours.contains(&(p.release_id.clone(), p.date_created.clone())) {
+            p.kind = "rollback";
+        }
+    }
+}
+
+/// What the controller did on its own (self-heals), from the environment's state.
+pub fn self_heals(state: &crate::model::state::EnvState, key: &EnvKey) -> Vec<Past> {
+    state
+        .history
+        .iter()
         .filter(|entry| entry.kind == HistoryKind::SelfHeal)
+        .cloned()
         .map(|entry| Past {
             kind: entry.kind.as_str(),
             release_id: entry.release_id,
@@ -86,5 +103,5 @@ pub async fn self_heals(aws: &Aws, config: &Config, key: &EnvKey) -> Result<Vec<
             status_message: Some(entry.message),
             status_updated_at: Some(entry.at.to_wire()),
         })
-        .collect())
+        .collect()
 }

@@ -32,6 +32,26 @@ pub struct Environment {
     /// Windows in which nothing is applied here: deployments wait `frozen` until the end.
     #[serde(default)]
     pub freeze: Vec<FreezeWindow>,
+    /// After the apply is verified: CloudWatch alarms watched for a bake time.
+    #[serde(default)]
+    pub verify: super::promotion::Verify,
+    /// A deployment that failed after its apply started: `stay`, or `rollback` to the
+    /// release that last succeeded here.
+    #[serde(default)]
+    pub on_failure: super::promotion::OnFailure,
+    /// An automatic rollback on a `protected` environment goes ahead without an
+    /// approval.
+    #[serde(default)]
+    pub rollback_skips_approval: bool,
+    /// A release that succeeded in this environment and ran there for `soak` with its
+    /// alarms quiet is deployed here by relctl.
+    #[serde(default)]
+    pub auto_promote_from: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub soak: Duration,
+    /// Where this environment's deployment outcomes are told (beside `[notify]`).
+    #[serde(default)]
+    pub notify: super::promotion::Notify,
 }
 
 /// `{ from = "2024-12-20T18:00:00Z", until = "2025-01-02T08:00:00Z", reason = "…" }`

@@ -22,6 +22,7 @@ const SECTIONS: &[&str] = &[
     "aws",
     "tables",
     "controller",
+    "notify",
     "lease",
     "http",
     "log",
@@ -230,6 +231,10 @@ impl Decoder<'_> {
             take("log"),
             take("projects"),
         );
+        let notify = match take("notify") {
+            Value::Null => Some(Default::default()),
+            value => self.section("notify", value),
+        };
         let aws = self.section("aws", aws);
         let tables = self.section("tables", tables);
         let controller = self.section("controller", controller);
@@ -244,6 +249,7 @@ impl Decoder<'_> {
             lease: lease?,
             http: http?,
             log: log?,
+            notify: notify?,
             projects: projects?,
         })
     }

@@ -12,6 +12,7 @@ use crate::model::{EnvKey, Refusal};
 
 pub mod environment;
 pub mod load;
+pub mod promotion;
 pub mod runner;
 mod validate;
 
@@ -50,6 +51,9 @@ pub struct Config {
     pub lease: Lease,
     pub http: Http,
     pub log: Log,
+    /// Where every environment's deployment outcomes are told.
+    #[serde(default)]
+    pub notify: promotion::Notify,
     #[serde(default)]
     pub projects: Vec<Project>,
 }
@@ -191,6 +195,7 @@ pub struct Project {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            notify: Default::default(),
             aws: Aws {
                 region: None,
                 call_timeout: Duration::from_secs(30),

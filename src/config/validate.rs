@@ -60,6 +60,24 @@ impl Config {
                     problems.push(format!("{at}.name: must not be blank"));
                 }
                 env.validate(&at, problems);
+                if let Some(from) = &env.auto_promote_from
+                    && (from == &env.id || !project.environments.iter().any(|e| &e.id == from))
+                {
+                    problems.push(format!(
+                        "{at}.auto_promote_from: {from:?} is not another environment of project {:?}",
+                        project.id
+                    ));
+                }
+                if !env.soak.is_zero() && env.auto_promote_from.is_none() {
+                    problems.push(format!(
+                        "{at}.soak: is how long a release runs in `auto_promote_from` before it is promoted here; set `auto_promote_from`"
+                    ));
+                }
+                for (k, hook) in env.notify.webhooks.iter().enumerate() {
+                    if let Some(why) = hook.problem() {
+                        problems.push(format!("{at}.notify.webhooks[{k}].url: {why}"));
+                    }
+                }
                 for required in &env.requires {
                     if required == &env.id
                         || !project.environments.iter().any(|e| &e.id == required)
@@ -75,6 +93,11 @@ impl Config {
     }
 
     fn check_settings(&self, problems: &mut Vec<String>) {
+        for (k, hook) in self.notify.webhooks.iter().enumerate() {
+            if let Some(why) = hook.problem() {
+                problems.push(format!("notify.webhooks[{k}].url: {why}"));
+            }
+        }
         let c = &self.controller;
         if c.poll_interval < Duration::from_millis(250) {
             problems.push("controller.poll_interval: must be at least 250ms".to_owned());

@@ -33,6 +33,10 @@ pub struct EnvState {
     /// the deployed release, made in a runner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_drift: Option<PlanDrift>,
+    /// The last automatic rollback (`on_failure = "rollback"`): the controller's own
+    /// record of the entry it wrote, which no writer of the releases table can forge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackMark>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
     /// Why the last resync of this environment failed, and when; written only by the
@@ -64,6 +68,28 @@ pub struct PlanDrift {
     /// Why the last check could not tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// An automatic rollback: the release that failed and why, and the deployment entry
+/// relctl wrote of the release it rolls back to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackMark {
+    pub failed_release: String,
+    pub failed_date_created: Timestamp,
+    pub reason: String,
+    /// The entry written (or to be written): this release, this `date_created`.
+    pub release_id: String,
+    pub date_created: Timestamp,
+    /// Not written yet (a crash came between the failure and the entry).
+    #[serde(default)]
+    pub pending: bool,
+}
+
+impl RollbackMark {
+    /// Whether `intent` is the entry this rollback wrote.
+    pub fn is(&self, intent: &IntentRef) -> bool {
+        self.release_id == intent.release_id && self.date_created == intent.date_created
+    }
 }
 
 /// The intent the controller is working on (or finished last), and since when.
@@ -154,6 +180,16 @@ pub enum Activity {
         #[serde(default)]
         attempts: Attempts,
     },
+    /// Applied and verified; watched (its alarms) for the bake time before it counts
+    /// as succeeded.
+    Baking {
+        current: Current,
+        /// The images applied: what its success records.
+        images: Images,
+        until: Timestamp,
+        /// What applying did, for the final status message.
+        message: String,
+    },
     /// The intent finished.
     Finished {
         current: Current,
@@ -180,6 +216,7 @@ impl Activity {
             Self::Waiting { current, .. }
             | Self::Pinning { current, .. }
             | Self::Applying { current, .. }
+            | Self::Baking { current, .. }
             | Self::Finished { current, .. } => Some(current),
         }
     }
@@ -193,7 +230,10 @@ impl Activity {
     pub fn is_unfinished(&self) -> bool {
         matches!(
             self,
-            Self::Waiting { .. } | Self::Pinning { .. } | Self::Applying { .. }
+            Self::Waiting { .. }
+                | Self::Pinning { .. }
+                | Self::Applying { .. }
+                | Self::Baking { .. }
         )
     }
 
@@ -213,7 +253,7 @@ impl Activity {
                 awaiting_approval: true,
                 ..
             } => Some(Status::AwaitingApproval),
-            Self::Applying { .. } => Some(Status::InProgress),
+            Self::Applying { .. } | Self::Baking { .. } => Some(Status::InProgress),
             Self::Finished { outcome, .. } => Some(outcome.status()),
         }
     }
@@ -230,6 +270,7 @@ impl Activity {
                 verifying: true, ..
             } => "verifying",
             Self::Applying { .. } => "applying",
+            Self::Baking { .. } => "baking",
             Self::Finished {
                 outcome: Outcome::Succeeded,
                 ..
@@ -251,6 +292,7 @@ impl Activity {
             Self::Waiting { message, .. }
             | Self::Pinning { message, .. }
             | Self::Applying { message, .. }
+            | Self::Baking { message, .. }
             | Self::Finished { message, .. } => Some(message),
         }
     }
@@ -326,6 +368,8 @@ pub enum HistoryKind {
     Deployment,
     /// Drifted pins put back by `self_heal`.
     SelfHeal,
+    /// An automatic rollback recorded after a failure (`on_failure = "rollback"`).
+    Rollback,
 }
 
 impl HistoryKind {
@@ -337,6 +381,7 @@ impl HistoryKind {
         match self {
             Self::Deployment => "deployment",
             Self::SelfHeal => "self_heal",
+            Self::Rollback => "rollback",
         }
     }
 }
@@ -357,6 +402,8 @@ struct Wire {
     drift: Vec<String>,
     #[serde(default)]
     plan_drift: Option<PlanDrift>,
+    #[serde(default)]
+    rollback: Option<RollbackMark>,
     #[serde(default)]
     history: Vec<HistoryEntry>,
     #[serde(default)]
@@ -414,6 +461,7 @@ impl From<Wire> for EnvState {
             activity,
             drift: wire.drift,
             plan_drift: wire.plan_drift,
+            rollback: wire.rollback,
             history: wire.history,
             resync_error: wire.resync_error,
             resync_error_at: wire.resync_error_at,

@@ -50,7 +50,9 @@ pub fn bound_state(state: &mut super::state::EnvState) {
     };
     match &mut state.activity {
         Activity::Idle => {}
-        Activity::Waiting { message, .. } | Activity::Finished { message, .. } => bound(message),
+        Activity::Waiting { message, .. }
+        | Activity::Finished { message, .. }
+        | Activity::Baking { message, .. } => bound(message),
         Activity::Pinning {
             message, attempts, ..
         }

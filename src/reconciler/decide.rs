@@ -86,6 +86,8 @@ pub struct Seen {
     pub refused: Option<String>,
     /// What the actuator reported of the run.
     pub progress: Option<Progress>,
+    /// The environment's alarms, as read in this reconcile.
+    pub alarms: Option<Vec<crate::watch::alarms::AlarmSeen>>,
 }
 
 /// What to do next. Each variant carries what carrying it out needs.
@@ -147,6 +149,18 @@ pub enum Step {
         after: Duration,
         write: bool,
     },
+    /// Applied and verified: watch the alarms until `until` before it succeeds.
+    Bake {
+        intent: IntentRef,
+        images: Images,
+        message: String,
+        run: Option<&'static str>,
+        until: Timestamp,
+    },
+    /// Read the environment's alarms.
+    LookAtAlarms,
+    /// Write the pending automatic rollback's deployment entry.
+    RollBack,
     /// What runs is what was asked for.
     Succeed {
         intent: IntentRef,
@@ -187,7 +201,87 @@ pub enum Step {
 }
 
 pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
+    match decide_next(facts, now) {
+        // A success is first baked, where the environment bakes (once: a bake's own
+        // end is the success).
+        Step::Succeed {
+            intent,
+            images,
+            message,
+            run,
+        } if facts.env.verify.bakes() && !baking(facts.state, &intent) => Step::Bake {
+            until: Timestamp::from_utc(
+                now.as_utc()
+                    + chrono::Duration::from_std(facts.env.verify.bake).unwrap_or_default(),
+            ),
+            intent,
+            images,
+            message,
+            run,
+        },
+        step => step,
+    }
+}
+
+fn baking(state: &EnvState, intent: &IntentRef) -> bool {
+    matches!(&state.activity, Activity::Baking { current, .. } if current.intent.same_entry(intent))
+}
+
+/// A deployment baking: failed by an alarm, succeeded once the bake is over, else
+/// looked at again (by requeue) as often as the alarms are polled.
+fn bake(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Step {
+    let Activity::Baking {
+        images,
+        until,
+        message,
+        ..
+    } = &facts.state.activity
+    else {
+        return Step::Nothing;
+    };
+    let verify = &facts.env.verify;
+    if !verify.alarms.is_empty() {
+        let Some(alarms) = &facts.seen.alarms else {
+            return Step::LookAtAlarms;
+        };
+        if let Some(bad) = alarms.iter().find(|a| a.is_bad()) {
+            return Step::Fail {
+                intent: intent.clone(),
+                message: format!("{} during the bake after: {message}", bad.describe()),
+                run: None,
+            };
+        }
+    }
+    let left = (until.as_utc() - now.as_utc()).to_std().unwrap_or_default();
+    if left.is_zero() {
+        let watched = if verify.alarms.is_empty() {
+            String::new()
+        } else {
+            format!(" with alarms {} quiet", verify.alarms.join(", "))
+        };
+        return Step::Succeed {
+            intent: intent.clone(),
+            images: images.clone(),
+            message: format!(
+                "{message}; baked {}{watched}",
+                humantime::format_duration(verify.bake)
+            ),
+            run: None,
+        };
+    }
+    Step::WaitFor(if verify.alarms.is_empty() {
+        left
+    } else {
+        left.min(verify.poll_interval)
+    })
+}
+
+fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
     let state = facts.state;
+    // A failure saved with its rollback, the rollback's entry not written yet (a crash).
+    if state.rollback.as_ref().is_some_and(|m| m.pending) {
+        return Step::RollBack;
+    }
     let Some(desired) = &state.desired else {
         return Step::Nothing;
     };
@@ -235,6 +329,9 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
         _ if finished => return Step::Nothing,
         _ => None,
     };
+    if baking(state, intent) {
+        return bake(facts, intent, now);
+    }
     let run = state
         .activity
         .run()
@@ -259,11 +356,16 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
 /// Policies hold a deployment back only before its actuator started.
 fn held_back(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<Step> {
     let env = facts.env;
+    // relctl's own rollback to a release that ran here: not held by the gate, and (with
+    // `rollback_skips_approval`) not by an approval.
+    let rollback = facts.state.rollback.as_ref().is_some_and(|m| m.is(intent));
     let recorded = |message: &str| {
         matches!(&facts.state.activity, Activity::Waiting { current, message: m, .. }
             if current.intent == *intent && m == message)
     };
-    if let Err(refusal) = gate(&intent.release_id, &env.id, &env.requires, facts.verified) {
+    if let Err(refusal) = gate(&intent.release_id, &env.id, &env.requires, facts.verified)
+        && !rollback
+    {
         let message = refusal.to_string();
         return Some(if recorded(&message) {
             Step::Nothing
@@ -279,6 +381,7 @@ fn held_back(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<St
     let plan_approved_later = facts.actuator.as_ref().is_some_and(|a| a.approves_plans);
     if env.protected
         && !plan_approved_later
+        && !(rollback && env.rollback_skips_approval)
         && let Some(message) = approval_missing(
             facts.approvals.unwrap_or(&none),
             &intent.release_id,

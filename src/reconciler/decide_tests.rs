@@ -9,7 +9,7 @@ use crate::{
     model::{
         Person,
         record::EnvironmentRef,
-        state::{Attempts, Observed, Outcome, PlanDrift, Wait},
+        state::{Attempts, Observed, Outcome, PlanDrift, RollbackMark, Wait},
     },
 };
 
@@ -805,4 +805,94 @@ fn an_error_outside_a_deployment_is_retried_without_counting() {
             throttled: false
         }
     );
+}
+
+#[test]
+fn a_verified_deployment_bakes_watching_its_alarms_before_it_succeeds() {
+    use crate::watch::alarms::{AlarmSeen, AlarmState};
+    let mut f = fixture().started();
+    f.env.verify.alarms = vec!["5xx".into()];
+    f.env.verify.bake = Duration::from_secs(600);
+    f.seen.written = Some(vec![change("app")]);
+    f.seen.pins = Some(vec![]);
+    let until = Timestamp::from_utc(at(NOW).as_utc() + chrono::Duration::seconds(600));
+    assert_eq!(
+        f.decide(),
+        Step::Bake {
+            intent: f.intent.clone(),
+            images: f.images(),
+            message: "pinned 1 of 1 images (app); verified".into(),
+            run: None,
+            until,
+        },
+        "a success bakes first"
+    );
+    f.state.activity = Activity::Baking {
+        current: current(&f.intent),
+        images: f.images(),
+        until,
+        message: "pinned 1 of 1 images (app); verified".into(),
+    };
+    f.seen = Seen::default();
+    assert_eq!(f.decide(), Step::LookAtAlarms);
+    let seen = |state| AlarmSeen {
+        name: "5xx".into(),
+        state,
+        reason: "Threshold Crossed".into(),
+        since: None,
+    };
+    f.seen.alarms = Some(vec![seen(AlarmState::Ok)]);
+    assert_eq!(
+        f.decide(),
+        Step::WaitFor(f.env.verify.poll_interval),
+        "quiet, the bake goes on: looked at again by requeue"
+    );
+    for bad in [AlarmState::Alarm, AlarmState::Missing] {
+        f.seen.alarms = Some(vec![seen(bad)]);
+        assert!(
+            matches!(f.decide(), Step::Fail { message, .. } if message.contains("alarm \"5xx\"")),
+            "{bad:?}"
+        );
+    }
+    // The bake is over: it succeeds, once (not baked again).
+    f.state.activity = Activity::Baking {
+        current: current(&f.intent),
+        images: f.images(),
+        until: at(NOW),
+        message: "pinned".into(),
+    };
+    f.seen.alarms = Some(vec![seen(AlarmState::Ok)]);
+    assert!(
+        matches!(f.decide(), Step::Succeed { message, .. } if message == "pinned; baked 10m with alarms 5xx quiet"),
+        "{:?}",
+        f.decide()
+    );
+    // A newer intent supersedes a bake like any deployment in flight.
+    f.state.desired = Some(intent("r2", "2024-05-01T10:01:00"));
+    assert!(matches!(f.decide(), Step::Supersede { .. }));
+}
+
+#[test]
+fn relctl_s_own_rollback_passes_the_gate_and_with_rollback_skips_approval_the_approval() {
+    let mut f = fixture();
+    f.env.requires = vec!["stage".into()];
+    assert!(matches!(f.decide(), Step::Block { gate: true, .. }));
+    f.state.rollback = Some(RollbackMark {
+        failed_release: "r2".into(),
+        failed_date_created: at("2024-05-01T09:00:00"),
+        reason: "alarm".into(),
+        release_id: f.intent.release_id.clone(),
+        date_created: f.intent.date_created,
+        pending: false,
+    });
+    assert!(matches!(f.decide(), Step::Start { .. }), "{:?}", f.decide());
+    f.env.protected = true;
+    assert!(matches!(f.decide(), Step::Block { gate: false, .. }));
+    f.env.rollback_skips_approval = true;
+    assert!(matches!(f.decide(), Step::Start { .. }));
+    // A failure saved with its rollback still to write: written first.
+    if let Some(mark) = &mut f.state.rollback {
+        mark.pending = true;
+    }
+    assert_eq!(f.decide(), Step::RollBack);
 }

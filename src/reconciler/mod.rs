@@ -209,7 +209,16 @@ async fn record_error(
                 .activity
                 .current()
                 .and_then(|c| c.requested_by.clone());
+            // Out of attempts after pins were (perhaps partly) written, or a run started.
+            let applied = matches!(
+                writer.state.activity,
+                crate::model::state::Activity::Pinning { .. }
+                    | crate::model::state::Activity::Applying { .. }
+                    | crate::model::state::Activity::Baking { .. }
+            );
+            writer.plan_rollback(&intent, &message, applied);
             writer.fail(&intent, requested_by, &message).await?;
+            writer.roll_back().await?;
             Ok(Recorded::GaveUp)
         }
     }

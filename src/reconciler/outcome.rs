@@ -6,6 +6,8 @@
 
 use tracing::{info, warn};
 
+mod promotion;
+
 use crate::{
     context::Context,
     metrics::WriteLabels,
@@ -58,7 +60,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Writes `status` onto the entry `intent` points at.
-    async fn entry(
+    pub(super) async fn entry(
         &self,
         intent: &IntentRef,
         status: Status,
@@ -92,7 +94,13 @@ impl<'a> Writer<'a> {
         result
     }
 
-    fn history(&mut self, current: &Current, status: Status, message: &str, kind: HistoryKind) {
+    pub(super) fn history(
+        &mut self,
+        current: &Current,
+        status: Status,
+        message: &str,
+        kind: HistoryKind,
+    ) {
         self.state.history.insert(
             0,
             HistoryEntry {
@@ -112,7 +120,7 @@ impl<'a> Writer<'a> {
 
     /// The same intent, since when it was first worked on, or from now. The requester's
     /// name comes from the record: it is cut to [`REQUESTER`] characters.
-    fn current(&self, intent: &IntentRef, requested_by: Option<String>) -> Current {
+    pub(super) fn current(&self, intent: &IntentRef, requested_by: Option<String>) -> Current {
         let requested_by = requested_by.map(|r| bounded(&r, REQUESTER));
         let since = self
             .state

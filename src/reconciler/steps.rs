@@ -341,6 +341,41 @@ impl<'a> Steps<'a> {
                 }
                 Ok(Some(Action::RequeueAfter(after)))
             }
+            Step::Bake {
+                intent,
+                images,
+                message,
+                run,
+                until,
+            } => {
+                if let Some(outcome) = run {
+                    self.count_run(outcome);
+                }
+                info!(until = %until.to_wire(), "applied and verified; baking");
+                self.writer
+                    .bake(
+                        &intent,
+                        requested_by,
+                        &images,
+                        &message,
+                        until,
+                        &self.env.verify.alarms,
+                    )
+                    .await?;
+                Ok(None)
+            }
+            Step::RollBack => {
+                self.writer.roll_back().await?;
+                Ok(None)
+            }
+            Step::LookAtAlarms => {
+                let Some(alarms) = &self.adapters.alarms else {
+                    self.seen.alarms = Some(Vec::new());
+                    return Ok(None);
+                };
+                self.seen.alarms = Some(alarms.read(&self.env.verify.alarms).await?);
+                Ok(None)
+            }
             Step::Succeed {
                 intent,
                 images,
@@ -381,7 +416,14 @@ impl<'a> Steps<'a> {
                 {
                     actuator.stop(self.key, &current.handle).await?;
                 }
+                let applied = matches!(
+                    self.writer.state.activity,
+                    crate::model::state::Activity::Applying { .. }
+                        | crate::model::state::Activity::Baking { .. }
+                ) || self.seen.written.as_ref().is_some_and(|w| !w.is_empty());
+                self.writer.plan_rollback(&intent, &message, applied);
                 self.writer.fail(&intent, requested_by, &message).await?;
+                self.writer.roll_back().await?;
                 Ok(Some(Action::Done))
             }
             Step::Observe {

@@ -32,6 +32,7 @@ const PROGRESS: &[&str] = &[
     "observed",
     "drift",
     "plan_drift",
+    "rollback",
     "history",
     "updated_at",
 ];

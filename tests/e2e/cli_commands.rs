@@ -187,6 +187,7 @@ async fn read_commands_print_their_documented_json_shapes() {
             "last_error",
             "message",
             "phase",
+            "plan_drift",
             "project",
             "resync_error",
             "resync_error_at",

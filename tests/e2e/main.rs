@@ -28,6 +28,7 @@ mod legacy;
 mod limits;
 mod observe;
 mod pins;
+mod promotion;
 mod records;
 mod replicas;
 mod restart;

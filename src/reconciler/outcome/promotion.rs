@@ -1,0 +1,157 @@
+//! The writer's transitions of promotion: a deployment baking, an automatic rollback.
+
+use tracing::{info, warn};
+
+use super::Writer;
+use crate::{
+    model::{
+        Images, IntentRef, Person, Stamp, Status, Timestamp,
+        record::{Deployment, EnvironmentRef},
+        state::{Activity, Current, HistoryKind, RollbackMark},
+    },
+    store::StoreError,
+};
+
+impl Writer<'_> {
+    /// Applied and verified: the deployment bakes until `until`, still `in_progress`.
+    pub async fn bake(
+        &mut self,
+        intent: &IntentRef,
+        requested_by: Option<String>,
+        images: &Images,
+        applied: &str,
+        until: Timestamp,
+        alarms: &[String],
+    ) -> Result<(), StoreError> {
+        let watching = if alarms.is_empty() {
+            String::new()
+        } else {
+            format!(", watching alarms {}", alarms.join(", "))
+        };
+        let status = format!(
+            "baking until {}{watching} (then it succeeds); {applied}",
+            until.to_wire()
+        );
+        self.entry(intent, Status::InProgress, &status).await?;
+        self.state.activity = Activity::Baking {
+            current: self.current(intent, requested_by),
+            images: images.clone(),
+            until,
+            message: applied.to_owned(),
+        };
+        self.save().await
+    }
+}
+
+/// Characters of a failure's reason kept in a rollback's description.
+const REASON: usize = 300;
+
+impl Writer<'_> {
+    /// Before the failure of `intent` is saved: where the environment rolls back on
+    /// failure and the apply had started, mark the rollback to the release that last
+    /// succeeded here as pending (saved with the failure, so a crash before the entry
+    /// is written still writes it). Never a rollback of a rollback, nor of a release
+    /// to itself, nor once a newer intent is desired.
+    pub fn plan_rollback(&mut self, intent: &IntentRef, why: &str, applied: bool) {
+        let Ok((_, env)) = self.ctx.config.environment(self.key) else {
+            return;
+        };
+        if env.on_failure != crate::config::promotion::OnFailure::Rollback || !applied {
+            return;
+        }
+        if self.state.rollback.as_ref().is_some_and(|m| m.is(intent)) {
+            warn!("the automatic rollback itself failed; not rolling back again");
+            return;
+        }
+        if self
+            .state
+            .desired
+            .as_ref()
+            .is_some_and(|d| !d.same_entry(intent))
+        {
+            return;
+        }
+        let Some(target) = self.state.observed.clone() else {
+            warn!("no release succeeded here before; nothing to roll back to");
+            return;
+        };
+        if target.release_id == intent.release_id {
+            warn!("the release that last succeeded here is the one that failed; not rolling back");
+            return;
+        }
+        self.state.rollback = Some(RollbackMark {
+            failed_release: intent.release_id.clone(),
+            failed_date_created: intent.date_created,
+            reason: super::bounded(why, REASON),
+            release_id: target.release_id,
+            date_created: self.ctx.now(),
+            pending: true,
+        });
+    }
+
+    /// Writes the pending rollback's deployment entry (then it goes through the loop
+    /// like any deployment), and records it in the history.
+    pub async fn roll_back(&mut self) -> Result<(), StoreError> {
+        let Some(mark) = self.state.rollback.clone().filter(|m| m.pending) else {
+            return Ok(());
+        };
+        let Ok((_, env)) = self.ctx.config.environment(self.key) else {
+            return Ok(());
+        };
+        let description = format!(
+            "automatic rollback: release {} failed in {}: {}",
+            mark.failed_release, env.id, mark.reason
+        );
+        let entry = Deployment {
+            index: 0,
+            date_created: Stamp::new(mark.date_created),
+            description: Some(description.clone()),
+            environment: EnvironmentRef {
+                id: env.id.clone(),
+                name: Some(env.name.clone()),
+            },
+            requested_by: Some(Person {
+                id: Some("relctl".into()),
+                name: Some("relctl (automatic rollback)".into()),
+            }),
+            status: None,
+            status_message: None,
+            status_updated_at: None,
+            approved_by: None,
+            approved_at: None,
+        };
+        match self
+            .ctx
+            .releases
+            .append_deployment(self.table, &mark.release_id, &entry)
+            .await
+        {
+            Ok(_) => info!(to = mark.release_id, "automatic rollback recorded"),
+            // The release it would go back to is gone: nothing to write, ever.
+            Err(e) if e.class() == crate::aws::ErrorClass::Permanent => {
+                warn!(error = %e, to = mark.release_id, "the automatic rollback could not be recorded");
+            }
+            Err(e) => return Err(e),
+        }
+        let current = Current {
+            intent: IntentRef {
+                release_id: mark.release_id.clone(),
+                date_created: mark.date_created,
+                index: 0,
+                date_created_raw: None,
+            },
+            requested_by: Some("relctl (automatic rollback)".into()),
+            since: self.ctx.now(),
+        };
+        self.history(
+            &current,
+            Status::Pending,
+            &format!("rolling back to release {}: {description}", mark.release_id),
+            HistoryKind::Rollback,
+        );
+        if let Some(mark) = &mut self.state.rollback {
+            mark.pending = false;
+        }
+        self.save().await
+    }
+}

@@ -1,0 +1,207 @@
+//! Promotion that runs itself: a deployment bakes (its CloudWatch alarms watched for
+//! `verify.bake`) before it counts as succeeded; an alarm during the bake fails it,
+//! and with `on_failure = "rollback"` relctl records one deployment of the release that
+//! last succeeded there, which goes through the loop like any (a protected environment's
+//! approval included). Moto's CloudWatch, alarms moved with SetAlarmState.
+
+use relctl::model::Status;
+use serde_json::json;
+
+use crate::support::{Harness, release};
+
+const TABLE: &str = "relctl-releases";
+
+async fn alarms(h: &Harness) -> aws_sdk_cloudwatch::Client {
+    let cw = aws_sdk_cloudwatch::Client::new(&h.sdk);
+    cw.put_metric_alarm()
+        .alarm_name("prod-5xx")
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    set(&cw, "OK").await;
+    cw
+}
+
+async fn set(cw: &aws_sdk_cloudwatch::Client, state: &str) {
+    cw.set_alarm_state()
+        .alarm_name("prod-5xx")
+        .state_value(state.into())
+        .state_reason(format!("test set {state}"))
+        .send()
+        .await
+        .unwrap();
+}
+
+fn config(extra: &str) -> String {
+    format!(
+        r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+on_failure = "rollback"
+verify = {{ alarms = ["prod-5xx"], bake = "2s", poll_interval = "200ms" }}
+{extra}
+"#
+    )
+}
+
+async fn releases(h: &Harness) {
+    for id in ["r1", "r2"] {
+        h.put_release(
+            TABLE,
+            release(
+                id,
+                "shop",
+                json!({ "web": format!("registry.example/web:{id}") }),
+            ),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn an_alarm_during_the_bake_fails_the_deployment_and_one_rollback_follows() {
+    let h = Harness::new(&config("")).await;
+    let cw = alarms(&h).await;
+    releases(&h).await;
+    let controller = h.start_controller().await;
+
+    // Quiet alarms: r1 succeeds once its bake is over, not before.
+    h.request(TABLE, "r1", "prod", "2026-12-01T10:00:00.000000")
+        .await;
+    let baking = h
+        .until_entry(TABLE, "r1", 0, |e| {
+            e.status_message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("baking until"))
+        })
+        .await;
+    assert_eq!(baking.status, Some(Status::InProgress), "{baking:?}");
+    assert!(
+        baking
+            .status_message
+            .unwrap()
+            .contains("watching alarms prod-5xx"),
+        "the bake says what it watches"
+    );
+    let r1 = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(r1.status, Some(Status::Succeeded), "{r1:?}");
+    assert!(
+        r1.status_message
+            .as_deref()
+            .unwrap()
+            .contains("baked 2s with alarms prod-5xx quiet"),
+        "{r1:?}"
+    );
+
+    // r2 is pinned, then the alarm goes off while it bakes.
+    h.request(TABLE, "r2", "prod", "2026-12-01T10:01:00.000000")
+        .await;
+    h.until_entry(TABLE, "r2", 0, |e| {
+        e.status_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("baking until"))
+    })
+    .await;
+    set(&cw, "ALARM").await;
+    let r2 = h.finished(TABLE, "r2", 0).await;
+    assert_eq!(r2.status, Some(Status::Failed), "{r2:?}");
+    let why = r2.status_message.unwrap();
+    assert!(
+        why.contains("alarm \"prod-5xx\" is in ALARM") && why.contains("test set ALARM"),
+        "{why}"
+    );
+    // relctl's own deployment of r1, saying why; with the alarm still raised it fails
+    // in its own bake, and is not rolled back again.
+    let rollback = h.finished(TABLE, "r1", 1).await;
+    let description = rollback.description.clone().unwrap_or_default();
+    assert!(
+        description.starts_with("automatic rollback: release r2 failed in prod: alarm"),
+        "{description}"
+    );
+    assert_eq!(
+        rollback.requested_by.as_ref().and_then(|p| p.id.as_deref()),
+        Some("relctl")
+    );
+    assert_eq!(rollback.status, Some(Status::Failed), "{rollback:?}");
+    assert_eq!(h.release(TABLE, "r1").await.deployments.len(), 2);
+    assert_eq!(h.release(TABLE, "r2").await.deployments.len(), 1);
+    let state = h.until_state("shop", "prod", |_| true).await;
+    let rollbacks: Vec<_> = state
+        .history
+        .iter()
+        .filter(|e| e.kind == relctl::model::state::HistoryKind::Rollback)
+        .collect();
+    assert_eq!(rollbacks.len(), 1, "{:?}", state.history);
+    let (code, out, err) = h
+        .run(&["history", "--project", "shop", "--env", "prod"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("automatic rollback"), "{out}");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_rollback_on_a_protected_environment_waits_for_its_approval_then_restores_the_pins() {
+    let h = Harness::new(&config("protected = true")).await;
+    let cw = alarms(&h).await;
+    releases(&h).await;
+    let controller = h.start_controller().await;
+    for (id, at) in [
+        ("r1", "2026-12-01T10:00:00.000000"),
+        ("r2", "2026-12-01T10:01:00.000000"),
+    ] {
+        h.request(TABLE, id, "prod", at).await;
+        h.until_status(TABLE, id, 0, Status::Blocked).await;
+        let (code, _, err) = h.run(&["approve", id, "--env", "prod"]).await;
+        assert_eq!(code, 0, "{err}");
+        if id == "r1" {
+            let r1 = h.finished(TABLE, "r1", 0).await;
+            assert_eq!(r1.status, Some(Status::Succeeded), "{r1:?}");
+        }
+    }
+    h.until_entry(TABLE, "r2", 0, |e| {
+        e.status_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("baking until"))
+    })
+    .await;
+    set(&cw, "ALARM").await;
+    assert_eq!(
+        h.finished(TABLE, "r2", 0).await.status,
+        Some(Status::Failed)
+    );
+    let parameter = "/shop/images/prod/web";
+    assert_eq!(
+        h.parameters("/shop/images/prod").await[parameter].0,
+        "registry.example/web:r2",
+        "r2's pins stay until the rollback is approved"
+    );
+    // The rollback waits for an approval like any deployment here.
+    let waiting = h.until_status(TABLE, "r1", 1, Status::Blocked).await;
+    assert!(
+        waiting.contains("relctl approve r1 --env prod"),
+        "{waiting}"
+    );
+    set(&cw, "OK").await;
+    let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
+    let rollback = h.finished(TABLE, "r1", 1).await;
+    assert_eq!(rollback.status, Some(Status::Succeeded), "{rollback:?}");
+    assert_eq!(
+        h.parameters("/shop/images/prod").await[parameter].0,
+        "registry.example/web:r1"
+    );
+    controller.stop().await;
+}

@@ -37,6 +37,10 @@ pub struct EnvState {
     /// record of the entry it wrote, which no writer of the releases table can forge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackMark>,
+    /// The environments the release running here was promoted to (`auto_promote_from`
+    /// naming this one), so each promotion is written once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
     /// Why the last resync of this environment failed, and when; written only by the
@@ -90,6 +94,17 @@ impl RollbackMark {
     pub fn is(&self, intent: &IntentRef) -> bool {
         self.release_id == intent.release_id && self.date_created == intent.date_created
     }
+}
+
+/// Where the deployment that succeeded here was promoted onwards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub release_id: String,
+    pub date_created: Timestamp,
+    /// Environments it was promoted to (or that needed no promotion: already asked for
+    /// there, or running something newer).
+    #[serde(default)]
+    pub done: Vec<String>,
 }
 
 /// The intent the controller is working on (or finished last), and since when.
@@ -405,6 +420,8 @@ struct Wire {
     #[serde(default)]
     rollback: Option<RollbackMark>,
     #[serde(default)]
+    promotion: Option<Promotion>,
+    #[serde(default)]
     history: Vec<HistoryEntry>,
     #[serde(default)]
     resync_error: Option<String>,
@@ -462,6 +479,7 @@ impl From<Wire> for EnvState {
             drift: wire.drift,
             plan_drift: wire.plan_drift,
             rollback: wire.rollback,
+            promotion: wire.promotion,
             history: wire.history,
             resync_error: wire.resync_error,
             resync_error_at: wire.resync_error_at,

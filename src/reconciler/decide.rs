@@ -47,6 +47,9 @@ pub struct Facts<'a> {
     pub own: Option<&'a Verified>,
     /// What this reconcile has seen and done so far.
     pub seen: &'a Seen,
+    /// The environments of the project that are promoted to from this one
+    /// (`auto_promote_from`), with their soak times.
+    pub promotes_to: &'a [(String, Duration)],
 }
 
 /// The desired intent's entry in the releases table.
@@ -161,6 +164,11 @@ pub enum Step {
     LookAtAlarms,
     /// Write the pending automatic rollback's deployment entry.
     RollBack,
+    /// Request the release that succeeded (and soaked) here in `targets`.
+    Promote {
+        intent: IntentRef,
+        targets: Vec<String>,
+    },
     /// What runs is what was asked for.
     Succeed {
         intent: IntentRef,
@@ -652,7 +660,9 @@ fn observe(
     }
     let drift: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
     if known && drift == state.drift {
-        return drift_check(facts, intent, images, now).unwrap_or(Step::Nothing);
+        return promote(facts, intent, now)
+            .or_else(|| drift_check(facts, intent, images, now))
+            .unwrap_or(Step::Nothing);
     }
     Step::Observe {
         intent: intent.clone(),
@@ -664,6 +674,62 @@ fn observe(
             .clone()
             .unwrap_or_else(|| "succeeded".into()),
     }
+}
+
+/// The environments the deployed release is due to be promoted to: those naming this
+/// one in `auto_promote_from`, once it has run here for their `soak` with this
+/// environment's alarms quiet (an alarm's change of state starts the soak again; one in
+/// ALARM holds it).
+fn promote(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<Step> {
+    if facts.promotes_to.is_empty() {
+        return None;
+    }
+    let observed = facts.state.observed.as_ref()?;
+    let done = facts
+        .state
+        .promotion
+        .as_ref()
+        .filter(|p| p.release_id == intent.release_id && p.date_created == intent.date_created)
+        .map_or(&[][..], |p| &p.done[..]);
+    let pending: Vec<&(String, Duration)> = facts
+        .promotes_to
+        .iter()
+        .filter(|(env, _)| !done.contains(env))
+        .collect();
+    if pending.is_empty() {
+        return None;
+    }
+    let mut since = observed.since;
+    let verify = &facts.env.verify;
+    if !verify.alarms.is_empty() {
+        let Some(alarms) = &facts.seen.alarms else {
+            return Some(Step::LookAtAlarms);
+        };
+        if alarms.iter().any(|a| a.is_bad()) {
+            return Some(Step::WaitFor(verify.poll_interval));
+        }
+        if let Some(changed) = alarms.iter().filter_map(|a| a.since).max() {
+            since = since.max(changed);
+        }
+    }
+    let ran = (now.as_utc() - since.as_utc()).to_std().unwrap_or_default();
+    let targets: Vec<String> = pending
+        .iter()
+        .filter(|(_, soak)| ran >= *soak)
+        .map(|(env, _)| env.clone())
+        .collect();
+    if !targets.is_empty() {
+        return Some(Step::Promote {
+            intent: intent.clone(),
+            targets,
+        });
+    }
+    let wait = pending.iter().map(|(_, soak)| *soak - ran).min()?;
+    Some(Step::WaitFor(if verify.alarms.is_empty() {
+        wait
+    } else {
+        wait.min(verify.poll_interval)
+    }))
 }
 
 /// The deployed release's drift check, where the actuator makes one and it is due (or

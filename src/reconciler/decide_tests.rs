@@ -9,7 +9,7 @@ use crate::{
     model::{
         Person,
         record::EnvironmentRef,
-        state::{Attempts, Observed, Outcome, PlanDrift, RollbackMark, Wait},
+        state::{Attempts, Observed, Outcome, PlanDrift, Promotion, RollbackMark, Wait},
     },
 };
 
@@ -55,6 +55,7 @@ struct Fixture {
     approvals: Option<Approvals>,
     verified: Vec<String>,
     own: Option<crate::store::verified::Verified>,
+    promotes_to: Vec<(String, Duration)>,
 }
 
 fn fixture() -> Fixture {
@@ -110,6 +111,7 @@ fn fixture() -> Fixture {
         approvals: None,
         verified: Vec::new(),
         own: None,
+        promotes_to: Vec::new(),
     }
 }
 
@@ -122,6 +124,7 @@ impl Fixture {
 
     fn decide_at(&self, now: &str) -> Step {
         let facts = Facts {
+            promotes_to: &self.promotes_to,
             env: &self.env,
             template: None,
             state: &self.state,
@@ -204,6 +207,7 @@ fn no_desired_intent_means_nothing_to_do() {
 fn the_release_is_read_before_anything_is_decided_about_it() {
     let f = fixture();
     let facts = Facts {
+        promotes_to: &[],
         env: &f.env,
         template: None,
         state: &f.state,
@@ -895,4 +899,58 @@ fn relctl_s_own_rollback_passes_the_gate_and_with_rollback_skips_approval_the_ap
         mark.pending = true;
     }
     assert_eq!(f.decide(), Step::RollBack);
+}
+
+#[test]
+fn a_release_that_soaked_with_quiet_alarms_is_promoted_onwards_once() {
+    use crate::watch::alarms::{AlarmSeen, AlarmState};
+    let mut f = fixture().with_status(Status::Succeeded).verified_here();
+    f.seen.pins = Some(vec![]);
+    let ago =
+        |seconds: i64| Timestamp::from_utc(at(NOW).as_utc() - chrono::Duration::seconds(seconds));
+    f.state.observed = Some(Observed {
+        release_id: "r1".into(),
+        date_created: f.intent.date_created,
+        images: f.images(),
+        since: ago(1800),
+    });
+    f.promotes_to = vec![("prod".into(), Duration::from_secs(3600))];
+    assert_eq!(
+        f.decide(),
+        Step::WaitFor(Duration::from_secs(1800)),
+        "half soaked"
+    );
+    f.promotes_to = vec![("prod".into(), Duration::from_secs(600))];
+    let promote = Step::Promote {
+        intent: f.intent.clone(),
+        targets: vec!["prod".into()],
+    };
+    assert_eq!(f.decide(), promote);
+    // With alarms: read first; one in ALARM holds the soak, one that changed state
+    // starts it again.
+    f.env.verify.alarms = vec!["5xx".into()];
+    assert_eq!(f.decide(), Step::LookAtAlarms);
+    let seen = |state, since| AlarmSeen {
+        name: "5xx".into(),
+        state,
+        reason: String::new(),
+        since: Some(since),
+    };
+    f.seen.alarms = Some(vec![seen(AlarmState::Alarm, ago(3000))]);
+    assert_eq!(f.decide(), Step::WaitFor(f.env.verify.poll_interval));
+    f.seen.alarms = Some(vec![seen(AlarmState::Ok, ago(300))]);
+    assert_eq!(
+        f.decide(),
+        Step::WaitFor(f.env.verify.poll_interval),
+        "soaking again since the alarm cleared"
+    );
+    f.seen.alarms = Some(vec![seen(AlarmState::Ok, ago(3000))]);
+    assert_eq!(f.decide(), promote);
+    // Done once: not again.
+    f.state.promotion = Some(Promotion {
+        release_id: "r1".into(),
+        date_created: f.intent.date_created,
+        done: vec!["prod".into()],
+    });
+    assert_eq!(f.decide(), Step::Nothing);
 }

@@ -31,6 +31,7 @@ use crate::{
 };
 
 mod drift;
+mod promote;
 
 /// More than any reconcile takes (read, start, look, pin, look, start a run, look,
 /// finish): a decision that never ends is a bug, reported rather than spun on.
@@ -91,7 +92,9 @@ impl<'a> Steps<'a> {
                 entry,
             },
         };
+        let promotes_to = self.promotes_to();
         let facts = Facts {
+            promotes_to: &promotes_to,
             env: self.env,
             template: self.project.image_uri_template.as_deref(),
             state: &self.writer.state,
@@ -364,6 +367,10 @@ impl<'a> Steps<'a> {
                     .await?;
                 Ok(None)
             }
+            Step::Promote { intent, targets } => {
+                self.promote(&intent, &targets).await?;
+                Ok(None)
+            }
             Step::RollBack => {
                 self.writer.roll_back().await?;
                 Ok(None)
@@ -392,13 +399,16 @@ impl<'a> Steps<'a> {
                 self.ctx.backoffs.succeeded(self.key);
                 self.set_drifted(false);
                 self.wake_dependents();
-                // The first drift check, one interval after the deployment.
+                // Looked at again for the first drift check, and for the promotions
+                // onwards once the release soaked.
                 let drift_every = self
                     .adapters
                     .actuator
                     .as_ref()
                     .and_then(|a| a.drift_every());
-                Ok(Some(drift_every.map_or(Action::Done, Action::RequeueAfter)))
+                let soak = self.promotes_to().into_iter().map(|(_, soak)| soak).min();
+                let next = drift_every.into_iter().chain(soak).min();
+                Ok(Some(next.map_or(Action::Done, Action::RequeueAfter)))
             }
             Step::Fail {
                 intent,

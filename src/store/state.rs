@@ -33,6 +33,7 @@ const PROGRESS: &[&str] = &[
     "drift",
     "plan_drift",
     "rollback",
+    "promotion",
     "history",
     "updated_at",
 ];

@@ -205,3 +205,68 @@ async fn a_rollback_on_a_protected_environment_waits_for_its_approval_then_resto
     );
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_release_promotes_itself_dev_to_stage_to_prod_and_stops_at_a_protected_prod() {
+    let h = Harness::new(
+        r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+
+[[projects.environments]]
+id = "dev"
+name = "Development"
+
+[[projects.environments]]
+id = "stage"
+name = "Staging"
+auto_promote_from = "dev"
+soak = "1s"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+protected = true
+requires = ["stage"]
+auto_promote_from = "stage"
+soak = "1s"
+"#,
+    )
+    .await;
+    releases(&h).await;
+    let controller = h.start_controller().await;
+    let dev = h
+        .deploy(TABLE, "r1", "dev", "2026-12-01T10:00:00.000000")
+        .await;
+    assert_eq!(dev.status, Some(Status::Succeeded), "{dev:?}");
+    // relctl requests it in stage, which succeeds, then in prod, which waits.
+    let stage = h.finished(TABLE, "r1", 1).await;
+    assert_eq!(stage.environment.id, "stage");
+    assert_eq!(stage.status, Some(Status::Succeeded), "{stage:?}");
+    assert_eq!(
+        stage.description.as_deref(),
+        Some("automatic promotion from dev after 1s there")
+    );
+    assert_eq!(
+        stage.requested_by.as_ref().and_then(|p| p.name.as_deref()),
+        Some("relctl (auto-promotion)")
+    );
+    let waiting = h.until_status(TABLE, "r1", 2, Status::Blocked).await;
+    assert!(
+        waiting.contains("relctl approve r1 --env prod"),
+        "{waiting}"
+    );
+    assert_eq!(
+        h.release(TABLE, "r1").await.deployments[2].environment.id,
+        "prod"
+    );
+    assert!(h.parameters("/shop/images/prod").await.is_empty());
+    let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
+    let prod = h.finished(TABLE, "r1", 2).await;
+    assert_eq!(prod.status, Some(Status::Succeeded), "{prod:?}");
+    // Each promotion once: three entries in all, however often stage is looked at.
+    assert_eq!(h.release(TABLE, "r1").await.deployments.len(), 3);
+    controller.stop().await;
+}

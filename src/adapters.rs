@@ -24,6 +24,7 @@ use crate::{
     },
     metrics::Metrics,
     model::EnvKey,
+    notify::Sink,
     pin::{Pin, SsmParameters, ecr_tag::EcrTag, ssm_json_document::SsmJsonDocument},
 };
 
@@ -35,6 +36,8 @@ pub struct Adapters {
     pub actuator: Option<Arc<dyn Actuator>>,
     /// The alarms of `verify`, where it names any.
     pub alarms: Option<crate::watch::alarms::Alarms>,
+    /// Where its deployments' outcomes are told: its own `notify`, then `[notify]`.
+    pub sinks: Vec<Arc<Sink>>,
 }
 
 /// SDK configuration for an environment's account.
@@ -98,6 +101,8 @@ pub struct Built {
     sts: OnceLock<aws_sdk_sts::Client>,
     logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
     cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    eventbridge: OnceLock<aws_sdk_eventbridge::Client>,
 }
 
 macro_rules! client {
@@ -129,6 +134,8 @@ impl Clients<'_> {
     client!(sts, aws_sdk_sts, "sts");
     client!(logs, aws_sdk_cloudwatchlogs, "logs");
     client!(cloudwatch, aws_sdk_cloudwatch, "monitoring");
+    client!(sns, aws_sdk_sns, "sns");
+    client!(eventbridge, aws_sdk_eventbridge, "events");
 }
 
 pub async fn build(
@@ -149,19 +156,49 @@ pub async fn build(
         .iter()
         .map(|(role, sdk)| (role, Clients::new(sdk, &config.aws.endpoints, metrics)))
         .collect();
+    let http = webhook_client();
+    // `[notify]`: with the controller's own account's clients.
+    let base_clients = Clients::new(base, &config.aws.endpoints, metrics);
+    let global: Vec<Arc<Sink>> = Sink::from_config(
+        &config.notify,
+        || base_clients.sns(),
+        || base_clients.eventbridge(),
+        &http,
+    )
+    .into_iter()
+    .map(Arc::new)
+    .collect();
     let mut built = HashMap::new();
     for project in &config.projects {
         for env in &project.environments {
             let Some(clients) = clients.get(&env.role_arn) else {
                 continue;
             };
-            built.insert(
-                EnvKey::new(&project.id, &env.id),
-                for_environment(env, clients, Some(runs)),
-            );
+            let mut adapters = for_environment(env, clients, Some(runs));
+            adapters.sinks = Sink::from_config(
+                &env.notify,
+                || clients.sns(),
+                || clients.eventbridge(),
+                &http,
+            )
+            .into_iter()
+            .map(Arc::new)
+            .chain(global.iter().cloned())
+            .collect();
+            built.insert(EnvKey::new(&project.id, &env.id), adapters);
         }
     }
     built
+}
+
+/// The one HTTPS client of every webhook: rustls with the system's roots, no
+/// redirects (a webhook that moves must be configured again).
+fn webhook_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
 }
 
 pub fn for_environment(
@@ -181,6 +218,7 @@ pub fn for_environment(
         alarms: (!env.verify.alarms.is_empty()).then(|| crate::watch::alarms::Alarms {
             client: clients.cloudwatch(),
         }),
+        sinks: Vec::new(),
     }
 }
 

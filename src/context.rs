@@ -35,6 +35,8 @@ pub struct Context {
     /// What the last resync of each environment in this term found (`None`: no error),
     /// as recorded in its state item; absent until its first resync in this term.
     pub resync_errors: std::sync::Mutex<HashMap<EnvKey, Option<String>>>,
+    /// Tells the environments' sinks what happened (never waited for).
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Context {
@@ -48,6 +50,7 @@ impl Context {
         tables: Arc<TableProblems>,
     ) -> Self {
         let backoffs = Backoffs::new(config.controller.backoff_min, config.controller.backoff_max);
+        let metrics_for_notify = metrics.clone();
         Self {
             config,
             releases,
@@ -61,12 +64,22 @@ impl Context {
             drifted: Default::default(),
             tables,
             resync_errors: Default::default(),
+            notifier: crate::notify::Notifier::new(metrics_for_notify),
         }
     }
 
     /// The pin and actuator of `key`'s environment (every configured one has them).
     pub fn adapters(&self, key: &EnvKey) -> Option<&Adapters> {
         self.adapters.get(key)
+    }
+
+    /// Tells `key`'s sinks of `event` (in the background).
+    pub fn notify(&self, key: &EnvKey, event: crate::notify::Event) {
+        if let Some(adapters) = self.adapters.get(key)
+            && !adapters.sinks.is_empty()
+        {
+            self.notifier.send(&adapters.sinks, event);
+        }
     }
 
     pub fn now(&self) -> Timestamp {

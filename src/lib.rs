@@ -57,6 +57,7 @@ pub mod iam;
 pub mod intake;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod pin;
 pub mod queue;
 pub mod reconciler;

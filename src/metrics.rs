@@ -50,6 +50,14 @@ pub struct ActuatorLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    /// `sns`, `eventbridge` or `webhook`.
+    pub sink: &'static str,
+    /// `delivered`, `retried`, `failed` (out of attempts) or `dropped`.
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
     /// `entry` (a deployment's status in the releases table), `state` (the state item)
     /// or `checkpoint` (the stream checkpoints, saved at most every few seconds).
@@ -91,6 +99,8 @@ pub struct Metrics {
     /// Drift checks by plan (Terraform `drift_check`): outcome `clean`, `drifted` or
     /// `failed`.
     pub drift_checks: Family<ActuatorLabels, Counter>,
+    /// Notifications by sink and outcome.
+    pub notifications: Family<NotifyLabels, Counter>,
     pub writes: Family<WriteLabels, Counter>,
     pub drifted: Gauge,
     pub leader: Gauge,
@@ -122,6 +132,7 @@ impl Default for Metrics {
             pins_written: Family::default(),
             actuator_runs: Family::default(),
             drift_checks: Family::default(),
+            notifications: Family::default(),
             writes: Family::default(),
             drifted: Gauge::default(),
             leader: Gauge::default(),
@@ -224,6 +235,11 @@ impl Metrics {
             "actuator_runs",
             "Actuator runs by kind and outcome",
             metrics.actuator_runs.clone(),
+        );
+        r.register(
+            "notifications",
+            "Notifications by sink and outcome (delivered, retried, failed, dropped)",
+            metrics.notifications.clone(),
         );
         r.register(
             "drift_checks",

@@ -6,6 +6,7 @@
 
 use tracing::{info, warn};
 
+mod notice;
 mod promotion;
 
 use crate::{
@@ -39,6 +40,8 @@ pub struct Writer<'a> {
     key: &'a EnvKey,
     table: &'a str,
     pub state: EnvState,
+    /// The description of the deployment being written about, for notifications.
+    pub description: Option<String>,
 }
 
 impl<'a> Writer<'a> {
@@ -48,6 +51,7 @@ impl<'a> Writer<'a> {
             key,
             table,
             state,
+            description: None,
         }
     }
 
@@ -189,6 +193,7 @@ impl<'a> Writer<'a> {
         self.entry(&older.intent, Status::Superseded, &message)
             .await?;
         info!(superseded = %older.intent.release_id, "older deployment superseded");
+        self.tell(&older.intent, "superseded", &message);
         self.history(older, Status::Superseded, &message, HistoryKind::Deployment);
         self.state.activity = Activity::Finished {
             current: older.clone(),
@@ -211,6 +216,15 @@ impl<'a> Writer<'a> {
             Wait::Freeze => Status::Frozen,
         };
         self.entry(intent, status, message).await?;
+        self.tell(
+            intent,
+            if status == Status::Frozen {
+                "frozen"
+            } else {
+                "blocked"
+            },
+            message,
+        );
         self.state.activity = Activity::Waiting {
             current: self.current(intent, requested_by),
             why,
@@ -321,6 +335,16 @@ impl<'a> Writer<'a> {
             Status::InProgress
         };
         self.entry(intent, status, message).await?;
+        let was_awaiting = matches!(
+            self.state.activity,
+            Activity::Applying {
+                awaiting_approval: true,
+                ..
+            }
+        );
+        if awaiting_approval && !was_awaiting {
+            self.tell(intent, "awaiting_approval", message);
+        }
         let now = self.ctx.now();
         if let Activity::Applying {
             message: m,
@@ -368,6 +392,7 @@ impl<'a> Writer<'a> {
         self.count_entry(&written);
         written?;
         crate::failpoint::hit("status-succeeded");
+        self.tell(intent, "succeeded", message);
         let current = self.current(intent, requested_by);
         self.observed(intent, images, now);
         self.state.drift.clear();
@@ -407,6 +432,7 @@ impl<'a> Writer<'a> {
             Err(e) => return Err(e),
             Ok(_) => message.to_owned(),
         };
+        self.tell(intent, "failed", message);
         let current = self.current(intent, requested_by);
         self.history(&current, Status::Failed, message, HistoryKind::Deployment);
         self.state.activity = Activity::Finished {

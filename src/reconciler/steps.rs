@@ -162,6 +162,7 @@ impl<'a> Steps<'a> {
                 .map(|(env, _)| env)
                 .collect();
         }
+        self.writer.description = located.as_ref().and_then(|(_, _, e)| e.description.clone());
         self.found = Some(located);
         Ok(())
     }
@@ -445,6 +446,14 @@ impl<'a> Steps<'a> {
             } => {
                 if !drift.is_empty() {
                     warn!(services = ?drift, "pinned images drifted from the deployed release");
+                    self.writer.tell(
+                        &intent,
+                        "drift_found",
+                        &format!(
+                            "pins drifted from the deployed release: {}",
+                            drift.join(", ")
+                        ),
+                    );
                 }
                 let by_plan = self
                     .writer

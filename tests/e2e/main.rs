@@ -26,6 +26,7 @@ mod fuzz;
 mod iam;
 mod legacy;
 mod limits;
+mod notify;
 mod observe;
 mod pins;
 mod promotion;

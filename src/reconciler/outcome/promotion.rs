@@ -149,6 +149,11 @@ impl Writer<'_> {
             &format!("rolling back to release {}: {description}", mark.release_id),
             HistoryKind::Rollback,
         );
+        self.tell(
+            &current.intent,
+            "rollback_started",
+            &format!("rolling back to release {}: {description}", mark.release_id),
+        );
         if let Some(mark) = &mut self.state.rollback {
             mark.pending = false;
         }

@@ -87,6 +87,19 @@ impl Steps<'_> {
                             found,
                             "drift check: the infrastructure drifted from the deployed release"
                         );
+                        let before = self
+                            .writer
+                            .state
+                            .plan_drift
+                            .as_ref()
+                            .and_then(|p| p.found.as_ref());
+                        if before != Some(found) {
+                            self.writer.tell(
+                                intent,
+                                "drift_found",
+                                &format!("drift by plan: {found}"),
+                            );
+                        }
                         "drifted"
                     }
                     Err(why) => {

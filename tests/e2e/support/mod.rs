@@ -10,6 +10,7 @@ pub mod process;
 pub mod proxy;
 pub mod s3;
 pub mod stub;
+pub mod webhook;
 
 use std::{
     collections::{BTreeMap, HashMap},

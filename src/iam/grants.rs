@@ -121,7 +121,27 @@ pub fn controller(config: &Config, scope: &Scope) -> Policy {
         ["s3:GetObject", "s3:GetObjectVersion"],
         sources,
     ));
+    grant_notify(&mut policy, &config.notify, scope);
     policy
+}
+
+/// SNS topics and EventBridge buses that deployment outcomes are told to.
+fn grant_notify(policy: &mut Policy, notify: &crate::config::promotion::Notify, scope: &Scope) {
+    if let Some(topic) = &notify.sns {
+        policy.add(Statement::new(
+            "NotifyTopics",
+            ["sns:Publish"],
+            [topic.clone()],
+        ));
+    }
+    if let Some(bus) = &notify.eventbridge {
+        let arn = if bus.starts_with("arn:") {
+            bus.clone()
+        } else {
+            scope.arn("events", &format!("event-bus/{bus}"))
+        };
+        policy.add(Statement::new("NotifyBuses", ["events:PutEvents"], [arn]));
+    }
 }
 
 /// What the role an environment names in `role_arn` needs, in that role's account.
@@ -201,6 +221,16 @@ fn grant_runner_tasks(policy: &mut Policy, task: &EcsTaskRunner, scope: &Scope) 
 
 /// The pin and actuator of one environment, in the account its calls are made in.
 fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, scope: &Scope) {
+    // The alarms a deployment bakes and soaks with.
+    policy.add(Statement::new(
+        "VerifyAlarms",
+        ["cloudwatch:DescribeAlarms"],
+        env.verify
+            .alarms
+            .iter()
+            .map(|name| scope.arn("cloudwatch", &format!("alarm:{name}"))),
+    ));
+    grant_notify(policy, &env.notify, scope);
     match &env.pin {
         PinConfig::SsmParameters { label } => {
             let path = label_path(&project.id, &env.id);

@@ -22,12 +22,11 @@ pub struct Received {
 pub struct Receiver {
     pub url: String,
     pub received: Arc<Mutex<Vec<Received>>>,
-    /// POSTs to `/hook` answered 500, and not recorded, before the rest succeed.
-    pub fail_first: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
+    /// Answers 500 to the first `fail_first` POSTs to `/hook` (not recorded).
     pub async fn start(fail_first: usize) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -65,7 +64,6 @@ impl Receiver {
         Self {
             url,
             received,
-            fail_first: failing,
             task,
         }
     }

@@ -101,6 +101,11 @@ pub struct Metrics {
     pub drift_checks: Family<ActuatorLabels, Counter>,
     /// Notifications by sink and outcome.
     pub notifications: Family<NotifyLabels, Counter>,
+    /// Delivery metrics (DORA) per environment, over the last 30 days.
+    pub dora_per_day: Family<EnvLabels, Gauge<f64, AtomicU64>>,
+    pub dora_lead_time: Family<EnvLabels, Gauge<f64, AtomicU64>>,
+    pub dora_failure_rate: Family<EnvLabels, Gauge<f64, AtomicU64>>,
+    pub dora_restore_time: Family<EnvLabels, Gauge<f64, AtomicU64>>,
     pub writes: Family<WriteLabels, Counter>,
     pub drifted: Gauge,
     pub leader: Gauge,
@@ -133,6 +138,10 @@ impl Default for Metrics {
             actuator_runs: Family::default(),
             drift_checks: Family::default(),
             notifications: Family::default(),
+            dora_per_day: Family::default(),
+            dora_lead_time: Family::default(),
+            dora_failure_rate: Family::default(),
+            dora_restore_time: Family::default(),
             writes: Family::default(),
             drifted: Gauge::default(),
             leader: Gauge::default(),
@@ -142,6 +151,28 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Sets `key`'s delivery-metric gauges (absent figures are not set).
+    pub fn dora(&self, key: &crate::model::EnvKey, figures: &crate::model::dora::Figures) {
+        let labels = EnvLabels {
+            project: key.project.clone(),
+            environment: key.environment.clone(),
+        };
+        self.dora_per_day
+            .get_or_create(&labels)
+            .set(figures.per_day);
+        if let Some(lead) = figures.lead_time_seconds {
+            self.dora_lead_time.get_or_create(&labels).set(lead as f64);
+        }
+        if let Some(rate) = figures.change_failure_rate {
+            self.dora_failure_rate.get_or_create(&labels).set(rate);
+        }
+        if let Some(restore) = figures.time_to_restore_seconds {
+            self.dora_restore_time
+                .get_or_create(&labels)
+                .set(restore as f64);
+        }
+    }
+
     /// Creates the metrics and registers them, names prefixed `relctl_`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
@@ -235,6 +266,26 @@ impl Metrics {
             "actuator_runs",
             "Actuator runs by kind and outcome",
             metrics.actuator_runs.clone(),
+        );
+        r.register(
+            "dora_deployments_per_day",
+            "Successful deployments per day over the last 30 days",
+            metrics.dora_per_day.clone(),
+        );
+        r.register(
+            "dora_lead_time_seconds",
+            "Median time from a release's date_created to its success here, last 30 days",
+            metrics.dora_lead_time.clone(),
+        );
+        r.register(
+            "dora_change_failure_rate",
+            "Failed deployments / finished deployments, last 30 days",
+            metrics.dora_failure_rate.clone(),
+        );
+        r.register(
+            "dora_time_to_restore_seconds",
+            "Mean time from a failure to the next success, last 30 days",
+            metrics.dora_restore_time.clone(),
         );
         r.register(
             "notifications",

@@ -33,6 +33,7 @@ mod iam_policy;
 mod lookup;
 mod past;
 mod release;
+mod report;
 mod request;
 mod rollback;
 mod setup;
@@ -81,6 +82,9 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Past deployments to an environment: who, when, outcome.
     History(history::HistoryArgs),
+    /// Delivery metrics (DORA) of a project's environments: deployment frequency, lead
+    /// time, change failure rate, time to restore.
+    Report(report::ReportArgs),
     /// Deploy the release that last succeeded before the current one (or --to RELEASE).
     Rollback(rollback::RollbackArgs),
     /// What deploying a release to an environment would change, without writing anything.
@@ -196,6 +200,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Approve(args) => approve::run(&config, &aws, args).await,
         Command::Wait(args) => wait::run(&config, &aws, args).await,
         Command::History(args) => history::run(&config, &aws, args, output).await,
+        Command::Report(args) => report::run(&config, &aws, args, output).await,
         Command::Rollback(args) => rollback::run(&config, &aws, args).await,
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,
         Command::Status(args) => status::run(&config, &aws, args, output).await,

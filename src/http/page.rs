@@ -117,10 +117,42 @@ pub fn render(states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
                 ),
                 entry.at,
                 entry.status,
-                entry.status,
+                if entry.kind.is_deployment() {
+                    entry.status.as_str()
+                } else {
+                    entry.kind.as_str()
+                },
                 said(&entry.message),
             );
         }
+    }
+    html.push_str("</table><h2>Delivery, last 30 days</h2><table id=\"delivery\"><tr><th>project</th>\
+        <th>environment</th><th>deployments</th><th>per day</th><th>lead time</th><th>change failure rate</th><th>time to restore</th></tr>");
+    for (key, state) in states {
+        let f = crate::model::dora::figures(
+            &state.deliveries,
+            now,
+            std::time::Duration::from_secs(30 * 86_400),
+        );
+        let seconds = |s: Option<u64>| {
+            s.map_or("-".to_owned(), |s| {
+                humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+            })
+        };
+        let _ = write!(
+            html,
+            "<tr data-env=\"{}/{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&key.project),
+            escape(&key.environment),
+            escape(&key.project),
+            escape(&key.environment),
+            f.deployments,
+            f.per_day,
+            seconds(f.lead_time_seconds),
+            f.change_failure_rate
+                .map_or("-".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+            seconds(f.time_to_restore_seconds),
+        );
     }
     html.push_str("</table></body></html>\n");
     html

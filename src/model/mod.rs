@@ -3,6 +3,7 @@
 //! callers pass `now` in, so everything here is unit-testable.
 
 pub mod approval;
+pub mod dora;
 pub mod ids;
 pub mod image;
 pub mod intent;

@@ -41,6 +41,9 @@ pub struct EnvState {
     /// naming this one), so each promotion is written once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<Promotion>,
+    /// Every finished deployment, compactly (newest first), for the delivery metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<super::dora::Delivery>,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
     /// Why the last resync of this environment failed, and when; written only by the
@@ -422,6 +425,8 @@ struct Wire {
     #[serde(default)]
     promotion: Option<Promotion>,
     #[serde(default)]
+    deliveries: Vec<super::dora::Delivery>,
+    #[serde(default)]
     history: Vec<HistoryEntry>,
     #[serde(default)]
     resync_error: Option<String>,
@@ -480,6 +485,7 @@ impl From<Wire> for EnvState {
             plan_drift: wire.plan_drift,
             rollback: wire.rollback,
             promotion: wire.promotion,
+            deliveries: wire.deliveries,
             history: wire.history,
             resync_error: wire.resync_error,
             resync_error_at: wire.resync_error_at,

@@ -42,6 +42,8 @@ pub struct Writer<'a> {
     pub state: EnvState,
     /// The description of the deployment being written about, for notifications.
     pub description: Option<String>,
+    /// Its release's `date_created`, for the lead time.
+    pub release_created: Option<Timestamp>,
 }
 
 impl<'a> Writer<'a> {
@@ -52,6 +54,7 @@ impl<'a> Writer<'a> {
             table,
             state,
             description: None,
+            release_created: None,
         }
     }
 
@@ -393,6 +396,11 @@ impl<'a> Writer<'a> {
         written?;
         crate::failpoint::hit("status-succeeded");
         self.tell(intent, "succeeded", message);
+        let lead = self
+            .release_created
+            .and_then(|c| (now.as_utc() - c.as_utc()).to_std().ok())
+            .map(|d| d.as_secs());
+        self.delivered(true, lead);
         let current = self.current(intent, requested_by);
         self.observed(intent, images, now);
         self.state.drift.clear();
@@ -433,6 +441,7 @@ impl<'a> Writer<'a> {
             Ok(_) => message.to_owned(),
         };
         self.tell(intent, "failed", message);
+        self.delivered(false, None);
         let current = self.current(intent, requested_by);
         self.history(&current, Status::Failed, message, HistoryKind::Deployment);
         self.state.activity = Activity::Finished {

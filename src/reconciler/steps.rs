@@ -163,6 +163,7 @@ impl<'a> Steps<'a> {
                 .collect();
         }
         self.writer.description = located.as_ref().and_then(|(_, _, e)| e.description.clone());
+        self.writer.release_created = located.as_ref().and_then(|(r, _, _)| r.date_created);
         self.found = Some(located);
         Ok(())
     }

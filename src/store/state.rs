@@ -34,6 +34,7 @@ const PROGRESS: &[&str] = &[
     "plan_drift",
     "rollback",
     "promotion",
+    "deliveries",
     "history",
     "updated_at",
 ];

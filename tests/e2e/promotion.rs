@@ -270,3 +270,77 @@ soak = "1s"
     assert_eq!(h.release(TABLE, "r1").await.deployments.len(), 3);
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn delivery_metrics_count_what_finished_and_report_prints_them() {
+    let h = Harness::new(&config("")).await;
+    alarms(&h).await;
+    releases(&h).await;
+    h.put_release(
+        TABLE,
+        release("bad", "shop", json!({ "web": "not an image uri" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let ok = h
+        .deploy(TABLE, "r1", "prod", "2026-12-01T10:00:00.000000")
+        .await;
+    assert_eq!(ok.status, Some(Status::Succeeded));
+    let bad = h
+        .deploy(TABLE, "bad", "prod", "2026-12-01T10:01:00.000000")
+        .await;
+    assert_eq!(bad.status, Some(Status::Failed), "{bad:?}");
+    let ok = h
+        .deploy(TABLE, "r2", "prod", "2026-12-01T10:02:00.000000")
+        .await;
+    assert_eq!(ok.status, Some(Status::Succeeded));
+
+    let (code, out, err) = h
+        .run(&["report", "--project", "shop", "--output", "json"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let prod = &rows[0];
+    assert_eq!(prod["environment"], "prod");
+    assert_eq!(
+        (&prod["deployments"], &prod["succeeded"], &prod["failed"]),
+        (&json!(3), &json!(2), &json!(1)),
+        "{prod}"
+    );
+    let rate = prod["change_failure_rate"].as_f64().unwrap();
+    assert!((rate - 1.0 / 3.0).abs() < 1e-9, "{prod}");
+    assert!(prod["time_to_restore_seconds"].as_u64().is_some(), "{prod}");
+    // The releases were created in 2024: their lead time is years.
+    assert!(
+        prod["lead_time_seconds"].as_u64().unwrap() > 365 * 86_400,
+        "{prod}"
+    );
+    let (code, table, _) = h.run(&["report", "--project", "shop"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("FAILURE RATE") && table.contains("33%"),
+        "{table}"
+    );
+    let (_, metrics) = crate::support::get(controller.addr, "/metrics").await;
+    assert!(
+        metrics.contains(
+            "relctl_dora_change_failure_rate{project=\"shop\",environment=\"prod\"} 0.333"
+        ),
+        "{metrics}"
+    );
+    let (_, page) = crate::support::get(controller.addr, "/").await;
+    let delivery = page
+        .split("<table id=\"delivery\">")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        delivery.contains("<td>3</td>") && delivery.contains("33%"),
+        "{page}"
+    );
+    let (code, _, err) = h
+        .run(&["report", "--project", "shop", "--env", "nope"])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("nope"), "{err}");
+    controller.stop().await;
+}

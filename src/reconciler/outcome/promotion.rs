@@ -160,3 +160,24 @@ impl Writer<'_> {
         self.save().await
     }
 }
+
+/// The window of the delivery metrics on `/metrics`.
+const DORA_WINDOW: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+impl Writer<'_> {
+    /// A deployment finished: kept for the delivery metrics, and their gauges updated.
+    pub(super) fn delivered(&mut self, succeeded: bool, lead_seconds: Option<u64>) {
+        let now = self.ctx.now();
+        self.state.deliveries.insert(
+            0,
+            crate::model::dora::Delivery {
+                at: now,
+                succeeded,
+                lead_seconds,
+            },
+        );
+        self.state.deliveries.truncate(crate::model::dora::KEPT);
+        let figures = crate::model::dora::figures(&self.state.deliveries, now, DORA_WINDOW);
+        self.ctx.metrics.dora(self.key, &figures);
+    }
+}

@@ -344,3 +344,28 @@ async fn delivery_metrics_count_what_finished_and_report_prints_them() {
     assert!(err.contains("nope"), "{err}");
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_newer_intent_supersedes_a_deployment_while_it_bakes() {
+    let h = Harness::new(&config("").replace("bake = \"2s\"", "bake = \"1h\"")).await;
+    alarms(&h).await;
+    releases(&h).await;
+    let controller = h.start_controller().await;
+    let baking = |e: &relctl::model::record::Deployment| {
+        e.status_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("baking until"))
+    };
+    h.request(TABLE, "r1", "prod", "2026-12-01T10:00:00.000000")
+        .await;
+    h.until_entry(TABLE, "r1", 0, baking).await;
+    h.request(TABLE, "r2", "prod", "2026-12-01T10:01:00.000000")
+        .await;
+    let message = h.until_status(TABLE, "r1", 0, Status::Superseded).await;
+    assert!(message.starts_with("superseded by release r2"), "{message}");
+    h.until_entry(TABLE, "r2", 0, baking).await;
+    let (code, out, err) = h.run(&["status", "--project", "shop"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("baking"), "{out}");
+    controller.stop().await;
+}

@@ -306,6 +306,9 @@ impl Environment {
                 "{at}.actuator.commands: a protected environment approves the plan before it is applied: {why}"
             ));
         }
+        if self.verify.poll_interval < Duration::from_secs(1) {
+            problems.push(format!("{at}.verify.poll_interval: at least \"1s\""));
+        }
         if let ActuatorConfig::Terraform {
             commands,
             drift_check: Some(every),

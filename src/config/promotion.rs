@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// `verify = { alarms = ["name", …], bake = "10m" }`: after the apply is verified, the
 /// deployment stays `in_progress` (phase `baking`) for `bake`, and fails if any of the
 /// alarms is in `ALARM` meanwhile.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Verify {
     /// CloudWatch alarm names, in the environment's account (its `role_arn`).
@@ -20,6 +20,16 @@ pub struct Verify {
     /// How often the alarms are read while baking or soaking.
     #[serde(default = "thirty_seconds", with = "humantime_serde")]
     pub poll_interval: Duration,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Self {
+            alarms: Vec::new(),
+            bake: Duration::ZERO,
+            poll_interval: thirty_seconds(),
+        }
+    }
 }
 
 impl Verify {

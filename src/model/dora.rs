@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Timestamp;
 
-/// Deliveries kept per environment (about 40 bytes each).
-pub const KEPT: usize = 1000;
+/// Deliveries kept per environment (about 60 bytes each, written with every save of
+/// the state item: kept small).
+pub const KEPT: usize = 300;
 
 /// One finished deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,6 +87,11 @@ pub struct RollbackMark {
     /// The entry written (or to be written): this release, this `date_created`.
     pub release_id: String,
     pub date_created: Timestamp,
+    /// The digest of the images that ran (what the controller verified): the rollback
+    /// is waved past the gate and (where allowed) the approval only while the release
+    /// still has exactly these.
+    #[serde(default)]
+    pub images: String,
     /// Not written yet (a crash came between the failure and the entry).
     #[serde(default)]
     pub pending: bool,
@@ -207,6 +212,10 @@ pub enum Activity {
         until: Timestamp,
         /// What applying did, for the final status message.
         message: String,
+        /// Failed attempts at reading the alarms: counted like any, so a bake that can
+        /// never read them ends `failed` rather than waits for ever.
+        #[serde(default)]
+        attempts: Attempts,
     },
     /// The intent finished.
     Finished {
@@ -330,7 +339,9 @@ impl Activity {
 
     pub fn attempts(&self) -> Option<&Attempts> {
         match self {
-            Self::Pinning { attempts, .. } | Self::Applying { attempts, .. } => Some(attempts),
+            Self::Pinning { attempts, .. }
+            | Self::Applying { attempts, .. }
+            | Self::Baking { attempts, .. } => Some(attempts),
             _ => None,
         }
     }

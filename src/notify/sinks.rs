@@ -58,12 +58,16 @@ impl Sink {
             sinks.push(Self::Webhook {
                 client: http.clone(),
                 url: hook.url.clone(),
-                secret: hook
-                    .secret_env
-                    .as_ref()
-                    .and_then(|name| std::env::var(name).ok())
-                    .filter(|s| !s.is_empty())
-                    .map(String::into_bytes),
+                secret: hook.secret_env.as_ref().and_then(|name| {
+                    let secret = std::env::var(name).ok().filter(|s| !s.is_empty());
+                    if secret.is_none() {
+                        tracing::warn!(
+                            variable = name,
+                            "a webhook's secret_env is not set: its notifications go unsigned"
+                        );
+                    }
+                    secret.map(String::into_bytes)
+                }),
             });
         }
         sinks
@@ -134,12 +138,21 @@ impl Sink {
                 if let Some(secret) = secret {
                     request = request.header(SIGNATURE_HEADER, signature(secret, body.as_bytes()));
                 }
-                let response = request.body(body).send().await.map_err(|e| e.to_string())?;
+                // Never the URL in an error (a chat webhook's token is in its path).
+                let host = reqwest::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let response = request
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{host}: {}", e.without_url()))?;
                 let status = response.status();
                 if status.is_success() {
                     Ok(())
                 } else {
-                    Err(format!("{url} answered {status}"))
+                    Err(format!("{host} answered {status}"))
                 }
             }
         }

@@ -353,7 +353,7 @@ fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
     match run {
         Some(run) => follow(facts, intent, images, run, now),
         None => {
-            if let Some(step) = held_back(facts, intent, now) {
+            if let Some(step) = held_back(facts, intent, &images, now) {
                 return step;
             }
             apply(facts, intent, images, claimed)
@@ -362,11 +362,22 @@ fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
 }
 
 /// Policies hold a deployment back only before its actuator started.
-fn held_back(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<Step> {
+fn held_back(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    images: &Images,
+    now: Timestamp,
+) -> Option<Step> {
     let env = facts.env;
     // relctl's own rollback to a release that ran here: not held by the gate, and (with
     // `rollback_skips_approval`) not by an approval.
-    let rollback = facts.state.rollback.as_ref().is_some_and(|m| m.is(intent));
+    // (Only while the release has exactly the images that ran: one edited since is an
+    // ordinary deployment.)
+    let rollback = facts
+        .state
+        .rollback
+        .as_ref()
+        .is_some_and(|m| m.is(intent) && m.images == images_digest(images));
     let recorded = |message: &str| {
         matches!(&facts.state.activity, Activity::Waiting { current, message: m, .. }
             if current.intent == *intent && m == message)
@@ -660,7 +671,7 @@ fn observe(
     }
     let drift: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
     if known && drift == state.drift {
-        return promote(facts, intent, now)
+        return promote(facts, intent, &images, now)
             .or_else(|| drift_check(facts, intent, images, now))
             .unwrap_or(Step::Nothing);
     }
@@ -680,11 +691,26 @@ fn observe(
 /// one in `auto_promote_from`, once it has run here for their `soak` with this
 /// environment's alarms quiet (an alarm's change of state starts the soak again; one in
 /// ALARM holds it).
-fn promote(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Option<Step> {
+fn promote(facts: &Facts<'_>, intent: &IntentRef, images: &Images, now: Timestamp) -> Option<Step> {
     if facts.promotes_to.is_empty() {
         return None;
     }
     let observed = facts.state.observed.as_ref()?;
+    // Only what this environment still runs as verified: no drift (of pins or by
+    // plan), and the release's images as they were verified here.
+    let drifted = !facts.state.drift.is_empty()
+        || facts
+            .state
+            .plan_drift
+            .as_ref()
+            .is_some_and(|p| p.found.is_some());
+    let release_now = match &facts.found {
+        Found::Entry { release, .. } => resolve_images(release, facts.template).ok(),
+        _ => None,
+    };
+    if drifted || release_now.as_ref() != Some(images) || observed.images != *images {
+        return None;
+    }
     let done = facts
         .state
         .promotion

@@ -836,6 +836,7 @@ fn a_verified_deployment_bakes_watching_its_alarms_before_it_succeeds() {
         images: f.images(),
         until,
         message: "pinned 1 of 1 images (app); verified".into(),
+        attempts: Attempts::default(),
     };
     f.seen = Seen::default();
     assert_eq!(f.decide(), Step::LookAtAlarms);
@@ -864,6 +865,7 @@ fn a_verified_deployment_bakes_watching_its_alarms_before_it_succeeds() {
         images: f.images(),
         until: at(NOW),
         message: "pinned".into(),
+        attempts: Attempts::default(),
     };
     f.seen.alarms = Some(vec![seen(AlarmState::Ok)]);
     assert!(
@@ -887,6 +889,7 @@ fn relctl_s_own_rollback_passes_the_gate_and_with_rollback_skips_approval_the_ap
         reason: "alarm".into(),
         release_id: f.intent.release_id.clone(),
         date_created: f.intent.date_created,
+        images: crate::model::images_digest(&f.images()),
         pending: false,
     });
     assert!(matches!(f.decide(), Step::Start { .. }), "{:?}", f.decide());
@@ -894,6 +897,15 @@ fn relctl_s_own_rollback_passes_the_gate_and_with_rollback_skips_approval_the_ap
     assert!(matches!(f.decide(), Step::Block { gate: false, .. }));
     f.env.rollback_skips_approval = true;
     assert!(matches!(f.decide(), Step::Start { .. }));
+    // The release's images edited since they ran: an ordinary deployment again.
+    if let Some(mark) = &mut f.state.rollback {
+        mark.images = "sha256:other".into();
+    }
+    assert!(matches!(f.decide(), Step::Block { gate: true, .. }));
+    let digest = crate::model::images_digest(&f.images());
+    if let Some(mark) = &mut f.state.rollback {
+        mark.images = digest;
+    }
     // A failure saved with its rollback still to write: written first.
     if let Some(mark) = &mut f.state.rollback {
         mark.pending = true;

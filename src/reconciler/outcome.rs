@@ -529,6 +529,11 @@ impl<'a> Writer<'a> {
             attempts.last_error = Some(error.to_owned());
             *message = note.to_owned();
         }
+        // A bake keeps what applying did (its final message); the note is on the entry.
+        if let Activity::Baking { attempts, .. } = &mut self.state.activity {
+            attempts.count = attempts.count.saturating_add(1);
+            attempts.last_error = Some(error.to_owned());
+        }
         self.save().await
     }
 }

@@ -50,7 +50,7 @@ name = "Shop"
 id = "prod"
 name = "Production"
 on_failure = "rollback"
-verify = {{ alarms = ["prod-5xx"], bake = "2s", poll_interval = "200ms" }}
+verify = {{ alarms = ["prod-5xx"], bake = "2s", poll_interval = "1s" }}
 {extra}
 "#
     )

@@ -22,9 +22,16 @@ impl Writer<'_> {
                 project: self.key.project.clone(),
                 environment: self.key.environment.clone(),
                 release_id: intent.release_id.clone(),
-                description: self.description.clone(),
+                // Only the desired intent's (a superseded or rollback event is of another).
+                description: self
+                    .state
+                    .desired
+                    .as_ref()
+                    .filter(|d| d.same_entry(intent))
+                    .and(self.description.as_deref())
+                    .map(crate::model::text::message),
                 status,
-                message: message.to_owned(),
+                message: crate::model::text::message(message),
                 who,
                 when: self.ctx.now().to_wire(),
                 links: crate::notify::Links { page },

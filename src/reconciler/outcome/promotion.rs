@@ -38,6 +38,7 @@ impl Writer<'_> {
             images: images.clone(),
             until,
             message: applied.to_owned(),
+            attempts: Default::default(),
         };
         self.save().await
     }
@@ -79,12 +80,18 @@ impl Writer<'_> {
             warn!("the release that last succeeded here is the one that failed; not rolling back");
             return;
         }
+        // Newer than the failed intent even where its writer's clock ran ahead: an
+        // older entry would be taken in as superseded, and the rollback lost.
+        let after_failed = crate::model::Timestamp::from_utc(
+            intent.date_created.as_utc() + chrono::Duration::microseconds(1),
+        );
         self.state.rollback = Some(RollbackMark {
             failed_release: intent.release_id.clone(),
             failed_date_created: intent.date_created,
             reason: super::bounded(why, REASON),
+            images: crate::model::images_digest(&target.images),
             release_id: target.release_id,
-            date_created: self.ctx.now(),
+            date_created: self.ctx.now().max(after_failed),
             pending: true,
         });
     }
@@ -120,19 +127,23 @@ impl Writer<'_> {
             approved_by: None,
             approved_at: None,
         };
-        match self
+        let written = match self
             .ctx
             .releases
             .append_deployment(self.table, &mark.release_id, &entry)
             .await
         {
-            Ok(_) => info!(to = mark.release_id, "automatic rollback recorded"),
+            Ok(_) => {
+                info!(to = mark.release_id, "automatic rollback recorded");
+                true
+            }
             // The release it would go back to is gone: nothing to write, ever.
             Err(e) if e.class() == crate::aws::ErrorClass::Permanent => {
                 warn!(error = %e, to = mark.release_id, "the automatic rollback could not be recorded");
+                false
             }
             Err(e) => return Err(e),
-        }
+        };
         let current = Current {
             intent: IntentRef {
                 release_id: mark.release_id.clone(),
@@ -143,17 +154,18 @@ impl Writer<'_> {
             requested_by: Some("relctl (automatic rollback)".into()),
             since: self.ctx.now(),
         };
-        self.history(
-            &current,
-            Status::Pending,
-            &format!("rolling back to release {}: {description}", mark.release_id),
-            HistoryKind::Rollback,
-        );
-        self.tell(
-            &current.intent,
-            "rollback_started",
-            &format!("rolling back to release {}: {description}", mark.release_id),
-        );
+        let said = if written {
+            format!("rolling back to release {}: {description}", mark.release_id)
+        } else {
+            format!(
+                "could not roll back to release {} (it cannot be written to): {description}",
+                mark.release_id
+            )
+        };
+        self.history(&current, Status::Pending, &said, HistoryKind::Rollback);
+        if written {
+            self.tell(&current.intent, "rollback_started", &said);
+        }
         if let Some(mark) = &mut self.state.rollback {
             mark.pending = false;
         }

@@ -24,6 +24,9 @@ pub struct DeployArgs {
     pub wait: bool,
     #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Deploy a release that was rolled back in this environment (recorded on the entry).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn run(config: &Config, aws: &Aws, args: DeployArgs) -> Result<(), Failure> {
@@ -36,7 +39,11 @@ pub async fn run(config: &Config, aws: &Aws, args: DeployArgs) -> Result<(), Fai
         &table,
         &release,
         &args.environment,
-        &args.description,
+        request::Marks {
+            description: args.description.clone(),
+            force: args.force,
+            rollback_of: None,
+        },
     )
     .await?;
     if !args.wait {

@@ -14,6 +14,16 @@ use crate::{
     },
 };
 
+/// What a request says beyond the deployment itself.
+#[derive(Debug, Default)]
+pub struct Marks {
+    pub description: String,
+    /// Deploy a release that was rolled back in the environment (`--force`).
+    pub force: bool,
+    /// The release this deployment rolls back.
+    pub rollback_of: Option<String>,
+}
+
 /// Validates a deployment of `release` to `environment` and appends its entry (an
 /// atomic list append: two people deploying at once both land). Returns the entry and
 /// its index.
@@ -24,8 +34,9 @@ pub async fn request(
     table: &str,
     release: &Release,
     environment: &str,
-    description: &str,
+    marks: Marks,
 ) -> Result<(Deployment, usize), Failure> {
+    let description = marks.description.as_str();
     let key = EnvKey::new(&release.project_id, environment);
     let (project, environment) = config.environment(&key)?;
     let images = crate::model::resolve_images(release, project.image_uri_template.as_deref())?;
@@ -45,6 +56,22 @@ pub async fn request(
         &environment.requires,
         &verified,
     )?;
+    // A release rolled back there: refused now, as the controller would refuse it.
+    if !marks.force
+        && let Some(mark) = aws
+            .state(config)
+            .get(&key)
+            .await?
+            .rolled_back(&release.release_id)
+    {
+        return Err(Failure::refused(format!(
+            "release {} was rolled back in {} ({}, at {}); deploy it again with --force",
+            release.release_id,
+            environment.id,
+            mark.reason,
+            mark.at.to_wire()
+        )));
+    }
     let date_created = Stamp::new(Timestamp::from_utc(chrono::Utc::now()));
     if environment.protected {
         // Who asked, under their own identity, before the entry exists: four eyes
@@ -80,6 +107,8 @@ pub async fn request(
         status_updated_at: None,
         approved_by: None,
         approved_at: None,
+        force: marks.force.then_some(true),
+        rollback_of: marks.rollback_of,
     };
     let index = store
         .append_deployment(table, &release.release_id, &entry)

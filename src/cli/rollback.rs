@@ -61,7 +61,11 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
         &table,
         &target,
         &args.environment,
-        &description,
+        request::Marks {
+            description,
+            force: false,
+            rollback_of: current.clone().filter(|c| c != &target.release_id),
+        },
     )
     .await?;
     out!("{}", target.release_id);

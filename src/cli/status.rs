@@ -49,6 +49,8 @@ struct Row {
     drift: Vec<String>,
     /// The last drift check by plan (Terraform `drift_check`): when, what it found.
     plan_drift: Option<crate::model::state::PlanDrift>,
+    /// Releases rolled back here (deployed again only with `--force`), newest first.
+    rolled_back: Vec<String>,
     /// The last failed attempt's error, while retrying.
     last_error: Option<String>,
     /// Why the last resync of this environment failed, and when.
@@ -88,6 +90,11 @@ pub async fn run(
             message: env.activity.message().map(str::to_owned),
             drift: env.drift,
             plan_drift: env.plan_drift,
+            rolled_back: env
+                .rolled_back
+                .iter()
+                .map(|r| r.release_id.clone())
+                .collect(),
             resync_error: env.resync_error,
             resync_error_at: env.resync_error_at.map(|t| t.to_wire()),
             project: key.project,
@@ -162,6 +169,12 @@ fn print_table(report: &Report) {
         );
         if let Some(error) = &row.last_error {
             out!("  ! last attempt failed: {}", summary(error, MESSAGE));
+        }
+        if !row.rolled_back.is_empty() {
+            out!(
+                "  rolled back here (deployed again only with --force): {}",
+                row.rolled_back.join(", ")
+            );
         }
         if let Some(error) = by_plan.and_then(|p| p.error.as_deref()) {
             out!(

@@ -143,6 +143,8 @@ mod tests {
             status_updated_at: None,
             approved_by: None,
             approved_at: None,
+            force: None,
+            rollback_of: None,
         }
     }
 

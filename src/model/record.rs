@@ -165,6 +165,14 @@ pub struct Deployment {
     pub approved_by: Option<Person>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_at: Option<Timestamp>,
+    /// The requester deploys a release that was rolled back in this environment
+    /// (`relctl deploy --force`): what a rollback made stick is overridden.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    /// This deployment rolls back that release (`relctl rollback`): once it succeeds,
+    /// that release is marked rolled back here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }
 
 impl Deployment {

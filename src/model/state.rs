@@ -41,6 +41,10 @@ pub struct EnvState {
     /// naming this one), so each promotion is written once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<Promotion>,
+    /// Releases rolled back here (automatically, or by `relctl rollback`), newest first:
+    /// deploying one again needs `--force`, and auto-promotion never brings one here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_back: Vec<RolledBack>,
     /// Every finished deployment, compactly (newest first), for the delivery metrics.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<super::dora::Delivery>,
@@ -101,6 +105,38 @@ impl RollbackMark {
     /// Whether `intent` is the entry this rollback wrote.
     pub fn is(&self, intent: &IntentRef) -> bool {
         self.release_id == intent.release_id && self.date_created == intent.date_created
+    }
+}
+
+/// A release rolled back in an environment: why, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolledBack {
+    pub release_id: String,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+/// Releases remembered as rolled back per environment.
+pub const ROLLED_BACK_KEPT: usize = 20;
+
+impl EnvState {
+    /// Why `release_id` was rolled back here, if it was.
+    pub fn rolled_back(&self, release_id: &str) -> Option<&RolledBack> {
+        self.rolled_back.iter().find(|r| r.release_id == release_id)
+    }
+
+    /// Marks `release_id` rolled back here (once; the newest first).
+    pub fn mark_rolled_back(&mut self, release_id: &str, reason: String, at: Timestamp) {
+        self.rolled_back.retain(|r| r.release_id != release_id);
+        self.rolled_back.insert(
+            0,
+            RolledBack {
+                release_id: release_id.to_owned(),
+                reason,
+                at,
+            },
+        );
+        self.rolled_back.truncate(ROLLED_BACK_KEPT);
     }
 }
 
@@ -438,6 +474,8 @@ struct Wire {
     #[serde(default)]
     deliveries: Vec<super::dora::Delivery>,
     #[serde(default)]
+    rolled_back: Vec<RolledBack>,
+    #[serde(default)]
     history: Vec<HistoryEntry>,
     #[serde(default)]
     resync_error: Option<String>,
@@ -497,6 +535,7 @@ impl From<Wire> for EnvState {
             rollback: wire.rollback,
             promotion: wire.promotion,
             deliveries: wire.deliveries,
+            rolled_back: wire.rolled_back,
             history: wire.history,
             resync_error: wire.resync_error,
             resync_error_at: wire.resync_error_at,

@@ -353,12 +353,35 @@ fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
     match run {
         Some(run) => follow(facts, intent, images, run, now),
         None => {
+            if let Some(step) = rolled_back(facts, intent) {
+                return step;
+            }
             if let Some(step) = held_back(facts, intent, &images, now) {
                 return step;
             }
             apply(facts, intent, images, claimed)
         }
     }
+}
+
+/// A release rolled back here is not deployed again unless its entry says `force`.
+fn rolled_back(facts: &Facts<'_>, intent: &IntentRef) -> Option<Step> {
+    let mark = facts.state.rolled_back(&intent.release_id)?;
+    if matches!(&facts.found, Found::Entry { entry, .. } if entry.force == Some(true)) {
+        return None;
+    }
+    Some(Step::Refuse {
+        intent: intent.clone(),
+        why: format!(
+            "release {} was rolled back in {} ({}, at {}); deploy it again with `relctl deploy {} --env {} --force`",
+            intent.release_id,
+            facts.env.id,
+            mark.reason,
+            mark.at.to_wire(),
+            intent.release_id,
+            facts.env.id
+        ),
+    })
 }
 
 /// Policies hold a deployment back only before its actuator started.

@@ -81,6 +81,8 @@ fn fixture() -> Fixture {
         status_updated_at: None,
         approved_by: None,
         approved_at: None,
+        force: None,
+        rollback_of: None,
     };
     let release = Release {
         release_id: "r1".into(),

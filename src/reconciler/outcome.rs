@@ -44,6 +44,9 @@ pub struct Writer<'a> {
     pub description: Option<String>,
     /// Its release's `date_created`, for the lead time.
     pub release_created: Option<Timestamp>,
+    /// The entry's `rollback_of` and `force`: what its success marks or clears.
+    pub rollback_of: Option<String>,
+    pub forced: bool,
 }
 
 impl<'a> Writer<'a> {
@@ -55,6 +58,8 @@ impl<'a> Writer<'a> {
             state,
             description: None,
             release_created: None,
+            rollback_of: None,
+            forced: false,
         }
     }
 
@@ -401,6 +406,25 @@ impl<'a> Writer<'a> {
             .and_then(|c| (now.as_utc() - c.as_utc()).to_std().ok())
             .map(|d| d.as_secs());
         self.delivered(true, lead);
+        if let Some(rolled_back) = self.rollback_of.clone().filter(|r| r != &intent.release_id) {
+            let by = self
+                .state
+                .activity
+                .current()
+                .and_then(|c| c.requested_by.clone())
+                .unwrap_or_else(|| "someone".into());
+            self.state.mark_rolled_back(
+                &rolled_back,
+                format!("rolled back to release {} by {by}", intent.release_id),
+                now,
+            );
+        }
+        if self.forced {
+            // Deployed again on purpose, and it ran: no longer held back.
+            self.state
+                .rolled_back
+                .retain(|r| r.release_id != intent.release_id);
+        }
         let current = self.current(intent, requested_by);
         self.observed(intent, images, now);
         self.state.drift.clear();

@@ -164,6 +164,10 @@ impl<'a> Steps<'a> {
         }
         self.writer.description = located.as_ref().and_then(|(_, _, e)| e.description.clone());
         self.writer.release_created = located.as_ref().and_then(|(r, _, _)| r.date_created);
+        self.writer.rollback_of = located.as_ref().and_then(|(_, _, e)| e.rollback_of.clone());
+        self.writer.forced = located
+            .as_ref()
+            .is_some_and(|(_, _, e)| e.force == Some(true));
         self.found = Some(located);
         Ok(())
     }

@@ -35,6 +35,7 @@ const PROGRESS: &[&str] = &[
     "rollback",
     "promotion",
     "deliveries",
+    "rolled_back",
     "history",
     "updated_at",
 ];

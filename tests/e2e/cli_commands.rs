@@ -191,6 +191,7 @@ async fn read_commands_print_their_documented_json_shapes() {
             "project",
             "resync_error",
             "resync_error_at",
+            "rolled_back",
             "running_release",
             "since",
             "status"

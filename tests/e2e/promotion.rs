@@ -203,6 +203,57 @@ async fn a_rollback_on_a_protected_environment_waits_for_its_approval_then_resto
         h.parameters("/shop/images/prod").await[parameter].0,
         "registry.example/web:r1"
     );
+
+    // The rollback sticks: r2 asked for again is refused, saying how to insist.
+    let (code, out, _) = h.run(&["status", "--project", "shop"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("rolled back here (deployed again only with --force): r2"),
+        "{out}"
+    );
+    let (code, _, err) = h.run(&["deploy", "r2", "--env", "prod"]).await;
+    assert_eq!(code, 1, "the CLI refuses it at once");
+    assert!(err.contains("deploy it again with --force"), "{err}");
+    assert_eq!(
+        h.release(TABLE, "r2").await.deployments.len(),
+        1,
+        "nothing written"
+    );
+    // A writer that does not ask the CLI: the controller refuses the entry.
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string();
+    h.request(TABLE, "r2", "prod", &now).await;
+    let refused = h.finished(TABLE, "r2", 1).await;
+    assert_eq!(refused.status, Some(Status::Failed), "{refused:?}");
+    let why = refused.status_message.unwrap();
+    assert!(
+        why.contains("release r2 was rolled back in prod")
+            && why.contains("relctl deploy r2 --env prod --force"),
+        "{why}"
+    );
+    assert_eq!(
+        h.parameters("/shop/images/prod").await[parameter].0,
+        "registry.example/web:r1",
+        "nothing pinned"
+    );
+    // With --force (recorded on the entry) it goes through the loop again.
+    let (code, _, err) = h.run(&["deploy", "r2", "--env", "prod", "--force"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        h.release(TABLE, "r2").await.deployments[2].force,
+        Some(true)
+    );
+    h.until_status(TABLE, "r2", 2, Status::Blocked).await;
+    let (code, _, err) = h.run(&["approve", "r2", "--env", "prod"]).await;
+    assert_eq!(code, 0, "{err}");
+    let forced = h.finished(TABLE, "r2", 2).await;
+    assert_eq!(forced.status, Some(Status::Succeeded), "{forced:?}");
+    let state = h.until_state("shop", "prod", |_| true).await;
+    assert!(
+        state.rolled_back.is_empty(),
+        "deployed on purpose: no longer held back"
+    );
     controller.stop().await;
 }
 

@@ -80,6 +80,15 @@ impl Writer<'_> {
             warn!("the release that last succeeded here is the one that failed; not rolling back");
             return;
         }
+        // It sticks: not deployed here again without --force, nor promoted here.
+        self.state.mark_rolled_back(
+            &intent.release_id,
+            format!(
+                "automatic rollback after it failed: {}",
+                super::bounded(why, REASON)
+            ),
+            self.ctx.now(),
+        );
         // Newer than the failed intent even where its writer's clock ran ahead: an
         // older entry would be taken in as superseded, and the rollback lost.
         let after_failed = crate::model::Timestamp::from_utc(
@@ -126,6 +135,8 @@ impl Writer<'_> {
             status_updated_at: None,
             approved_by: None,
             approved_at: None,
+            force: None,
+            rollback_of: None,
         };
         let written = match self
             .ctx

@@ -47,6 +47,8 @@ impl Steps<'_> {
                 .any(|d| &d.environment.id == target)
             {
                 info!(to = target, "already requested there; not promoted again");
+            } else if let Some(why) = self.rolled_back_there(&release.release_id, target).await? {
+                info!(to = target, why, "rolled back there; not promoted");
             } else if let Some(newer) = self.newer_there(&release, target).await? {
                 info!(
                     to = target,
@@ -75,6 +77,8 @@ impl Steps<'_> {
                     status_updated_at: None,
                     approved_by: None,
                     approved_at: None,
+                    force: None,
+                    rollback_of: None,
                 };
                 match self
                     .ctx
@@ -112,6 +116,20 @@ impl Steps<'_> {
             self.writer.save().await?;
         }
         Ok(())
+    }
+
+    /// Why `release_id` was rolled back in `target`, if it was: never promoted there.
+    async fn rolled_back_there(
+        &self,
+        release_id: &str,
+        target: &str,
+    ) -> Result<Option<String>, Error> {
+        let state = self
+            .ctx
+            .state
+            .get(&EnvKey::new(&self.project.id, target))
+            .await?;
+        Ok(state.rolled_back(release_id).map(|r| r.reason.clone()))
     }
 
     /// The release desired in `target` when it is newer than `release` (by their

@@ -176,6 +176,31 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// An entry relctl writes itself (an automatic rollback, an auto-promotion) for
+    /// the environment `id` (`name`), requested by `relctl ({why})`.
+    pub fn by_relctl(at: Timestamp, id: &str, name: &str, why: &str, description: String) -> Self {
+        Self {
+            index: 0,
+            date_created: super::Stamp::new(at),
+            description: Some(description),
+            environment: EnvironmentRef {
+                id: id.to_owned(),
+                name: Some(name.to_owned()),
+            },
+            requested_by: Some(Person {
+                id: Some("relctl".into()),
+                name: Some(format!("relctl ({why})")),
+            }),
+            status: None,
+            status_message: None,
+            status_updated_at: None,
+            approved_by: None,
+            approved_at: None,
+            force: None,
+            rollback_of: None,
+        }
+    }
+
     /// The same intent, whatever relctl has written into its status fields since.
     pub fn same_intent(&self, other: &Deployment) -> bool {
         self.date_created == other.date_created && self.environment.id == other.environment.id

@@ -14,17 +14,7 @@ use crate::support::{Harness, get, metric, release};
 const TABLE: &str = "relctl-releases";
 
 fn module() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/main.tf"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("main.tf"),
-        format!("{fixture}\nresource \"terraform_data\" \"images\" {{\n  input = var.relctl_images\n}}\n"),
-    )
-    .unwrap();
-    dir
+    crate::support::terraform_module("images", "var.relctl_images")
 }
 
 /// Someone applies by hand, outside relctl, with other images.

@@ -16,17 +16,7 @@ const TABLE: &str = "relctl-releases";
 
 /// The offline fixture plus one resource, so a plan has something to add.
 fn module() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let fixture = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/main.tf"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("main.tf"),
-        format!("{fixture}\nresource \"terraform_data\" \"release\" {{\n  input = var.relctl_release_id\n}}\n"),
-    )
-    .unwrap();
-    dir
+    crate::support::terraform_module("release", "var.relctl_release_id")
 }
 
 async fn harness(dir: &Path, scratch: &Path) -> Harness {

@@ -63,7 +63,7 @@ pub(super) async fn follow(
     let mut pinned: Option<String> = None;
     // How many commands were started (the runner says so before each).
     let mut started = 0usize;
-    let mut findings = super::drift::Findings::default();
+    let mut findings = super::findings::Findings::default();
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
     let status = loop {
         tokio::select! {
@@ -119,26 +119,22 @@ pub(super) async fn follow(
     let ran_any = started > 0;
     let tail: Vec<String> = tail.into_iter().collect();
     let (state, record, message) = match status {
-        Ok(s) if mode == Mode::Drift => match super::drift::ended(s.code(), &findings) {
-            super::drift::Ended::Clean => {
-                let message = "no drift: the plan changes nothing".to_owned();
-                (LocalState::Succeeded(message.clone()), "succeeded", message)
+        Ok(s) if mode == Mode::Drift => {
+            let (record, message, result) = super::findings::ended(s.code(), &findings).record();
+            match result {
+                Ok(None) => (LocalState::Succeeded(message.clone()), record, message),
+                Ok(Some(found)) => (LocalState::Drifted(found), record, message),
+                Err(_) if record == "interrupted" => (LocalState::Interrupted, record, message),
+                // Here the output's tail is at hand: the failure says it.
+                Err(why) => {
+                    let why = format!(
+                        "{why}; last output (at most {TAIL_BYTES} bytes):\n{}",
+                        tail.join("\n")
+                    );
+                    (LocalState::Failed(why.clone()), record, why)
+                }
             }
-            super::drift::Ended::Drifted(found) => {
-                (LocalState::Drifted(found.clone()), "drifted", found)
-            }
-            super::drift::Ended::Interrupted => {
-                let why = "the drift check was interrupted before it finished".to_owned();
-                (LocalState::Interrupted, "interrupted", why)
-            }
-            super::drift::Ended::Failed(why) => {
-                let why = format!(
-                    "{why}; last output (at most {TAIL_BYTES} bytes):\n{}",
-                    tail.join("\n")
-                );
-                (LocalState::Failed(why.clone()), "failed", why)
-            }
-        },
+        }
         Ok(s) if s.success() && mode == Mode::Plan => match planned {
             Some((digest, mut summary)) => {
                 if let Some(revision) = &revision {

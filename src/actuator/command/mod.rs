@@ -28,6 +28,7 @@ use super::{Actuator, ActuatorError, Progress, Run, Start};
 pub mod commands;
 mod drift;
 pub mod ecs_task;
+mod findings;
 mod follow;
 mod runs;
 use crate::{

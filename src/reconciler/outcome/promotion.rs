@@ -5,8 +5,8 @@ use tracing::{info, warn};
 use super::Writer;
 use crate::{
     model::{
-        Images, IntentRef, Person, Stamp, Status, Timestamp,
-        record::{Deployment, EnvironmentRef},
+        Images, IntentRef, Status, Timestamp,
+        record::Deployment,
         state::{Activity, Current, HistoryKind, RollbackMark},
     },
     store::StoreError,
@@ -118,26 +118,13 @@ impl Writer<'_> {
             "automatic rollback: release {} failed in {}: {}",
             mark.failed_release, env.id, mark.reason
         );
-        let entry = Deployment {
-            index: 0,
-            date_created: Stamp::new(mark.date_created),
-            description: Some(description.clone()),
-            environment: EnvironmentRef {
-                id: env.id.clone(),
-                name: Some(env.name.clone()),
-            },
-            requested_by: Some(Person {
-                id: Some("relctl".into()),
-                name: Some("relctl (automatic rollback)".into()),
-            }),
-            status: None,
-            status_message: None,
-            status_updated_at: None,
-            approved_by: None,
-            approved_at: None,
-            force: None,
-            rollback_of: None,
-        };
+        let entry = Deployment::by_relctl(
+            mark.date_created,
+            &env.id,
+            &env.name,
+            "automatic rollback",
+            description.clone(),
+        );
         let written = match self
             .ctx
             .releases

@@ -9,11 +9,7 @@ use tracing::{info, warn};
 
 use super::Steps;
 use crate::{
-    model::{
-        EnvKey, IntentRef, Person, Stamp,
-        record::{Deployment, EnvironmentRef},
-        state::Promotion,
-    },
+    model::{EnvKey, IntentRef, record::Deployment, state::Promotion},
     reconciler::Error,
 };
 
@@ -47,39 +43,20 @@ impl Steps<'_> {
                 .any(|d| &d.environment.id == target)
             {
                 info!(to = target, "already requested there; not promoted again");
-            } else if let Some(why) = self.rolled_back_there(&release.release_id, target).await? {
-                info!(to = target, why, "rolled back there; not promoted");
-            } else if let Some(newer) = self.newer_there(&release, target).await? {
-                info!(
-                    to = target,
-                    runs = newer,
-                    "a newer release is desired there; not promoted"
-                );
+            } else if let Some(why) = self.not_there(&release, target).await? {
+                info!(to = target, why, "not promoted");
             } else {
                 let soak = humantime::format_duration(env.soak);
-                let entry = Deployment {
-                    index: 0,
-                    date_created: Stamp::new(self.ctx.now()),
-                    description: Some(format!(
+                let entry = Deployment::by_relctl(
+                    self.ctx.now(),
+                    &env.id,
+                    &env.name,
+                    "auto-promotion",
+                    format!(
                         "automatic promotion from {} after {soak} there",
                         self.env.id
-                    )),
-                    environment: EnvironmentRef {
-                        id: env.id.clone(),
-                        name: Some(env.name.clone()),
-                    },
-                    requested_by: Some(Person {
-                        id: Some("relctl".into()),
-                        name: Some("relctl (auto-promotion)".into()),
-                    }),
-                    status: None,
-                    status_message: None,
-                    status_updated_at: None,
-                    approved_by: None,
-                    approved_at: None,
-                    force: None,
-                    rollback_of: None,
-                };
+                    ),
+                );
                 match self
                     .ctx
                     .releases
@@ -118,29 +95,19 @@ impl Steps<'_> {
         Ok(())
     }
 
-    /// Why `release_id` was rolled back in `target`, if it was: never promoted there.
-    async fn rolled_back_there(
-        &self,
-        release_id: &str,
-        target: &str,
-    ) -> Result<Option<String>, Error> {
-        let state = self
-            .ctx
-            .state
-            .get(&EnvKey::new(&self.project.id, target))
-            .await?;
-        Ok(state.rolled_back(release_id).map(|r| r.reason.clone()))
-    }
-
-    /// The release desired in `target` when it is newer than `release` (by their
-    /// `date_created`), which a promotion must not move back.
-    async fn newer_there(
+    /// Why `release` must not be promoted to `target`, as `target`'s state says (one
+    /// read): it was rolled back there, or a newer release (by `date_created`) is
+    /// desired there, which a promotion must not move back.
+    async fn not_there(
         &self,
         release: &crate::model::Release,
         target: &str,
     ) -> Result<Option<String>, Error> {
         let key = EnvKey::new(&self.project.id, target);
         let state = self.ctx.state.get(&key).await?;
+        if let Some(mark) = state.rolled_back(&release.release_id) {
+            return Ok(Some(format!("it was rolled back there ({})", mark.reason)));
+        }
         let Some(desired) = state.desired.filter(|d| d.release_id != release.release_id) else {
             return Ok(None);
         };
@@ -151,6 +118,6 @@ impl Steps<'_> {
             // Which is newer cannot be told: do not risk moving it back.
             _ => true,
         };
-        Ok(newer.then_some(desired.release_id))
+        Ok(newer.then(|| format!("a newer release is desired there ({})", desired.release_id)))
     }
 }

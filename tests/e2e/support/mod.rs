@@ -692,3 +692,20 @@ pub async fn metric(running: &Running, series: &str) -> u64 {
 fn written_whole(entry: &Deployment) -> bool {
     entry.status.is_none() || (entry.status_message.is_some() && entry.status_updated_at.is_some())
 }
+
+/// A private copy of the offline Terraform fixture (tests/fixtures/terraform) with one
+/// `terraform_data` resource `name` whose input is `input` (a Terraform expression), so
+/// a plan has something to add, change or find drifted.
+pub fn terraform_module(name: &str, input: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/main.tf"),
+    )
+    .expect("fixture");
+    std::fs::write(
+        dir.path().join("main.tf"),
+        format!("{fixture}\nresource \"terraform_data\" \"{name}\" {{\n  input = {input}\n}}\n"),
+    )
+    .expect("module written");
+    dir
+}

@@ -217,18 +217,56 @@ pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
             images,
             message,
             run,
-        } if facts.env.verify.bakes() && !baking(facts.state, &intent) => Step::Bake {
-            until: Timestamp::from_utc(
-                now.as_utc()
-                    + chrono::Duration::from_std(facts.env.verify.bake).unwrap_or_default(),
-            ),
+        } if facts.env.verify.bakes()
+            && !baking(facts.state, &intent)
+            && !is_rollback(facts, &intent) =>
+        {
+            Step::Bake {
+                until: Timestamp::from_utc(
+                    now.as_utc()
+                        + chrono::Duration::from_std(facts.env.verify.bake).unwrap_or_default(),
+                ),
+                intent,
+                images,
+                message,
+                run,
+            }
+        }
+        // A rollback is not baked: its own verification ran, and what it replaces is
+        // already known bad.
+        Step::Succeed {
             intent,
             images,
             message,
             run,
+        } if facts.env.verify.bakes() && is_rollback(facts, &intent) => Step::Succeed {
+            intent,
+            images,
+            message: format!("{message}; a rollback: not baked"),
+            run,
         },
         step => step,
     }
+}
+
+/// Whether `intent` rolls back to a release that ran here: relctl's own automatic
+/// rollback, or an entry of `relctl rollback` (`rollback_of`) to a release the
+/// controller verified here with the images it has now. Such a deployment is not baked
+/// and promotes nothing onwards.
+pub(crate) fn is_rollback(facts: &Facts<'_>, intent: &IntentRef) -> bool {
+    let Found::Entry { entry, release, .. } = &facts.found else {
+        return false;
+    };
+    let Ok(images) = resolve_images(release, facts.template) else {
+        return false;
+    };
+    let digest = images_digest(&images);
+    let automatic = facts
+        .state
+        .rollback
+        .as_ref()
+        .is_some_and(|m| m.is(intent) && m.images == digest);
+    automatic || (entry.rollback_of.is_some() && facts.own.is_some_and(|v| v.images == digest))
 }
 
 fn baking(state: &EnvState, intent: &IntentRef) -> bool {
@@ -715,7 +753,7 @@ fn observe(
 /// environment's alarms quiet (an alarm's change of state starts the soak again; one in
 /// ALARM holds it).
 fn promote(facts: &Facts<'_>, intent: &IntentRef, images: &Images, now: Timestamp) -> Option<Step> {
-    if facts.promotes_to.is_empty() {
+    if facts.promotes_to.is_empty() || is_rollback(facts, intent) {
         return None;
     }
     let observed = facts.state.observed.as_ref()?;

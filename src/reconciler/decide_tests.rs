@@ -968,3 +968,33 @@ fn a_release_that_soaked_with_quiet_alarms_is_promoted_onwards_once() {
     });
     assert_eq!(f.decide(), Step::Nothing);
 }
+
+#[test]
+fn a_rollback_to_a_release_verified_here_is_not_baked() {
+    let mut f = fixture().started();
+    f.env.verify.alarms = vec!["5xx".into()];
+    f.env.verify.bake = Duration::from_secs(600);
+    f.seen.written = Some(vec![change("app")]);
+    f.seen.pins = Some(vec![]);
+    f.entry.rollback_of = Some("r2".into());
+    assert!(
+        matches!(f.decide(), Step::Bake { .. }),
+        "rollback_of alone is a claim: a release never verified here bakes"
+    );
+    // It ran here before (an earlier intent), with these images: a fast rollback.
+    f.own = Some(crate::store::verified::Verified {
+        date_created: at("2024-04-01T10:00:00"),
+        images: crate::model::images_digest(&f.images()),
+    });
+    assert!(
+        matches!(f.decide(), Step::Succeed { message, .. } if message.ends_with("a rollback: not baked")),
+        "{:?}",
+        f.decide()
+    );
+    // Its images changed since they ran here: an ordinary deployment, baked.
+    f.own = Some(crate::store::verified::Verified {
+        date_created: at("2024-04-01T10:00:00"),
+        images: "other".into(),
+    });
+    assert!(matches!(f.decide(), Step::Bake { .. }));
+}

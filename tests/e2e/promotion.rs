@@ -122,8 +122,8 @@ async fn an_alarm_during_the_bake_fails_the_deployment_and_one_rollback_follows(
         why.contains("alarm \"prod-5xx\" is in ALARM") && why.contains("test set ALARM"),
         "{why}"
     );
-    // relctl's own deployment of r1, saying why; with the alarm still raised it fails
-    // in its own bake, and is not rolled back again.
+    // relctl's own deployment of r1, saying why. A rollback is not baked (the alarm is
+    // still raised): its own verification is what it waits for.
     let rollback = h.finished(TABLE, "r1", 1).await;
     let description = rollback.description.clone().unwrap_or_default();
     assert!(
@@ -134,7 +134,14 @@ async fn an_alarm_during_the_bake_fails_the_deployment_and_one_rollback_follows(
         rollback.requested_by.as_ref().and_then(|p| p.id.as_deref()),
         Some("relctl")
     );
-    assert_eq!(rollback.status, Some(Status::Failed), "{rollback:?}");
+    assert_eq!(rollback.status, Some(Status::Succeeded), "{rollback:?}");
+    assert!(
+        rollback
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.ends_with("a rollback: not baked")),
+        "{rollback:?}"
+    );
     assert_eq!(h.release(TABLE, "r1").await.deployments.len(), 2);
     assert_eq!(h.release(TABLE, "r2").await.deployments.len(), 1);
     let state = h.until_state("shop", "prod", |_| true).await;
@@ -194,11 +201,12 @@ async fn a_rollback_on_a_protected_environment_waits_for_its_approval_then_resto
         waiting.contains("relctl approve r1 --env prod"),
         "{waiting}"
     );
-    set(&cw, "OK").await;
+    // Approved with the alarm still raised: a rollback skips the bake, so it succeeds.
     let (code, _, err) = h.run(&["approve", "r1", "--env", "prod"]).await;
     assert_eq!(code, 0, "{err}");
     let rollback = h.finished(TABLE, "r1", 1).await;
     assert_eq!(rollback.status, Some(Status::Succeeded), "{rollback:?}");
+    set(&cw, "OK").await;
     assert_eq!(
         h.parameters("/shop/images/prod").await[parameter].0,
         "registry.example/web:r1"

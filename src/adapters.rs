@@ -103,6 +103,7 @@ pub struct Built {
     cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
     eventbridge: OnceLock<aws_sdk_eventbridge::Client>,
+    iam: OnceLock<aws_sdk_iam::Client>,
 }
 
 macro_rules! client {
@@ -136,6 +137,7 @@ impl Clients<'_> {
     client!(cloudwatch, aws_sdk_cloudwatch, "monitoring");
     client!(sns, aws_sdk_sns, "sns");
     client!(eventbridge, aws_sdk_eventbridge, "events");
+    client!(iam, aws_sdk_iam, "iam");
 }
 
 pub async fn build(

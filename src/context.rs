@@ -15,6 +15,13 @@ use crate::{
     store::{ReleaseStore, StateStore, attestations::Attestations, setup::TableProblems},
 };
 
+/// What proves who did what: the approvals table, and the unique ids of the principals
+/// the configuration lists.
+pub struct Trust {
+    pub attestations: Attestations,
+    pub principals: Arc<crate::aws::principals::Resolver>,
+}
+
 pub struct Context {
     pub config: Arc<Config>,
     pub releases: ReleaseStore,
@@ -37,6 +44,8 @@ pub struct Context {
     pub resync_errors: std::sync::Mutex<HashMap<EnvKey, Option<String>>>,
     /// Tells the environments' sinks what happened (never waited for).
     pub notifier: crate::notify::Notifier,
+    /// The unique ids of the principals `approvers` and `break_glass` list.
+    pub principals: Arc<crate::aws::principals::Resolver>,
 }
 
 impl Context {
@@ -44,11 +53,15 @@ impl Context {
         config: Arc<Config>,
         releases: ReleaseStore,
         state: StateStore,
-        attestations: Attestations,
+        trust: Trust,
         adapters: HashMap<EnvKey, Adapters>,
         metrics: Arc<Metrics>,
         tables: Arc<TableProblems>,
     ) -> Self {
+        let Trust {
+            attestations,
+            principals,
+        } = trust;
         let backoffs = Backoffs::new(config.controller.backoff_min, config.controller.backoff_max);
         let metrics_for_notify = metrics.clone();
         Self {
@@ -65,6 +78,7 @@ impl Context {
             tables,
             resync_errors: Default::default(),
             notifier: crate::notify::Notifier::new(metrics_for_notify),
+            principals,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::config::Config;
 
 pub mod error;
 pub mod limit;
+pub mod principals;
 
 pub use error::{AwsError, ErrorClass, classify, error_message};
 

@@ -63,6 +63,20 @@ pub async fn run(config: &Config, aws: &Aws, args: ApproveArgs) -> Result<(), Fa
         None => images_digest(&images),
     };
     let me = aws.principal().await?;
+    if !environment.approvers.is_empty()
+        && !environment
+            .approvers
+            .iter()
+            .filter_map(|a| crate::model::principals::IamArn::parse(a).ok())
+            .any(|a| a.names(&me.arn))
+    {
+        return Err(Failure::refused(format!(
+            "environment {} takes approvals only from {}; you are {}, so nothing was approved",
+            environment.id,
+            environment.approvers.join(", "),
+            me.arn
+        )));
+    }
     // Refuse now what the controller would refuse later (four eyes).
     let attestations = aws.attestations(config);
     let subject = subject(&key, &intent);

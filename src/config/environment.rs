@@ -29,6 +29,14 @@ pub struct Environment {
     /// With `protected`: the approver must not be the requester.
     #[serde(default)]
     pub four_eyes: bool,
+    /// With `protected`: only these IAM users and roles (any session of a role) may
+    /// approve. Empty: anyone the approvers' policy lets record an approval.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// IAM users and roles that may deploy during a freeze or a pause
+    /// (`relctl deploy --break-glass --reason …`).
+    #[serde(default)]
+    pub break_glass: Vec<String>,
     /// Windows in which nothing is applied here: deployments wait `frozen` until the end.
     #[serde(default)]
     pub freeze: Vec<FreezeWindow>,
@@ -377,6 +385,21 @@ impl Environment {
             && !arn.starts_with("arn:")
         {
             problems.push(format!("{at}.role_arn: {arn:?} is not an ARN"));
+        }
+        for (key, list) in [
+            ("approvers", &self.approvers),
+            ("break_glass", &self.break_glass),
+        ] {
+            for (i, arn) in list.iter().enumerate() {
+                if let Err(why) = crate::model::principals::IamArn::parse(arn) {
+                    problems.push(format!("{at}.{key}[{i}]: {why}"));
+                }
+            }
+        }
+        if !self.approvers.is_empty() && !self.protected {
+            problems.push(format!(
+                "{at}.approvers: name who may approve a deployment to a protected environment; set `protected = true`"
+            ));
         }
     }
 }

@@ -17,6 +17,7 @@ pub const ENDPOINT_SERVICES: &[&str] = &[
     "dynamodb",
     "dynamodbstreams",
     "sts",
+    "iam",
 ];
 
 impl Config {

@@ -13,7 +13,7 @@ use tracing::{Instrument, error, field::Empty, info, info_span, warn};
 
 use super::{ControllerError, Shared, tables::Watchers};
 use crate::{
-    context::Context,
+    context::{Context, Trust},
     intake::resync,
     metrics::ReconcileLabels,
     model::EnvKey,
@@ -39,7 +39,10 @@ pub async fn lead(
         config.clone(),
         ReleaseStore::new(shared.dynamodb.clone()),
         shared.state.clone().fenced(fence.clone()),
-        Attestations::new(shared.dynamodb.clone(), &config.tables.approvals),
+        Trust {
+            attestations: Attestations::new(shared.dynamodb.clone(), &config.tables.approvals),
+            principals: shared.principals.clone(),
+        },
         shared.adapters.clone(),
         shared.metrics.clone(),
         shared.health.tables.clone(),

@@ -58,6 +58,8 @@ pub struct Shared {
     pub runs: Arc<Runs>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// The unique ids of the principals `approvers` and `break_glass` list.
+    pub principals: Arc<crate::aws::principals::Resolver>,
     /// The current term's context, for the HTTP handlers; None on a standby.
     pub current: RwLock<Option<Arc<Context>>>,
 }
@@ -171,7 +173,9 @@ pub async fn run(
         config.lease.duration,
         config.controller.runner.clone(),
     ));
+    let principals = Arc::new(crate::aws::principals::Resolver::new(clients.iam()));
     let shared = Arc::new(Shared {
+        principals,
         adapters: crate::adapters::build(&config, sdk, &metrics, &runs).await,
         runs,
         state,

@@ -86,6 +86,18 @@ pub fn controller(config: &Config, scope: &Scope) -> Policy {
         ["dynamodb:Query"],
         [format!("{approvals}/index/{SUBJECT_GSI}")],
     ));
+    // `approvers` and `break_glass` name principals by ARN; the controller matches the
+    // approvals table's proven ids against their unique ids.
+    let mut listed: Vec<&str> = environments(config)
+        .flat_map(|(_, env)| env.approvers.iter().chain(&env.break_glass))
+        .map(String::as_str)
+        .collect();
+    listed.sort_unstable();
+    listed.dedup();
+    let (users, roles): (Vec<&str>, Vec<&str>) =
+        listed.into_iter().partition(|arn| arn.contains(":user/"));
+    policy.add(Statement::new("LookUpListedUsers", ["iam:GetUser"], users));
+    policy.add(Statement::new("LookUpListedRoles", ["iam:GetRole"], roles));
     let roles: Vec<&str> = environments(config)
         .filter_map(|(_, env)| env.role_arn.as_deref())
         .collect();

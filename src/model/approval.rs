@@ -28,6 +28,41 @@ pub struct Approvals {
     pub approvers: Vec<Principal>,
     /// Who requested it, as their own attestations (written by `relctl deploy`) prove.
     pub requesters: Vec<Principal>,
+    /// Approvals that do not count: by principals the environment's `approvers` does
+    /// not list.
+    pub not_listed: Vec<Principal>,
+    /// The environment's `approvers`, where it lists them, and why the list could not
+    /// be looked up (then nobody counts).
+    pub listed: Vec<String>,
+    pub list_error: Option<String>,
+}
+
+impl Approvals {
+    /// Keeps only the approvals by principals of `approvers` (the configured ARNs, and
+    /// their unique ids as IAM resolved them); none where they could not be resolved.
+    pub fn only(
+        mut self,
+        approvers: &[String],
+        resolved: Result<&[super::principals::Listed], &str>,
+    ) -> Self {
+        if approvers.is_empty() {
+            return self;
+        }
+        self.listed = approvers.to_vec();
+        let (admitted, not_listed) = match resolved {
+            Ok(listed) => self
+                .approvers
+                .into_iter()
+                .partition(|a| super::principals::admitted(listed, a)),
+            Err(why) => {
+                self.list_error = Some(why.to_owned());
+                (Vec::new(), self.approvers)
+            }
+        };
+        self.approvers = admitted;
+        self.not_listed = not_listed;
+        self
+    }
 }
 
 /// Why a deployment to a protected environment must still wait, if it must.
@@ -39,9 +74,30 @@ pub fn approval_missing(
 ) -> Option<String> {
     let approve = format!("`relctl approve {release_id} --env {environment}`");
     if approvals.approvers.is_empty() {
-        return Some(format!(
-            "environment {environment} is protected: waiting for an approval ({approve})"
-        ));
+        if approvals.listed.is_empty() {
+            return Some(format!(
+                "environment {environment} is protected: waiting for an approval ({approve})"
+            ));
+        }
+        let mut why = format!(
+            "environment {environment} is protected: waiting for an approval by one of {} ({approve})",
+            approvals.listed.join(", ")
+        );
+        if !approvals.not_listed.is_empty() {
+            let who: Vec<&str> = approvals
+                .not_listed
+                .iter()
+                .map(|p| p.arn.as_str())
+                .collect();
+            why.push_str(&format!(
+                "; approvals by {} do not count: not listed in `approvers`",
+                who.join(", ")
+            ));
+        }
+        if let Some(error) = &approvals.list_error {
+            why.push_str(&format!("; {error}"));
+        }
+        return Some(why);
     }
     if !four_eyes {
         return None;
@@ -90,7 +146,7 @@ mod tests {
     fn any_recorded_approval_counts_without_four_eyes() {
         let approvals = Approvals {
             approvers: vec![principal("alice")],
-            requesters: vec![],
+            ..Default::default()
         };
         assert_eq!(approval_missing(&approvals, "r1", "prod", false), None);
     }
@@ -99,7 +155,7 @@ mod tests {
     fn four_eyes_needs_a_known_requester_and_another_approver() {
         let mut approvals = Approvals {
             approvers: vec![principal("alice")],
-            requesters: vec![],
+            ..Default::default()
         };
         let unknown = approval_missing(&approvals, "r1", "live", true).unwrap_or_default();
         assert!(unknown.contains("not recorded"), "{unknown}");
@@ -115,6 +171,41 @@ mod tests {
         assert!(approval_missing(&approvals, "r1", "live", true).is_some());
         approvals.approvers.push(principal("carol"));
         assert_eq!(approval_missing(&approvals, "r1", "live", true), None);
+    }
+
+    #[test]
+    fn only_listed_approvers_count_and_an_unresolved_list_admits_nobody() {
+        use crate::model::principals::Listed;
+        let listed = [Listed {
+            arn: "arn:aws:iam::1:role/rm".into(),
+            id: "AROARM".into(),
+            role: true,
+        }];
+        let approvals = || Approvals {
+            approvers: vec![principal("AIDAMALLORY"), principal("AROARM:alice")],
+            ..Default::default()
+        };
+        let list = vec!["arn:aws:iam::1:role/rm".to_owned()];
+        let kept = approvals().only(&list, Ok(&listed));
+        assert_eq!(kept.approvers, vec![principal("AROARM:alice")]);
+        assert_eq!(approval_missing(&kept, "r1", "prod", false), None);
+        let only_mallory = Approvals {
+            approvers: vec![principal("AIDAMALLORY")],
+            ..Default::default()
+        }
+        .only(&list, Ok(&listed));
+        let why = approval_missing(&only_mallory, "r1", "prod", false).unwrap_or_default();
+        assert!(
+            why.contains("waiting for an approval by one of arn:aws:iam::1:role/rm")
+                && why.contains("approvals by arn:aws:iam::1:user/AIDAMALLORY do not count"),
+            "{why}"
+        );
+        let unresolved = approvals().only(&list, Err("cannot tell who it is"));
+        assert!(unresolved.approvers.is_empty());
+        let why = approval_missing(&unresolved, "r1", "prod", false).unwrap_or_default();
+        assert!(why.ends_with("; cannot tell who it is"), "{why}");
+        // No list: every recorded approval counts.
+        assert_eq!(approvals().only(&[], Err("unused")).approvers.len(), 2);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod intent;
 pub mod limits;
 pub mod manifest;
 pub mod plan;
+pub mod principals;
 pub mod record;
 pub mod shown;
 pub mod state;

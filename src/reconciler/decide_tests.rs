@@ -343,6 +343,7 @@ fn a_protected_environment_blocks_until_approved_and_records_it_once() {
     f.approvals = Some(Approvals {
         approvers: vec![principal("reviewer")],
         requesters: vec![],
+        ..Default::default()
     });
     assert!(
         matches!(f.decide(), Step::Start { .. }),
@@ -373,6 +374,7 @@ fn four_eyes_refuses_the_requester_as_approver() {
     f.approvals = Some(Approvals {
         approvers: vec![principal("someone")],
         requesters: vec![principal("someone")],
+        ..Default::default()
     });
     let Step::Block { message, .. } = f.decide() else {
         panic!("{:?}", f.decide());
@@ -381,6 +383,7 @@ fn four_eyes_refuses_the_requester_as_approver() {
     f.approvals = Some(Approvals {
         approvers: vec![principal("someone"), principal("reviewer")],
         requesters: vec![principal("someone")],
+        ..Default::default()
     });
     assert!(matches!(f.decide(), Step::Start { .. }));
 }

@@ -145,8 +145,7 @@ impl<'a> Steps<'a> {
                 .map(|images| images_digest(&images))
                 .unwrap_or_default();
             if self.env.protected {
-                let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
-                self.approvals = Some(approvals(&attested, &digest));
+                self.approvals = Some(self.approvals_of(intent, &digest).await?);
             }
             let mut envs = self.env.requires.clone();
             envs.push(self.key.environment.clone());
@@ -170,6 +169,21 @@ impl<'a> Steps<'a> {
             .is_some_and(|(_, _, e)| e.force == Some(true));
         self.found = Some(located);
         Ok(())
+    }
+
+    /// What the approvals table holds for `intent` about `digest` (its images, or its
+    /// plan), with only the approvals of principals `approvers` lists counting.
+    async fn approvals_of(&self, intent: &IntentRef, digest: &str) -> Result<Approvals, Error> {
+        let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
+        let found = approvals(&attested, digest);
+        if self.env.approvers.is_empty() {
+            return Ok(found);
+        }
+        let resolved = self.ctx.principals.listed(&self.env.approvers).await;
+        Ok(found.only(
+            &self.env.approvers,
+            resolved.as_deref().map_err(String::as_str),
+        ))
     }
 
     fn target(&self) -> Option<&IntentRef> {
@@ -286,12 +300,7 @@ impl<'a> Steps<'a> {
                     let digest = digest.clone();
                     // An approval of this plan, by its digest, lets the apply go on;
                     // one of the images (or of another plan) does not.
-                    let attested = self
-                        .ctx
-                        .attestations
-                        .of(&subject(self.key, &intent))
-                        .await?;
-                    let found = approvals(&attested, &digest);
+                    let found = self.approvals_of(&intent, &digest).await?;
                     let approved = crate::model::approval::approval_missing(
                         &found,
                         &intent.release_id,

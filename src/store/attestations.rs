@@ -23,15 +23,44 @@ pub enum Kind {
     Approve,
     /// "I requested this deployment" (written by `relctl deploy`).
     Request,
+    /// "I break the glass: deploy this during the freeze or pause" (`deploy --break-glass`).
+    BreakGlass,
+    /// "I cancel this deployment" (`relctl cancel`).
+    Cancel,
+    /// Of an environment (subject [`env_subject`]): "I pause it" (`relctl pause`).
+    Pause,
+    /// Of an environment: "I end these pauses" (`relctl resume`).
+    Resume,
 }
 
 impl Kind {
-    fn prefix(self) -> &'static str {
+    pub const ALL: [Kind; 6] = [
+        Self::Approve,
+        Self::Request,
+        Self::BreakGlass,
+        Self::Cancel,
+        Self::Pause,
+        Self::Resume,
+    ];
+
+    pub fn prefix(self) -> &'static str {
         match self {
             Self::Approve => "approve#",
             Self::Request => "request#",
+            Self::BreakGlass => "break_glass#",
+            Self::Cancel => "cancel#",
+            Self::Pause => "pause#",
+            Self::Resume => "resume#",
         }
     }
+}
+
+/// What an attestation says beside its kind and digest.
+#[derive(Debug, Clone, Default)]
+pub struct Said<'a> {
+    pub reason: Option<&'a str>,
+    /// A resume: the pauses it ends ([`Attestation::token`]).
+    pub ends: &'a [String],
 }
 
 /// One attestation as read back.
@@ -41,6 +70,52 @@ pub struct Attestation {
     pub by: Principal,
     /// The digest of the images it was about.
     pub images: String,
+    /// Why (a pause, a cancel, a break-glass).
+    pub reason: Option<String>,
+    /// When, as its writer's clock said (shown, never ordered by).
+    pub at: String,
+    /// A resume: the pauses it ends.
+    pub ends: Vec<String>,
+}
+
+impl Attestation {
+    /// Names this attestation as its writer made it: a resume ends pauses by these, so
+    /// a pause written again (by anyone) after a resume is not ended by it.
+    pub fn token(&self) -> String {
+        format!("{}@{}", self.by.id, self.at)
+    }
+}
+
+/// The subject an environment's own controls (pause, resume) are recorded under.
+pub fn env_subject(key: &EnvKey) -> String {
+    format!("{}#{}", key.project, key.environment)
+}
+
+/// A pause in force: who paused the environment, why, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paused {
+    pub by: Principal,
+    pub reason: String,
+    pub at: String,
+}
+
+/// Whether the environment whose controls are `attestations` is paused: a pause no
+/// resume ended (the newest such, if several people paused it).
+pub fn paused(attestations: &[Attestation]) -> Option<Paused> {
+    let ended: std::collections::HashSet<&str> = attestations
+        .iter()
+        .filter(|a| a.kind == Kind::Resume)
+        .flat_map(|a| a.ends.iter().map(String::as_str))
+        .collect();
+    attestations
+        .iter()
+        .filter(|a| a.kind == Kind::Pause && !ended.contains(a.token().as_str()))
+        .max_by(|a, b| a.at.cmp(&b.at))
+        .map(|a| Paused {
+            by: a.by.clone(),
+            reason: a.reason.clone().unwrap_or_default(),
+            at: a.at.clone(),
+        })
 }
 
 /// The subject an attestation about `intent` is recorded under; the date is the
@@ -84,15 +159,36 @@ impl Attestations {
         images: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.client
+        self.record_saying(kind, by, subject, images, now, Said::default())
+            .await
+    }
+
+    /// [`Self::record`], with a reason (and, for a resume, the pauses it ends).
+    pub async fn record_saying(
+        &self,
+        kind: Kind,
+        by: &Principal,
+        subject: &str,
+        images: &str,
+        now: Timestamp,
+        said: Said<'_>,
+    ) -> Result<(), StoreError> {
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("principal", s(format!("{}{}", kind.prefix(), by.id)))
             .item("subject", s(subject))
             .item("arn", s(&by.arn))
             .item("images", s(images))
-            .item("at", s(now.to_wire()))
-            .send()
+            .item("at", s(now.to_wire()));
+        if let Some(reason) = said.reason {
+            put = put.item("reason", s(reason));
+        }
+        if !said.ends.is_empty() {
+            put = put.item("ends", AttributeValue::Ss(said.ends.to_vec()));
+        }
+        put.send()
             .await
             .map_err(|e| StoreError::aws("PutItem", &self.table, e))?;
         Ok(())
@@ -123,11 +219,10 @@ impl Attestations {
                 let Some(key) = text("principal") else {
                     continue;
                 };
-                let (kind, id) = if let Some(id) = key.strip_prefix(Kind::Approve.prefix()) {
-                    (Kind::Approve, id.to_owned())
-                } else if let Some(id) = key.strip_prefix(Kind::Request.prefix()) {
-                    (Kind::Request, id.to_owned())
-                } else {
+                let Some((kind, id)) = Kind::ALL
+                    .iter()
+                    .find_map(|k| key.strip_prefix(k.prefix()).map(|id| (*k, id.to_owned())))
+                else {
                     continue;
                 };
                 found.push(Attestation {
@@ -137,6 +232,12 @@ impl Attestations {
                         id,
                     },
                     images: text("images").unwrap_or_default(),
+                    reason: text("reason"),
+                    at: text("at").unwrap_or_default(),
+                    ends: match item.get("ends") {
+                        Some(AttributeValue::Ss(ends)) => ends.clone(),
+                        _ => Vec::new(),
+                    },
                 });
             }
             match page.last_evaluated_key {
@@ -164,5 +265,6 @@ pub fn approvals(attestations: &[Attestation], images: &str) -> crate::model::ap
             .filter(|a| a.kind == Kind::Request)
             .map(|a| a.by.clone())
             .collect(),
+        ..Default::default()
     }
 }

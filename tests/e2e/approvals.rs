@@ -224,3 +224,87 @@ async fn a_deployment_during_a_freeze_waits_frozen_and_goes_ahead_after() {
     assert!(chrono::Utc::now() >= until, "applied only after the window");
     controller.stop().await;
 }
+
+/// `approvers` lists a role: only its sessions' approvals count, whatever ARN an
+/// approval's writer claims (the controller matches IAM's unique id of the role).
+#[tokio::test]
+async fn only_principals_listed_in_approvers_may_approve() {
+    let h = Harness::new(
+        r#"
+[[projects]]
+id = "bugfarm"
+name = "Bug farm"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+protected = true
+approvers = ["arn:aws:iam::123456789012:role/release-managers"]
+"#,
+    )
+    .await;
+    h.put_release(
+        TABLE,
+        release("r1", "bugfarm", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let manager = h.assume("release-managers", "alice").await;
+    let mallory = h.identity("mallory").await;
+    let controller = h.start_controller().await;
+    assert_eq!(h.run(&["deploy", "r1", "--env", "prod"]).await.0, 0);
+    let waiting = h.until_status(TABLE, "r1", 0, Status::Blocked).await;
+    assert!(
+        waiting.contains(
+            "waiting for an approval by one of arn:aws:iam::123456789012:role/release-managers"
+        ),
+        "{waiting}"
+    );
+    // The CLI refuses an unlisted approver at once, and writes nothing.
+    let (code, _, err) = h
+        .run_as(&mallory, &["approve", "r1", "--env", "prod"])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("takes approvals only from arn:aws:iam::123456789012:role/release-managers")
+            && err.contains(&mallory.arn),
+        "{err}"
+    );
+    // An approval written past the CLI, under mallory's own key, claiming the role's ARN:
+    // it does not count, and the status says whose did not.
+    let requested = h.release(TABLE, "r1").await.deployments[0].date_created.at;
+    let subject = format!("bugfarm#prod#r1#{}", requested.to_wire());
+    let digest =
+        relctl::model::images_digest(&[("app".to_owned(), "r.example/app:1".to_owned())].into());
+    h.put_raw(
+        "relctl-approvals",
+        &json!({
+            "principal": { "S": format!("approve#{}", mallory.user_id) },
+            "subject": { "S": subject },
+            "arn": { "S": "arn:aws:iam::123456789012:role/release-managers" },
+            "images": { "S": digest },
+            "at": { "S": "2026-12-01T10:00:00.000000" },
+        }),
+    )
+    .await;
+    let state = h
+        .until_state("bugfarm", "prod", |s| {
+            s.activity
+                .message()
+                .is_some_and(|m| m.contains("do not count: not listed in `approvers`"))
+        })
+        .await;
+    assert_eq!(state.activity.status(), Some(Status::Blocked));
+    assert!(h.parameters("/bugfarm").await.is_empty(), "nothing pinned");
+
+    // A session of the listed role approves.
+    let (code, _, err) = h
+        .run_as(&manager, &["approve", "r1", "--env", "prod"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        h.finished(TABLE, "r1", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    assert_eq!(h.parameters("/bugfarm/images/prod").await.len(), 1);
+    controller.stop().await;
+}

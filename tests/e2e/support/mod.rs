@@ -208,8 +208,44 @@ impl Harness {
         Identity {
             access_key: key.access_key_id,
             secret: key.secret_access_key,
+            session_token: None,
             arn: user.arn,
             user_id: user.user_id,
+        }
+    }
+
+    /// A session `session` of the IAM role `role` (created if it is not there): STS
+    /// names the caller `arn:aws:sts::…:assumed-role/{role}/{session}`, `aws:userid`
+    /// `AROA…:{session}`.
+    pub async fn assume(&self, role: &str, session: &str) -> Identity {
+        let iam = aws_sdk_iam::Client::new(&self.sdk);
+        let arn = format!("arn:aws:iam::123456789012:role/{role}");
+        if iam.get_role().role_name(role).send().await.is_err() {
+            iam.create_role()
+                .role_name(role)
+                .assume_role_policy_document(
+                    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#,
+                )
+                .send()
+                .await
+                .expect("create IAM role");
+        }
+        let sts = aws_sdk_sts::Client::new(&self.sdk);
+        let out = sts
+            .assume_role()
+            .role_arn(&arn)
+            .role_session_name(session)
+            .send()
+            .await
+            .expect("assume the role");
+        let credentials = out.credentials.expect("credentials");
+        let user = out.assumed_role_user.expect("the assumed role user");
+        Identity {
+            access_key: credentials.access_key_id,
+            secret: credentials.secret_access_key,
+            session_token: Some(credentials.session_token),
+            arn: user.arn,
+            user_id: user.assumed_role_id,
         }
     }
 
@@ -220,6 +256,9 @@ impl Harness {
             .args(args)
             .env("AWS_ACCESS_KEY_ID", &who.access_key)
             .env("AWS_SECRET_ACCESS_KEY", &who.secret);
+        if let Some(token) = &who.session_token {
+            command.env("AWS_SESSION_TOKEN", token);
+        }
         let output = tokio::process::Command::from(command)
             .output()
             .await
@@ -523,6 +562,7 @@ impl Harness {
 pub struct Identity {
     pub access_key: String,
     pub secret: String,
+    pub session_token: Option<String>,
     pub arn: String,
     /// What IAM calls `aws:userid` for this user.
     pub user_id: String,

@@ -27,6 +27,13 @@ pub struct DeployArgs {
     /// Deploy a release that was rolled back in this environment (recorded on the entry).
     #[arg(long)]
     pub force: bool,
+    /// Deploy during a freeze or a pause, as a principal the environment's
+    /// `break_glass` lists; needs --reason (recorded and notified).
+    #[arg(long, requires = "reason")]
+    pub break_glass: bool,
+    /// Why the glass is broken.
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 pub async fn run(config: &Config, aws: &Aws, args: DeployArgs) -> Result<(), Failure> {
@@ -43,6 +50,11 @@ pub async fn run(config: &Config, aws: &Aws, args: DeployArgs) -> Result<(), Fai
             description: args.description.clone(),
             force: args.force,
             rollback_of: None,
+            break_glass: if args.break_glass {
+                args.reason.clone()
+            } else {
+                None
+            },
         },
     )
     .await?;

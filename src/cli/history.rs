@@ -58,6 +58,10 @@ pub async fn run(
             ),
             _ => p.status_message.clone().unwrap_or_default(),
         };
+        let message = match &p.break_glass {
+            Some(glass) => format!("{glass}; {message}"),
+            None => message,
+        };
         out!(
             "{:<28} {:<38} {:<18} {:<12} {}",
             p.date_created,

@@ -32,6 +32,7 @@ mod history;
 mod iam_policy;
 mod lookup;
 mod past;
+mod pause;
 mod release;
 mod report;
 mod request;
@@ -82,6 +83,11 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Past deployments to an environment: who, when, outcome.
     History(history::HistoryArgs),
+    /// Stop the line: new deployments to an environment wait `paused`; self-heal and
+    /// auto-promotion stop there.
+    Pause(pause::PauseArgs),
+    /// End a pause: waiting deployments go ahead.
+    Resume(pause::ResumeArgs),
     /// Delivery metrics (DORA) of a project's environments: deployment frequency, lead
     /// time, change failure rate, time to restore.
     Report(report::ReportArgs),
@@ -200,6 +206,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Approve(args) => approve::run(&config, &aws, args).await,
         Command::Wait(args) => wait::run(&config, &aws, args).await,
         Command::History(args) => history::run(&config, &aws, args, output).await,
+        Command::Pause(args) => pause::pause(&config, &aws, args).await,
+        Command::Resume(args) => pause::resume(&config, &aws, args).await,
         Command::Report(args) => report::run(&config, &aws, args, output).await,
         Command::Rollback(args) => rollback::run(&config, &aws, args).await,
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,

@@ -25,6 +25,9 @@ pub struct Past {
     pub status: String,
     pub status_message: Option<String>,
     pub status_updated_at: Option<String>,
+    /// Let through a pause or a freeze: by whom and why, as the controller recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<String>,
 }
 
 /// Every deployment to `key`, newest first, at most `limit`.
@@ -60,6 +63,7 @@ pub async fn deployments(
                 status: entry.status.map_or("pending", Status::as_str).to_owned(),
                 status_message: entry.status_message.clone(),
                 status_updated_at: entry.status_updated_at.map(|t| t.to_wire()),
+                break_glass: None,
             };
             found.push((past, release.clone()));
         }
@@ -82,6 +86,12 @@ pub fn mark_rollbacks(past: &mut [Past], state: &crate::model::state::EnvState) 
         if ours.contains(&(p.release_id.clone(), p.date_created.clone())) {
             p.kind = "rollback";
         }
+        // A break-glass, as the controller recorded it (the entry's own says nothing).
+        p.break_glass = state
+            .history
+            .iter()
+            .find(|e| e.release_id == p.release_id && e.date_created.to_wire() == p.date_created)
+            .and_then(|e| e.break_glass.clone());
     }
 }
 
@@ -102,6 +112,7 @@ pub fn self_heals(state: &crate::model::state::EnvState, key: &EnvKey) -> Vec<Pa
             status: entry.status.as_str().to_owned(),
             status_message: Some(entry.message),
             status_updated_at: Some(entry.at.to_wire()),
+            break_glass: None,
         })
         .collect()
 }

@@ -22,6 +22,8 @@ pub struct Marks {
     pub force: bool,
     /// The release this deployment rolls back.
     pub rollback_of: Option<String>,
+    /// Deploy through a freeze or a pause (`--break-glass --reason …`): the reason.
+    pub break_glass: Option<String>,
 }
 
 /// Validates a deployment of `release` to `environment` and appends its entry (an
@@ -73,6 +75,15 @@ pub async fn request(
         )));
     }
     let date_created = Stamp::new(Timestamp::from_utc(chrono::Utc::now()));
+    if let Some(reason) = &marks.break_glass {
+        let intent = IntentRef {
+            date_created: date_created.at,
+            release_id: release.release_id.clone(),
+            index: 0,
+            date_created_raw: None,
+        };
+        break_glass(config, aws, &key, environment, &intent, &digest, reason).await?;
+    }
     if environment.protected {
         // Who asked, under their own identity, before the entry exists: four eyes
         // compares the approver with this, never with the entry's free-text requester.
@@ -109,6 +120,7 @@ pub async fn request(
         approved_at: None,
         force: marks.force.then_some(true),
         rollback_of: marks.rollback_of,
+        break_glass: marks.break_glass,
     };
     let index = store
         .append_deployment(table, &release.release_id, &entry)
@@ -133,4 +145,63 @@ pub async fn request(
         );
     }
     Ok((entry, index))
+}
+
+/// `--break-glass`: refused at once unless the caller is one the environment's
+/// `break_glass` lists; then recorded under the caller's own identity, for these
+/// images, before the entry exists (the controller counts only this, never the entry).
+async fn break_glass(
+    config: &Config,
+    aws: &Aws,
+    key: &EnvKey,
+    environment: &crate::config::Environment,
+    intent: &IntentRef,
+    digest: &str,
+    reason: &str,
+) -> Result<(), Failure> {
+    if reason.trim().is_empty() {
+        return Err(Failure::refused(
+            "say why with --reason: a break-glass is recorded and notified with it",
+        ));
+    }
+    if environment.break_glass.is_empty() {
+        return Err(Failure::refused(format!(
+            "environment {} lists nobody in `break_glass`: nobody may deploy there during a freeze or a pause; nothing was written",
+            environment.id
+        )));
+    }
+    let me = aws.principal().await?;
+    let listed = environment
+        .break_glass
+        .iter()
+        .filter_map(|a| crate::model::principals::IamArn::parse(a).ok())
+        .any(|a| a.names(&me.arn));
+    if !listed {
+        return Err(Failure::refused(format!(
+            "environment {} lets only {} break the glass; you are {}, so nothing was written",
+            environment.id,
+            environment.break_glass.join(", "),
+            me.arn
+        )));
+    }
+    let reason = crate::reconciler::outcome::bounded(reason.trim(), 500);
+    aws.attestations(config)
+        .record_saying(
+            Kind::BreakGlass,
+            &me,
+            &subject(key, intent),
+            digest,
+            intent.date_created,
+            crate::store::attestations::Said {
+                reason: Some(&reason),
+                ends: &[],
+            },
+        )
+        .await?;
+    note!(
+        "breaking the glass as {} ({reason}): the deployment goes ahead through a freeze or a pause of {}; this is recorded and notified",
+        me.arn,
+        environment.id
+    );
+    Ok(())
 }

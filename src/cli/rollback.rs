@@ -65,6 +65,7 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
             description,
             force: false,
             rollback_of: current.clone().filter(|c| c != &target.release_id),
+            break_glass: None,
         },
     )
     .await?;

@@ -440,14 +440,31 @@ pub fn deployer(config: &Config, scope: &Scope) -> Policy {
             )),
         }
     }
+    // Requests, and the controls a deployer may use (pause, resume, cancel,
+    // break-glass — the controller admits a break-glass only from `break_glass`).
     policy.add(
         Statement::new(
             "RecordOwnRequests",
             ["dynamodb:PutItem"],
             [table(scope, &config.tables.approvals)],
         )
-        .when(own_key("request#")),
+        .when(own_keys(&[
+            "request#",
+            "pause#",
+            "resume#",
+            "cancel#",
+            "break_glass#",
+        ])),
     );
+    // `relctl resume` reads the pauses it ends.
+    policy.add(Statement::new(
+        "ReadControls",
+        ["dynamodb:Query"],
+        [format!(
+            "{}/index/{SUBJECT_GSI}",
+            table(scope, &config.tables.approvals)
+        )],
+    ));
     policy.add(who_am_i());
     policy
 }
@@ -482,7 +499,15 @@ pub fn approver(config: &Config, scope: &Scope) -> Policy {
 /// Only items whose partition key is `{prefix}<the caller's aws:userid>`: what makes an
 /// attestation proof of who wrote it.
 fn own_key(prefix: &str) -> serde_json::Value {
-    json!({ "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [format!("{prefix}${{aws:userid}}")] } })
+    own_keys(&[prefix])
+}
+
+fn own_keys(prefixes: &[&str]) -> serde_json::Value {
+    let keys: Vec<String> = prefixes
+        .iter()
+        .map(|p| format!("{p}${{aws:userid}}"))
+        .collect();
+    json!({ "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": keys } })
 }
 
 fn who_am_i() -> Statement {

@@ -231,7 +231,7 @@ pub async fn reject(
     if rejected
         .status
         .as_deref()
-        .is_some_and(|s| ["succeeded", "failed", "superseded"].contains(&s))
+        .is_some_and(|s| ["succeeded", "failed", "superseded", "cancelled"].contains(&s))
     {
         return Ok(());
     }

@@ -145,6 +145,7 @@ mod tests {
             approved_at: None,
             force: None,
             rollback_of: None,
+            break_glass: None,
         }
     }
 

@@ -173,6 +173,11 @@ pub struct Deployment {
     /// that release is marked rolled back here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<String>,
+    /// Why the requester breaks the glass (`relctl deploy --break-glass --reason …`):
+    /// a hint that the approvals table holds their break-glass attestation, which is
+    /// what lets the deployment through a freeze or a pause (the entry proves nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<String>,
 }
 
 impl Deployment {
@@ -198,6 +203,7 @@ impl Deployment {
             approved_at: None,
             force: None,
             rollback_of: None,
+            break_glass: None,
         }
     }
 
@@ -215,9 +221,13 @@ pub enum Status {
     AwaitingApproval,
     Blocked,
     Frozen,
+    /// Waiting: the environment is paused (`relctl pause`).
+    Paused,
     Succeeded,
     Failed,
     Superseded,
+    /// Stopped by a person (`relctl cancel`).
+    Cancelled,
     /// A value this version does not know; treated as not finished.
     #[serde(other)]
     Unknown,
@@ -225,7 +235,10 @@ pub enum Status {
 
 impl Status {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Superseded)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Superseded | Self::Cancelled
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -235,6 +248,8 @@ impl Status {
             Self::AwaitingApproval => "awaiting_approval",
             Self::Blocked => "blocked",
             Self::Frozen => "frozen",
+            Self::Paused => "paused",
+            Self::Cancelled => "cancelled",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Superseded => "superseded",

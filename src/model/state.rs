@@ -159,6 +159,9 @@ pub struct Current {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
     pub since: Timestamp,
+    /// Let through a pause or a freeze: "break-glass by {arn}: {reason}".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<String>,
 }
 
 /// Failed attempts at the intent in flight.
@@ -180,6 +183,8 @@ pub enum Wait {
     Gate,
     /// A freeze window.
     Freeze,
+    /// The environment is paused (`relctl pause`).
+    Pause,
 }
 
 /// How an intent ended.
@@ -311,6 +316,9 @@ impl Activity {
             Self::Waiting {
                 why: Wait::Freeze, ..
             } => Some(Status::Frozen),
+            Self::Waiting {
+                why: Wait::Pause, ..
+            } => Some(Status::Paused),
             Self::Pinning { .. } => Some(Status::InProgress),
             Self::Applying {
                 awaiting_approval: true,
@@ -420,6 +428,9 @@ pub struct HistoryEntry {
     /// Who requested the deployment (their name, else their id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// Let through a pause or a freeze: by whom and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<String>,
     pub date_created: Timestamp,
     pub status: Status,
     pub message: String,
@@ -555,6 +566,7 @@ impl Legacy {
             intent,
             requested_by: self.requested_by,
             since,
+            break_glass: None,
         };
         let message = self.message.unwrap_or_default();
         let attempts = Attempts {
@@ -690,6 +702,7 @@ mod tests {
                     },
                     requested_by: None,
                     since: at("2024-05-01T10:00:01"),
+                    break_glass: None,
                 },
                 why: Wait::Freeze,
                 message: "frozen until …".into(),

@@ -115,6 +115,7 @@ mod tests {
             kind: HistoryKind::Deployment,
             release_id: format!("r{i}"),
             requested_by: Some("n".repeat(1024)),
+            break_glass: None,
             date_created: at,
             status: Status::Failed,
             message: "m".repeat(MESSAGE_BYTES),

@@ -29,6 +29,8 @@ pub const APPROVAL_POLL: Duration = Duration::from_secs(5);
 
 /// Everything [`decide`] looks at.
 pub struct Facts<'a> {
+    /// The project's id.
+    pub project: &'a str,
     pub env: &'a Environment,
     /// The project's `image_uri_template`.
     pub template: Option<&'a str>,
@@ -50,6 +52,8 @@ pub struct Facts<'a> {
     /// The environments of the project that are promoted to from this one
     /// (`auto_promote_from`), with their soak times.
     pub promotes_to: &'a [(String, Duration)],
+    /// The environment's pause and the intent's break-glass, once read.
+    pub controls: Option<&'a super::controls::Controls>,
 }
 
 /// The desired intent's entry in the releases table.
@@ -115,17 +119,23 @@ pub enum Step {
         message: String,
         gate: bool,
     },
+    /// Held back until the environment is resumed.
+    Pause { intent: IntentRef, message: String },
+    /// Read the environment's pause and the intent's break-glass.
+    LookAtControls,
     /// Held back until a freeze window ends.
     Freeze {
         intent: IntentRef,
         message: String,
         wait: Duration,
     },
-    /// Mark the entry in progress and start pinning (over a status the entry claimed).
+    /// Mark the entry in progress and start pinning (over a status the entry claimed);
+    /// `break_glass`: through a pause or a freeze, by whom and why.
     Start {
         intent: IntentRef,
         message: String,
         claimed: Option<Status>,
+        break_glass: Option<String>,
     },
     /// Ask the pin what differs from `images` (before writing, or to verify after).
     LookAtPins { images: Images },
@@ -397,7 +407,7 @@ fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
             if let Some(step) = held_back(facts, intent, &images, now) {
                 return step;
             }
-            apply(facts, intent, images, claimed)
+            apply(facts, intent, images, claimed, now)
         }
     }
 }
@@ -479,16 +489,7 @@ fn held_back(
             }
         });
     }
-    let (message, wait) = frozen(env, now)?;
-    Some(if recorded(&message) {
-        Step::WaitFor(wait)
-    } else {
-        Step::Freeze {
-            intent: intent.clone(),
-            message,
-            wait,
-        }
-    })
+    super::controls::held_by_pause_or_freeze(facts, intent, now)
 }
 
 /// Why (and how long) a deployment waits for a freeze window to end, if it does.
@@ -523,17 +524,29 @@ fn succeeded_here(facts: &Facts<'_>, intent: &IntentRef) -> bool {
 
 /// Pin what differs, verify, then finish or start the actuator. `claimed`: the entry
 /// carries a status the controller did not write, which the start overwrites.
-fn apply(facts: &Facts<'_>, intent: &IntentRef, images: Images, claimed: Option<Status>) -> Step {
+fn apply(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    images: Images,
+    claimed: Option<Status>,
+    now: Timestamp,
+) -> Step {
     let seen = facts.seen;
     if !seen.started {
+        let break_glass = super::controls::broken_glass(facts, now);
+        let pinning = format!(
+            "pinning {} images of release {}",
+            images.len(),
+            intent.release_id
+        );
         return Step::Start {
             intent: intent.clone(),
-            message: format!(
-                "pinning {} images of release {}",
-                images.len(),
-                intent.release_id
-            ),
+            message: match &break_glass {
+                Some(glass) => format!("{glass}; {pinning}"),
+                None => pinning,
+            },
             claimed,
+            break_glass,
         };
     }
     if let Some(why) = &seen.refused {
@@ -723,12 +736,19 @@ fn observe(
         return Step::LookAtPins { images };
     };
     if !changes.is_empty() && facts.env.self_heal && seen.written.is_none() {
-        return Step::Heal {
-            intent: intent.clone(),
-            images,
-            changes: changes.clone(),
-            record_observed: !known,
-        };
+        // Not while the environment is paused: the drift is reported, not put back.
+        match facts.controls {
+            None => return Step::LookAtControls,
+            Some(controls) if controls.paused.is_some() => {}
+            Some(_) => {
+                return Step::Heal {
+                    intent: intent.clone(),
+                    images,
+                    changes: changes.clone(),
+                    record_observed: !known,
+                };
+            }
+        }
     }
     let drift: Vec<String> = changes.iter().map(|c| c.service.clone()).collect();
     if known && drift == state.drift {
@@ -785,6 +805,12 @@ fn promote(facts: &Facts<'_>, intent: &IntentRef, images: &Images, now: Timestam
         .collect();
     if pending.is_empty() {
         return None;
+    }
+    // Nothing is promoted out of a paused environment.
+    match facts.controls {
+        None => return Some(Step::LookAtControls),
+        Some(controls) if controls.paused.is_some() => return None,
+        Some(_) => {}
     }
     let mut since = observed.since;
     let verify = &facts.env.verify;

@@ -31,6 +31,7 @@ fn current(intent: &IntentRef) -> Current {
         intent: intent.clone(),
         requested_by: Some("someone".into()),
         since: at("2024-05-01T10:00:00"),
+        break_glass: None,
     }
 }
 
@@ -56,6 +57,8 @@ struct Fixture {
     verified: Vec<String>,
     own: Option<crate::store::verified::Verified>,
     promotes_to: Vec<(String, Duration)>,
+    /// Read (nothing paused, no break-glass) unless a test says otherwise.
+    controls: Option<crate::reconciler::controls::Controls>,
 }
 
 fn fixture() -> Fixture {
@@ -83,6 +86,7 @@ fn fixture() -> Fixture {
         approved_at: None,
         force: None,
         rollback_of: None,
+        break_glass: None,
     };
     let release = Release {
         release_id: "r1".into(),
@@ -114,6 +118,7 @@ fn fixture() -> Fixture {
         verified: Vec::new(),
         own: None,
         promotes_to: Vec::new(),
+        controls: Some(Default::default()),
     }
 }
 
@@ -126,6 +131,8 @@ impl Fixture {
 
     fn decide_at(&self, now: &str) -> Step {
         let facts = Facts {
+            project: "bugfarm",
+            controls: self.controls.as_ref(),
             promotes_to: &self.promotes_to,
             env: &self.env,
             template: None,
@@ -209,6 +216,8 @@ fn no_desired_intent_means_nothing_to_do() {
 fn the_release_is_read_before_anything_is_decided_about_it() {
     let f = fixture();
     let facts = Facts {
+        project: "bugfarm",
+        controls: None,
         promotes_to: &[],
         env: &f.env,
         template: None,
@@ -618,6 +627,97 @@ fn a_succeeded_deployment_is_observed_for_drift_with_and_without_self_heal() {
     assert_eq!(f.decide(), Step::Nothing, "drift already recorded");
     f.env.self_heal = true;
     assert!(matches!(f.decide(), Step::Heal { changes, .. } if changes == vec![change("app")]));
+    // Self-heal waits for the environment's controls, and stops while it is paused.
+    f.controls = None;
+    assert_eq!(f.decide(), Step::LookAtControls);
+    f.controls = Some(paused());
+    assert_eq!(
+        f.decide(),
+        Step::Nothing,
+        "paused: the drift is reported, not healed"
+    );
+}
+
+fn paused() -> crate::reconciler::controls::Controls {
+    crate::reconciler::controls::Controls {
+        paused: Some(crate::store::attestations::Paused {
+            by: principal("oncall"),
+            reason: "incident".into(),
+            at: "2024-05-01T10:00:00.000000".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_pause_holds_a_new_intent_unless_a_listed_principal_broke_the_glass() {
+    let mut f = fixture();
+    f.controls = None;
+    assert_eq!(
+        f.decide(),
+        Step::LookAtControls,
+        "read before anything applies"
+    );
+    f.controls = Some(paused());
+    let Step::Pause { message, .. } = f.decide() else {
+        panic!("{:?}", f.decide());
+    };
+    assert!(
+        message.contains("is paused by arn:aws:iam::1:user/oncall")
+            && message.contains("`relctl resume --project bugfarm --env prod`"),
+        "{message}"
+    );
+    // Recorded already: looked at again later, nothing written.
+    f.state.activity = Activity::Waiting {
+        current: current(&f.intent),
+        why: crate::model::state::Wait::Pause,
+        message,
+    };
+    assert_eq!(
+        f.decide(),
+        Step::WaitFor(crate::reconciler::controls::PAUSE_POLL)
+    );
+    let mut glass = paused();
+    glass.break_glass = Some("break-glass by arn:x: hotfix".into());
+    f.controls = Some(glass);
+    assert!(
+        matches!(f.decide(), Step::Start { break_glass: Some(g), message, .. }
+            if g == "break-glass by arn:x: hotfix" && message.starts_with("break-glass by arn:x: hotfix; pinning")),
+        "{:?}",
+        f.decide()
+    );
+    // Nothing holds it: a break-glass is not needed, nor recorded.
+    f.controls = Some(crate::reconciler::controls::Controls {
+        break_glass: Some("break-glass by arn:x: hotfix".into()),
+        ..Default::default()
+    });
+    assert!(matches!(
+        f.decide(),
+        Step::Start {
+            break_glass: None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn nothing_is_promoted_out_of_a_paused_environment() {
+    let mut f = fixture().with_status(Status::Succeeded).verified_here();
+    f.seen.pins = Some(vec![]);
+    f.state.observed = Some(Observed {
+        release_id: "r1".into(),
+        date_created: f.intent.date_created,
+        images: f.images(),
+        since: at("2024-05-01T09:00:00"),
+    });
+    f.promotes_to = vec![("prod2".into(), Duration::from_secs(60))];
+    assert!(
+        matches!(f.decide(), Step::Promote { .. }),
+        "{:?}",
+        f.decide()
+    );
+    f.controls = Some(paused());
+    assert_eq!(f.decide(), Step::Nothing);
 }
 
 #[test]

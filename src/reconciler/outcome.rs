@@ -47,6 +47,9 @@ pub struct Writer<'a> {
     /// The entry's `rollback_of` and `force`: what its success marks or clears.
     pub rollback_of: Option<String>,
     pub forced: bool,
+    /// The deployment starting now was let through a pause or a freeze (see
+    /// `Current::break_glass`).
+    pub break_glass: Option<String>,
 }
 
 impl<'a> Writer<'a> {
@@ -60,6 +63,7 @@ impl<'a> Writer<'a> {
             release_created: None,
             rollback_of: None,
             forced: false,
+            break_glass: None,
         }
     }
 
@@ -119,6 +123,7 @@ impl<'a> Writer<'a> {
                 kind,
                 release_id: current.intent.release_id.clone(),
                 requested_by: current.requested_by.clone(),
+                break_glass: current.break_glass.clone(),
                 date_created: current.intent.date_created,
                 status,
                 message: message.to_owned(),
@@ -134,16 +139,19 @@ impl<'a> Writer<'a> {
     /// name comes from the record: it is cut to [`REQUESTER`] characters.
     pub(super) fn current(&self, intent: &IntentRef, requested_by: Option<String>) -> Current {
         let requested_by = requested_by.map(|r| bounded(&r, REQUESTER));
-        let since = self
+        let existing = self
             .state
             .activity
             .current()
-            .filter(|c| c.intent.same_entry(intent))
-            .map_or_else(|| self.ctx.now(), |c| c.since);
+            .filter(|c| c.intent.same_entry(intent));
         Current {
             intent: intent.clone(),
             requested_by,
-            since,
+            since: existing.map_or_else(|| self.ctx.now(), |c| c.since),
+            break_glass: self
+                .break_glass
+                .clone()
+                .or_else(|| existing.and_then(|c| c.break_glass.clone())),
         }
     }
 
@@ -222,17 +230,10 @@ impl<'a> Writer<'a> {
         let status = match why {
             Wait::Approval | Wait::Gate => Status::Blocked,
             Wait::Freeze => Status::Frozen,
+            Wait::Pause => Status::Paused,
         };
         self.entry(intent, status, message).await?;
-        self.tell(
-            intent,
-            if status == Status::Frozen {
-                "frozen"
-            } else {
-                "blocked"
-            },
-            message,
-        );
+        self.tell(intent, status.as_str(), message);
         self.state.activity = Activity::Waiting {
             current: self.current(intent, requested_by),
             why,
@@ -527,6 +528,7 @@ impl<'a> Writer<'a> {
             intent: intent.clone(),
             requested_by: None,
             since: self.ctx.now(),
+            break_glass: None,
         };
         self.history(&current, Status::Succeeded, &message, HistoryKind::SelfHeal);
         if let Activity::Finished { message: m, .. } = &mut self.state.activity {

@@ -55,6 +55,8 @@ pub struct Steps<'a> {
     own: Option<Verified>,
     /// What the pins name now, per service, for the actuator (see `Pin::identities`).
     pinned: std::collections::BTreeMap<String, String>,
+    /// The environment's pause and the intent's break-glass, once read.
+    controls: Option<super::controls::Controls>,
 }
 
 impl<'a> Steps<'a> {
@@ -79,6 +81,7 @@ impl<'a> Steps<'a> {
             verified: Vec::new(),
             own: None,
             pinned: Default::default(),
+            controls: None,
         }
     }
 
@@ -94,6 +97,8 @@ impl<'a> Steps<'a> {
         };
         let promotes_to = self.promotes_to();
         let facts = Facts {
+            project: &self.key.project,
+            controls: self.controls.as_ref(),
             promotes_to: &promotes_to,
             env: self.env,
             template: self.project.image_uri_template.as_deref(),
@@ -186,6 +191,67 @@ impl<'a> Steps<'a> {
         ))
     }
 
+    /// The environment's pause, and (where the desired entry asks for one) the
+    /// break-glass of a principal `break_glass` lists, for the images it has now.
+    async fn read_controls(&self) -> Result<super::controls::Controls, Error> {
+        use crate::store::attestations::{Kind, env_subject, paused};
+        let mut controls = super::controls::Controls {
+            paused: paused(&self.ctx.attestations.of(&env_subject(self.key)).await?),
+            ..Default::default()
+        };
+        let Some(Some((release, intent, entry))) = &self.found else {
+            return Ok(controls);
+        };
+        if entry.break_glass.is_none() {
+            return Ok(controls);
+        }
+        if self.env.break_glass.is_empty() {
+            controls.glass_refused = Some(format!(
+                "the entry asks to break the glass, but environment {} lists nobody in `break_glass`",
+                self.env.id
+            ));
+            return Ok(controls);
+        }
+        let digest = resolve_images(release, self.project.image_uri_template.as_deref())
+            .map(|images| images_digest(&images))
+            .unwrap_or_default();
+        let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
+        let asked: Vec<_> = attested
+            .iter()
+            .filter(|a| a.kind == Kind::BreakGlass && a.images == digest)
+            .collect();
+        let listed = self.ctx.principals.listed(&self.env.break_glass).await;
+        let admitted = match &listed {
+            Ok(listed) => asked
+                .iter()
+                .find(|a| crate::model::principals::admitted(listed, &a.by)),
+            Err(_) => None,
+        };
+        match (admitted, &listed) {
+            (Some(a), _) => {
+                controls.break_glass = Some(format!(
+                    "break-glass by {}: {}",
+                    a.by.arn,
+                    crate::model::text::message(a.reason.as_deref().unwrap_or("no reason given"))
+                ));
+            }
+            (None, Err(why)) => controls.glass_refused = Some(why.clone()),
+            (None, Ok(_)) if asked.is_empty() => {
+                controls.glass_refused = Some(
+                    "the entry asks to break the glass, but no break-glass is recorded for it (`relctl deploy --break-glass` records one)".into(),
+                );
+            }
+            (None, Ok(_)) => {
+                let who: Vec<&str> = asked.iter().map(|a| a.by.arn.as_str()).collect();
+                controls.glass_refused = Some(format!(
+                    "break-glass by {} does not count: not listed in `break_glass`",
+                    who.join(", ")
+                ));
+            }
+        }
+        Ok(controls)
+    }
+
     fn target(&self) -> Option<&IntentRef> {
         self.found
             .as_ref()
@@ -248,11 +314,25 @@ impl<'a> Steps<'a> {
                     .await?;
                 Ok(Some(Action::RequeueAfter(wait)))
             }
+            Step::Pause { intent, message } => {
+                w.wait(&intent, requested_by, Wait::Pause, &message).await?;
+                Ok(Some(Action::RequeueAfter(super::controls::PAUSE_POLL)))
+            }
+            Step::LookAtControls => {
+                self.controls = Some(self.read_controls().await?);
+                Ok(None)
+            }
             Step::Start {
                 intent,
                 message,
                 claimed,
+                break_glass,
             } => {
+                if let Some(glass) = &break_glass {
+                    warn!(break_glass = %glass, "let through a pause or a freeze");
+                    w.break_glass = Some(glass.clone());
+                    w.tell(&intent, "break_glass", glass);
+                }
                 if claimed.is_some() {
                     warn!(claimed = ?claimed, "the entry claims an outcome the controller has no record of; applying it");
                 }

@@ -267,7 +267,7 @@ impl ReleaseStore {
             .expression_attribute_values(":now", s(now.to_wire()))
             .expression_attribute_values(":created", entry.created);
         let unfinished = format!(
-            "{path}.date_created = :created AND (attribute_not_exists({path}.#status) OR NOT ({path}.#status IN (:succeeded, :failed, :superseded)))"
+            "{path}.date_created = :created AND (attribute_not_exists({path}.#status) OR NOT ({path}.#status IN (:succeeded, :failed, :superseded, :cancelled)))"
         );
         let request = match guard {
             Guard::Unfinished | Guard::UnfinishedAndDeployedBefore => request
@@ -278,7 +278,8 @@ impl ReleaseStore {
                 })
                 .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
                 .expression_attribute_values(":failed", s(Status::Failed.as_str()))
-                .expression_attribute_values(":superseded", s(Status::Superseded.as_str())),
+                .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
+                .expression_attribute_values(":cancelled", s(Status::Cancelled.as_str())),
             Guard::Claimed(claimed) => request
                 .condition_expression(format!(
                     "{path}.date_created = :created AND {path}.#status = :claimed"
@@ -348,7 +349,7 @@ impl ReleaseStore {
                 "SET {entry}.approved_by = :by, {entry}.approved_at = :now"
             ))
             .condition_expression(format!(
-                "{entry}.date_created = :created AND (attribute_not_exists({entry}.#status) OR NOT ({entry}.#status IN (:succeeded, :failed, :superseded)))"
+                "{entry}.date_created = :created AND (attribute_not_exists({entry}.#status) OR NOT ({entry}.#status IN (:succeeded, :failed, :superseded, :cancelled)))"
             ))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":by", person)
@@ -357,6 +358,7 @@ impl ReleaseStore {
             .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
             .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
+                .expression_attribute_values(":cancelled", s(Status::Cancelled.as_str()))
             .send()
             .await;
         match result {

@@ -16,6 +16,7 @@ mod cli_commands;
 mod cli_truths;
 mod codepipeline;
 mod controller;
+mod controls;
 mod crash;
 mod docs;
 mod ecs;

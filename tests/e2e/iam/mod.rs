@@ -285,6 +285,16 @@ async fn every_call_is_allowed_by_the_generated_policies_and_every_grant_is_need
         &["diff", &id, "--env", "dev"],
         &["diff", &id, "--env", "stage"],
         &["diff", &id, "--env", "prod"],
+        &[
+            "pause",
+            "--project",
+            "bugfarm",
+            "--env",
+            "dev",
+            "--reason",
+            "a tour",
+        ],
+        &["resume", "--project", "bugfarm", "--env", "dev"],
     ] {
         relctl(&h, &aws, &deployer, args).await;
     }

@@ -1,0 +1,97 @@
+//! What people do to an environment's loop, as the approvals table proves it: a pause
+//! (`relctl pause`, ended by `relctl resume`) holds new deployments as `paused` and
+//! stops self-heal and auto-promotion there; a break-glass (`relctl deploy
+//! --break-glass --reason …`) by a principal the environment's `break_glass` lists lets
+//! one deployment through a pause or a freeze, recorded and notified as such.
+
+use std::time::Duration;
+
+use super::decide::{Facts, Step, frozen};
+use crate::{
+    model::{IntentRef, state::Activity},
+    store::attestations::Paused,
+};
+
+/// How soon a deployment waiting for a pause to end looks again: a resume is recorded
+/// in a table this controller reads, not on a stream it watches.
+pub const PAUSE_POLL: Duration = Duration::from_secs(10);
+
+/// The controls read for an environment and its desired intent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Controls {
+    /// The pause in force, if any.
+    pub paused: Option<Paused>,
+    /// A listed principal's break-glass for the desired intent (with these images):
+    /// "break-glass by {arn}: {reason}".
+    pub break_glass: Option<String>,
+    /// Why a break-glass asked for on the entry does not count.
+    pub glass_refused: Option<String>,
+}
+
+impl Controls {
+    pub fn paused_words(&self, environment: &str) -> Option<String> {
+        let p = self.paused.as_ref()?;
+        Some(format!(
+            "environment {environment} is paused by {} since {} ({})",
+            p.by.arn, p.at, p.reason
+        ))
+    }
+}
+
+/// The break-glass that lets `intent` through a pause or a freeze in force now, if one
+/// does (none where nothing holds it).
+pub fn broken_glass(facts: &Facts<'_>, now: crate::model::Timestamp) -> Option<String> {
+    let controls = facts.controls?;
+    let held = controls.paused.is_some() || frozen(facts.env, now).is_some();
+    controls.break_glass.clone().filter(|_| held)
+}
+
+/// A pause or a freeze holding `intent` back (after the gate and the approval), unless
+/// a listed principal broke the glass.
+pub fn held_by_pause_or_freeze(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    now: crate::model::Timestamp,
+) -> Option<Step> {
+    let env = facts.env;
+    let Some(controls) = facts.controls else {
+        return Some(Step::LookAtControls);
+    };
+    if controls.break_glass.is_some() {
+        return None;
+    }
+    let refused = controls
+        .glass_refused
+        .as_deref()
+        .map(|why| format!("; {why}"))
+        .unwrap_or_default();
+    let recorded = |message: &str| {
+        matches!(&facts.state.activity, Activity::Waiting { current, message: m, .. }
+            if current.intent == *intent && m == message)
+    };
+    if let Some(paused) = controls.paused_words(&env.id) {
+        let message = format!(
+            "{paused}; the deployment goes ahead after `relctl resume --project {} --env {}`{refused}",
+            facts.project, env.id
+        );
+        return Some(if recorded(&message) {
+            Step::WaitFor(PAUSE_POLL)
+        } else {
+            Step::Pause {
+                intent: intent.clone(),
+                message,
+            }
+        });
+    }
+    let (message, wait) = frozen(env, now)?;
+    let message = format!("{message}{refused}");
+    Some(if recorded(&message) {
+        Step::WaitFor(wait)
+    } else {
+        Step::Freeze {
+            intent: intent.clone(),
+            message,
+            wait,
+        }
+    })
+}

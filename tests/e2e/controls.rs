@@ -1,0 +1,235 @@
+//! Incident controls (#19): a pause stops the line in an environment until someone
+//! resumes it; during a pause or a freeze only a principal `break_glass` lists may
+//! deploy, recorded as such. Every act is under its writer's own AWS identity.
+
+use crate::support::{Harness, release};
+use aws_sdk_dynamodb::types::AttributeValue;
+use relctl::model::Status;
+use serde_json::json;
+
+const TABLE: &str = "relctl-releases";
+
+async fn releases(h: &Harness, ids: &[&str]) {
+    for id in ids {
+        h.put_release(
+            TABLE,
+            release(
+                id,
+                "shop",
+                json!({ "web": format!("registry.example/web:{id}") }),
+            ),
+        )
+        .await;
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_pause_holds_new_deployments_as_paused_until_someone_resumes() {
+    let h = Harness::new(
+        r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+"#,
+    )
+    .await;
+    releases(&h, &["r1"]).await;
+    let oncall = h.identity("oncall").await;
+    let controller = h.start_controller().await;
+
+    let (code, _, err) = h
+        .run(&[
+            "pause",
+            "--project",
+            "shop",
+            "--env",
+            "prod",
+            "--reason",
+            "",
+        ])
+        .await;
+    assert_eq!(code, 1, "a pause says why: {err}");
+    let (code, _, err) = h
+        .run_as(
+            &oncall,
+            &[
+                "pause",
+                "--project",
+                "shop",
+                "--env",
+                "prod",
+                "--reason",
+                "incident 42: checkout errors",
+            ],
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&oncall.arn), "{err}");
+
+    h.request(TABLE, "r1", "prod", &now()).await;
+    let waiting = h.until_status(TABLE, "r1", 0, Status::Paused).await;
+    assert!(
+        waiting.contains(&format!("environment prod is paused by {}", oncall.arn))
+            && waiting.contains("incident 42: checkout errors")
+            && waiting.contains("`relctl resume --project shop --env prod`"),
+        "{waiting}"
+    );
+    assert!(
+        h.parameters("/shop").await.is_empty(),
+        "nothing pinned while paused"
+    );
+    let (code, out, _) = h.run(&["status", "--project", "shop"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("paused"), "{out}");
+
+    // Someone else resumes it: the waiting deployment goes ahead.
+    let (code, _, err) = h
+        .run(&["resume", "--project", "shop", "--env", "prod"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("paused by {}", oncall.arn)), "{err}");
+    let r1 = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(r1.status, Some(Status::Succeeded), "{r1:?}");
+    assert_eq!(h.parameters("/shop/images/prod").await.len(), 1);
+    let (code, _, err) = h
+        .run(&["resume", "--project", "shop", "--env", "prod"])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("shop/prod is not paused"), "{err}");
+    // An unknown environment is refused, and nothing is written.
+    let (code, _, err) = h
+        .run(&[
+            "pause",
+            "--project",
+            "shop",
+            "--env",
+            "nope",
+            "--reason",
+            "x",
+        ])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn during_a_freeze_only_a_listed_principal_breaks_the_glass() {
+    let h = Harness::new(
+        r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+break_glass = ["arn:aws:iam::123456789012:role/incident-commander"]
+
+[[projects.environments.freeze]]
+from = "2020-01-01T00:00:00Z"
+until = "2099-01-01T00:00:00Z"
+reason = "the long freeze"
+"#,
+    )
+    .await;
+    releases(&h, &["r1", "r2"]).await;
+    let commander = h.assume("incident-commander", "carol").await;
+    let mallory = h.identity("mallory").await;
+    let controller = h.start_controller().await;
+
+    // An entry that only says break_glass (written past the CLI): it proves nothing.
+    let mut forged = serde_json::json!({
+        "date_created": now(),
+        "environment": { "id": "prod" },
+        "requested_by": { "id": "mallory" },
+        "break_glass": "trust me",
+    });
+    h.dynamodb
+        .update_item()
+        .table_name(TABLE)
+        .key("release_id", AttributeValue::S("r1".into()))
+        .update_expression("SET deployments = list_append(deployments, :entry)")
+        .expression_attribute_values(
+            ":entry",
+            AttributeValue::L(vec![
+                serde_dynamo::to_attribute_value(forged.take()).unwrap(),
+            ]),
+        )
+        .send()
+        .await
+        .unwrap();
+    let frozen = h.until_status(TABLE, "r1", 0, Status::Frozen).await;
+    assert!(
+        frozen.contains("the long freeze") && frozen.contains("no break-glass is recorded for it"),
+        "{frozen}"
+    );
+
+    // An unlisted principal is refused at once; nothing is written.
+    let (code, _, err) = h
+        .run_as(
+            &mallory,
+            &[
+                "deploy",
+                "r2",
+                "--env",
+                "prod",
+                "--break-glass",
+                "--reason",
+                "hotfix",
+            ],
+        )
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("lets only arn:aws:iam::123456789012:role/incident-commander break the glass"),
+        "{err}"
+    );
+    assert!(h.release(TABLE, "r2").await.deployments.is_empty());
+
+    // A session of the listed role: applied during the freeze, and recorded as such.
+    let (code, _, err) = h
+        .run_as(
+            &commander,
+            &[
+                "deploy",
+                "r2",
+                "--env",
+                "prod",
+                "--break-glass",
+                "--reason",
+                "hotfix for INC-7",
+            ],
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let r2 = h.finished(TABLE, "r2", 0).await;
+    assert_eq!(r2.status, Some(Status::Succeeded), "{r2:?}");
+    assert_eq!(
+        h.parameters("/shop/images/prod").await["/shop/images/prod/web"].0,
+        "registry.example/web:r2"
+    );
+    let state = h.until_state("shop", "prod", |_| true).await;
+    let glass = state.history[0].break_glass.clone().unwrap_or_default();
+    assert_eq!(
+        glass,
+        format!("break-glass by {}: hotfix for INC-7", commander.arn),
+        "{:?}",
+        state.history
+    );
+    let (code, out, err) = h
+        .run(&["history", "--project", "shop", "--env", "prod"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("break-glass by"), "{out}");
+    controller.stop().await;
+}

@@ -101,6 +101,46 @@ impl Actuator for CodePipeline {
             })
     }
 
+    async fn cancel(
+        &self,
+        _key: &crate::model::EnvKey,
+        handle: &str,
+        reason: &str,
+    ) -> Result<String, ActuatorError> {
+        let result = self
+            .client
+            .stop_pipeline_execution()
+            .pipeline_name(&self.pipeline)
+            .pipeline_execution_id(handle)
+            .abandon(false)
+            .reason(crate::reconciler::outcome::bounded(reason, 200))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(format!(
+                "pipeline {} execution {handle} was stopped (actions in progress finish first)",
+                self.pipeline
+            )),
+            // Already over, or stopping: nothing left to stop.
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_pipeline_execution_not_stoppable_exception()
+                        || s.is_duplicated_stop_request_exception()
+                }) =>
+            {
+                Ok(format!(
+                    "pipeline {} execution {handle} could not be stopped: {}",
+                    self.pipeline,
+                    crate::aws::error_message(&e)
+                ))
+            }
+            Err(e) => Err(ActuatorError::aws(
+                format!("stop pipeline {}", self.pipeline),
+                e,
+            )),
+        }
+    }
+
     async fn check(&self, _run: &Run<'_>, handle: &str) -> Result<Progress, ActuatorError> {
         let output = self
             .client

@@ -55,6 +55,16 @@ impl Actuator for Lambda {
         "lambda"
     }
 
+    /// A function's code update cannot be taken back once made: no longer followed.
+    async fn cancel(
+        &self,
+        _key: &crate::model::EnvKey,
+        _handle: &str,
+        _reason: &str,
+    ) -> Result<String, ActuatorError> {
+        Ok("the Lambda code updates already made stay; they are no longer followed".into())
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -224,4 +224,15 @@ pub trait Actuator: Send + Sync {
     async fn stop(&self, _key: &EnvKey, _handle: &str) -> Result<(), ActuatorError> {
         Ok(())
     }
+    /// Cancels run `handle` for a person (`relctl cancel`, saying `reason`) as its kind
+    /// allows, and says what that did and what it left running.
+    async fn cancel(
+        &self,
+        key: &EnvKey,
+        handle: &str,
+        _reason: &str,
+    ) -> Result<String, ActuatorError> {
+        self.stop(key, handle).await?;
+        Ok(format!("{} run {handle} was interrupted", self.kind()))
+    }
 }

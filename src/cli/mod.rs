@@ -23,6 +23,7 @@ macro_rules! note {
 }
 
 mod approve;
+mod cancel;
 mod controller;
 mod deploy;
 mod diff;
@@ -83,6 +84,8 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Past deployments to an environment: who, when, outcome.
     History(history::HistoryArgs),
+    /// Stop a deployment that is waiting or in flight; recorded `cancelled`.
+    Cancel(cancel::CancelArgs),
     /// Stop the line: new deployments to an environment wait `paused`; self-heal and
     /// auto-promotion stop there.
     Pause(pause::PauseArgs),
@@ -206,6 +209,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Approve(args) => approve::run(&config, &aws, args).await,
         Command::Wait(args) => wait::run(&config, &aws, args).await,
         Command::History(args) => history::run(&config, &aws, args, output).await,
+        Command::Cancel(args) => cancel::run(&config, &aws, args).await,
         Command::Pause(args) => pause::pause(&config, &aws, args).await,
         Command::Resume(args) => pause::resume(&config, &aws, args).await,
         Command::Report(args) => report::run(&config, &aws, args, output).await,

@@ -121,6 +121,7 @@ pub async fn request(
         force: marks.force.then_some(true),
         rollback_of: marks.rollback_of,
         break_glass: marks.break_glass,
+        cancel: None,
     };
     let index = store
         .append_deployment(table, &release.release_id, &entry)

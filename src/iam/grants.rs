@@ -289,6 +289,7 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
                     "codepipeline:GetPipelineExecution",
                     "codepipeline:GetPipelineState",
                     "codepipeline:StartPipelineExecution",
+                    "codepipeline:StopPipelineExecution",
                 ],
                 [scope.arn("codepipeline", pipeline)],
             ));

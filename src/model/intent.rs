@@ -146,6 +146,7 @@ mod tests {
             force: None,
             rollback_of: None,
             break_glass: None,
+            cancel: None,
         }
     }
 

@@ -178,6 +178,10 @@ pub struct Deployment {
     /// what lets the deployment through a freeze or a pause (the entry proves nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
+    /// Someone asked to cancel the deployment (`relctl cancel`), saying why: a hint
+    /// that wakes the controller, which acts only on their cancel attestation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<String>,
 }
 
 impl Deployment {
@@ -204,6 +208,7 @@ impl Deployment {
             force: None,
             rollback_of: None,
             break_glass: None,
+            cancel: None,
         }
     }
 

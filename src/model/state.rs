@@ -194,6 +194,8 @@ pub enum Outcome {
     Succeeded,
     Failed,
     Superseded,
+    /// Stopped by a person (`relctl cancel`).
+    Cancelled,
 }
 
 impl Outcome {
@@ -202,6 +204,7 @@ impl Outcome {
             Self::Succeeded => Status::Succeeded,
             Self::Failed => Status::Failed,
             Self::Superseded => Status::Superseded,
+            Self::Cancelled => Status::Cancelled,
         }
     }
 }
@@ -333,6 +336,9 @@ impl Activity {
     pub fn phase(&self) -> Option<&'static str> {
         Some(match self {
             Self::Idle => return None,
+            Self::Waiting {
+                why: Wait::Pause, ..
+            } => "paused",
             Self::Waiting { .. } => "blocked",
             Self::Pinning {
                 verifying: false, ..
@@ -354,6 +360,10 @@ impl Activity {
                 outcome: Outcome::Superseded,
                 ..
             } => "superseded",
+            Self::Finished {
+                outcome: Outcome::Cancelled,
+                ..
+            } => "cancelled",
         })
     }
 

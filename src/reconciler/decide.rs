@@ -54,6 +54,9 @@ pub struct Facts<'a> {
     pub promotes_to: &'a [(String, Duration)],
     /// The environment's pause and the intent's break-glass, once read.
     pub controls: Option<&'a super::controls::Controls>,
+    /// The desired intent was cancelled by someone, as their cancel attestation proves:
+    /// "cancelled by {arn}: {reason}".
+    pub cancelled: Option<&'a str>,
 }
 
 /// The desired intent's entry in the releases table.
@@ -119,6 +122,8 @@ pub enum Step {
         message: String,
         gate: bool,
     },
+    /// Stop the deployment in flight (its run, if any) and record it `cancelled`.
+    Cancel { intent: IntentRef, message: String },
     /// Held back until the environment is resumed.
     Pause { intent: IntentRef, message: String },
     /// Read the environment's pause and the intent's break-glass.
@@ -385,6 +390,12 @@ fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
         _ if finished => return Step::Nothing,
         _ => None,
     };
+    if let Some(by) = facts.cancelled {
+        return Step::Cancel {
+            intent: intent.clone(),
+            message: by.to_owned(),
+        };
+    }
     if baking(state, intent) {
         return bake(facts, intent, now);
     }

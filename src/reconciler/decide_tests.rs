@@ -87,6 +87,7 @@ fn fixture() -> Fixture {
         force: None,
         rollback_of: None,
         break_glass: None,
+        cancel: None,
     };
     let release = Release {
         release_id: "r1".into(),
@@ -133,6 +134,7 @@ impl Fixture {
         let facts = Facts {
             project: "bugfarm",
             controls: self.controls.as_ref(),
+            cancelled: None,
             promotes_to: &self.promotes_to,
             env: &self.env,
             template: None,
@@ -218,6 +220,7 @@ fn the_release_is_read_before_anything_is_decided_about_it() {
     let facts = Facts {
         project: "bugfarm",
         controls: None,
+        cancelled: None,
         promotes_to: &[],
         env: &f.env,
         template: None,

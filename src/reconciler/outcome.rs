@@ -477,6 +477,32 @@ impl<'a> Writer<'a> {
         self.save().await
     }
 
+    /// `intent` was cancelled by a person: recorded `cancelled` (not a failure: no
+    /// rollback, not counted as a change failure).
+    pub async fn cancel(
+        &mut self,
+        intent: &IntentRef,
+        requested_by: Option<String>,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        warn!(reason = message, "deployment cancelled");
+        self.entry(intent, Status::Cancelled, message).await?;
+        self.tell(intent, "cancelled", message);
+        let current = self.current(intent, requested_by);
+        self.history(
+            &current,
+            Status::Cancelled,
+            message,
+            HistoryKind::Deployment,
+        );
+        self.state.activity = Activity::Finished {
+            current,
+            outcome: Outcome::Cancelled,
+            message: message.to_owned(),
+        };
+        self.save().await
+    }
+
     fn observed(&mut self, intent: &IntentRef, images: &Images, since: Timestamp) {
         self.state.observed = Some(Observed {
             release_id: intent.release_id.clone(),

@@ -57,6 +57,8 @@ pub struct Steps<'a> {
     pinned: std::collections::BTreeMap<String, String>,
     /// The environment's pause and the intent's break-glass, once read.
     controls: Option<super::controls::Controls>,
+    /// Who cancelled the desired intent, and why (see `Facts::cancelled`).
+    cancelled: Option<String>,
 }
 
 impl<'a> Steps<'a> {
@@ -82,6 +84,7 @@ impl<'a> Steps<'a> {
             own: None,
             pinned: Default::default(),
             controls: None,
+            cancelled: None,
         }
     }
 
@@ -99,6 +102,7 @@ impl<'a> Steps<'a> {
         let facts = Facts {
             project: &self.key.project,
             controls: self.controls.as_ref(),
+            cancelled: self.cancelled.as_deref(),
             promotes_to: &promotes_to,
             env: self.env,
             template: self.project.image_uri_template.as_deref(),
@@ -152,6 +156,12 @@ impl<'a> Steps<'a> {
             if self.env.protected {
                 self.approvals = Some(self.approvals_of(intent, &digest).await?);
             }
+            if let Some((_, _, entry)) = &located
+                && entry.cancel.is_some()
+                && !entry.status.is_some_and(crate::model::Status::is_terminal)
+            {
+                self.cancelled = self.cancelled_by(intent).await?;
+            }
             let mut envs = self.env.requires.clone();
             envs.push(self.key.environment.clone());
             let mut verified = self
@@ -189,6 +199,24 @@ impl<'a> Steps<'a> {
             &self.env.approvers,
             resolved.as_deref().map_err(String::as_str),
         ))
+    }
+
+    /// Who cancelled `intent`, as the first cancel attestation recorded for it says
+    /// (the entry's `cancel` only asked for this look).
+    async fn cancelled_by(&self, intent: &IntentRef) -> Result<Option<String>, Error> {
+        use crate::store::attestations::Kind;
+        let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
+        let cancel = attested.iter().find(|a| a.kind == Kind::Cancel);
+        if cancel.is_none() {
+            warn!("the entry asks to be cancelled, but no cancel is recorded for it; going on");
+        }
+        Ok(cancel.map(|a| {
+            format!(
+                "cancelled by {}: {}",
+                a.by.arn,
+                crate::model::text::message(a.reason.as_deref().unwrap_or("no reason given"))
+            )
+        }))
     }
 
     /// The environment's pause, and (where the desired entry asks for one) the
@@ -313,6 +341,28 @@ impl<'a> Steps<'a> {
                 w.wait(&intent, requested_by, Wait::Freeze, &message)
                     .await?;
                 Ok(Some(Action::RequeueAfter(wait)))
+            }
+            Step::Cancel { intent, message } => {
+                let left = match (
+                    w.state.activity.run().cloned(),
+                    self.adapters.actuator.clone(),
+                ) {
+                    (Some(run), Some(actuator))
+                        if w.state
+                            .activity
+                            .intent()
+                            .is_some_and(|i| i.same_entry(&intent)) =>
+                    {
+                        Some(actuator.cancel(self.key, &run.handle, &message).await?)
+                    }
+                    _ => None,
+                };
+                let message = match left {
+                    Some(left) => format!("{message}; {left}"),
+                    None => message,
+                };
+                w.cancel(&intent, requested_by, &message).await?;
+                Ok(Some(Action::Done))
             }
             Step::Pause { intent, message } => {
                 w.wait(&intent, requested_by, Wait::Pause, &message).await?;

@@ -334,34 +334,61 @@ impl ReleaseStore {
         by: &crate::model::Person,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let entry = format!("deployments[{}]", intent.index);
         let person: aws_sdk_dynamodb::types::AttributeValue = serde_dynamo::to_attribute_value(by)
             .map_err(|e| StoreError::Encode {
                 what: "approver",
                 source: e.into(),
             })?;
-        let result = self
+        self.annotate(
+            table,
+            intent,
+            "approved_by = :by, {entry}.approved_at = :now",
+            [(":by", person), (":now", s(now.to_wire()))],
+        )
+        .await
+    }
+
+    /// Asks for the entry `intent` points at to be cancelled (`cancel = reason`): a hint
+    /// that wakes the controller, which acts only on the caller's cancel attestation.
+    pub async fn request_cancel(
+        &self,
+        table: &str,
+        intent: &IntentRef,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        self.annotate(table, intent, "cancel = :reason", [(":reason", s(reason))])
+            .await
+    }
+
+    /// Sets `{entry}.{set}` on the entry `intent` points at, if it is still that intent
+    /// and unfinished; false otherwise.
+    async fn annotate<const N: usize>(
+        &self,
+        table: &str,
+        intent: &IntentRef,
+        set: &str,
+        values: [(&str, aws_sdk_dynamodb::types::AttributeValue); N],
+    ) -> Result<bool, StoreError> {
+        let entry = format!("deployments[{}]", intent.index);
+        let mut request = self
             .client
             .update_item()
             .table_name(table)
             .key("release_id", s(&intent.release_id))
-            .update_expression(format!(
-                "SET {entry}.approved_by = :by, {entry}.approved_at = :now"
-            ))
+            .update_expression(format!("SET {entry}.{}", set.replace("{entry}", &entry)))
             .condition_expression(format!(
                 "{entry}.date_created = :created AND (attribute_not_exists({entry}.#status) OR NOT ({entry}.#status IN (:succeeded, :failed, :superseded, :cancelled)))"
             ))
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":by", person)
-            .expression_attribute_values(":now", s(now.to_wire()))
             .expression_attribute_values(":created", stored(intent))
             .expression_attribute_values(":succeeded", s(Status::Succeeded.as_str()))
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
             .expression_attribute_values(":superseded", s(Status::Superseded.as_str()))
-                .expression_attribute_values(":cancelled", s(Status::Cancelled.as_str()))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":cancelled", s(Status::Cancelled.as_str()));
+        for (name, value) in values {
+            request = request.expression_attribute_values(name, value);
+        }
+        match request.send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(StoreError::aws("UpdateItem", table, e)),

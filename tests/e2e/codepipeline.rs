@@ -215,3 +215,49 @@ async fn a_newer_intent_supersedes_one_whose_pipeline_is_still_running() {
     assert_eq!(state.lock().unwrap().executions[1].0, "exec-2");
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_cancelled_deployment_stops_its_pipeline_execution_and_is_recorded_cancelled() {
+    let (h, stub, state) = setup(vec![vec!["Hold", "Succeeded"]]).await;
+    let controller = h.start_controller().await;
+    let (code, _, err) = h
+        .run(&["cancel", "r1", "--env", "stage", "--reason", "wrong build"])
+        .await;
+    assert_eq!(code, 1, "nothing to cancel yet: {err}");
+    assert!(err.contains("nothing to cancel"), "{err}");
+    h.request(TABLE, "r1", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    h.until_status(TABLE, "r1", 0, Status::InProgress).await;
+    while stub.count("StartPipelineExecution") == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, _, err) = h
+        .run(&["cancel", "r1", "--env", "stage", "--reason", "wrong build"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let message = h.until_status(TABLE, "r1", 0, Status::Cancelled).await;
+    assert!(
+        message.starts_with("cancelled by ")
+            && message
+                .contains(": wrong build; pipeline terraform-stage execution exec-1 was stopped"),
+        "{message}"
+    );
+    let stopped = state.lock().unwrap().stopped.clone();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert_eq!(stopped[0].0, "exec-1");
+    assert!(!stopped[0].1, "not abandoned: actions in progress finish");
+    assert!(stopped[0].2.contains("wrong build"), "{stopped:?}");
+    let state = h
+        .until_state("tre", "stage", |s| s.activity.phase() == Some("cancelled"))
+        .await;
+    assert_eq!(state.history[0].status, Status::Cancelled);
+    assert_eq!(
+        stub.count("StartPipelineExecution"),
+        1,
+        "never started again"
+    );
+    // A finished deployment cannot be cancelled.
+    let (code, _, err) = h.run(&["cancel", "r1", "--env", "stage"]).await;
+    assert_eq!(code, 1, "{err}");
+    controller.stop().await;
+}

@@ -38,6 +38,8 @@ pub(crate) struct Cluster {
     pub(crate) updates: Vec<String>,
     /// Running tasks, as DescribeTasks returns them.
     pub(crate) tasks: Vec<Value>,
+    /// Rollouts stay in progress while set.
+    hold: bool,
 }
 
 pub(crate) fn arn(family: &str, revision: u32) -> String {
@@ -57,6 +59,7 @@ impl Cluster {
             fail_reason: "ECS deployment circuit breaker: tasks failed to start.".into(),
             updates: Vec::new(),
             tasks: Vec::new(),
+            hold: false,
         };
         for (name, images, tags) in services {
             let containers: Vec<Value> = images
@@ -94,8 +97,9 @@ impl Cluster {
     fn describe(&mut self, name: &str) -> Value {
         let outcome = self.outcome;
         let fail_reason = self.fail_reason.clone();
+        let hold = self.hold;
         let service = self.services.get_mut(name).unwrap();
-        if service.polls_left > 0 {
+        if service.polls_left > 0 && !hold {
             service.polls_left -= 1;
             if service.polls_left == 0 {
                 match outcome {
@@ -607,5 +611,39 @@ async fn tasks_that_run_another_digest_than_the_moved_tag_fail_the_deployment() 
         "the moved tag's service was redeployed"
     );
     assert_eq!(stub.count("RegisterTaskDefinition"), 0);
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_rollout_is_no_longer_followed_and_says_what_it_left() {
+    let mut cluster = Cluster::new(Outcome::Complete, &[("hatching-stage", &[V1], &[])]);
+    cluster.hold = true;
+    let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", services = { hatching = ["hatching-stage"] } }"#;
+    let (h, stub, _) = setup(cluster, actuator).await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    crate::support::until(
+        "the rollout starts",
+        async || stub.count("UpdateService"),
+        |n| *n == 1,
+    )
+    .await;
+    let (code, _, err) = h
+        .run(&["cancel", "r2", "--env", "stage", "--reason", "bad config"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let message = h.until_status(TABLE, "r2", 0, Status::Cancelled).await;
+    assert!(
+        message.contains(": bad config; the ECS rollout in cluster apps is no longer followed"),
+        "{message}"
+    );
+    let state = h
+        .until_state("bugfarm", "stage", |s| {
+            s.activity.phase() == Some("cancelled")
+        })
+        .await;
+    assert_eq!(state.history[0].status, Status::Cancelled);
+    assert_eq!(stub.count("UpdateService"), 1, "no second rollout");
     controller.stop().await;
 }

@@ -286,3 +286,49 @@ async fn a_killed_controller_leaves_no_apply_running_and_the_next_leader_runs_it
         "interrupted (SIGINT), not left running: {all:?}"
     );
 }
+
+#[tokio::test]
+async fn a_cancelled_apply_is_interrupted_recorded_cancelled_and_not_run_again() {
+    let dir = workdir(300);
+    let h = Harness::new(&config(dir.path(), None)).await;
+    for id in ["r1", "r2"] {
+        h.put_release(
+            TABLE,
+            release(id, "infra", json!({ "app": format!("r.example/app:{id}") })),
+        )
+        .await;
+    }
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    until_runs(dir.path(), "r1's run started", |r| r.len() == 1).await;
+    let (code, _, err) = h
+        .run(&["cancel", "r1", "--env", "prod", "--reason", "it hangs"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let message = h.until_status(TABLE, "r1", 0, Status::Cancelled).await;
+    assert!(
+        message.contains(": it hangs; terraform run") && message.ends_with("was interrupted"),
+        "{message}"
+    );
+    until_runs(dir.path(), "r1's run stopped", |r| {
+        r.first().is_some_and(|r| r.end.is_some())
+    })
+    .await;
+    // The slot is free again: the next deployment runs, once, after it.
+    std::fs::write(dir.path().join("seconds"), "0").unwrap();
+    h.request(TABLE, "r2", "prod", "2024-05-01T11:00:00.000000")
+        .await;
+    assert_eq!(
+        h.finished(TABLE, "r2", 0).await.status,
+        Some(Status::Succeeded)
+    );
+    let all = assert_never_overlapping(dir.path());
+    assert_eq!(all.len(), 2, "r1 never ran again: {all:?}");
+    assert!(all[0].interrupted && all[0].release == "r1", "{all:?}");
+    assert_eq!(
+        h.release(TABLE, "r1").await.deployments[0].status,
+        Some(Status::Cancelled)
+    );
+    controller.stop().await;
+}

@@ -195,6 +195,21 @@ impl Actuator for Ecs {
         "ecs"
     }
 
+    /// An ECS rollout cannot be stopped half-way by relctl without starting another:
+    /// it is no longer followed, and ECS finishes (or its circuit breaker rolls back)
+    /// the deployments it was given.
+    async fn cancel(
+        &self,
+        _key: &crate::model::EnvKey,
+        _handle: &str,
+        _reason: &str,
+    ) -> Result<String, ActuatorError> {
+        Ok(format!(
+            "the ECS rollout in cluster {} is no longer followed: ECS goes on with the deployments it was given (see the services' events); the pins stay as written",
+            self.cluster
+        ))
+    }
+
     fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -201,6 +201,12 @@ async fn every_call_is_allowed_by_the_generated_policies_and_every_grant_is_need
         .expect("pipelines")
         .scripts
         .push_back(vec!["InProgress", "Succeeded"]);
+    // A second deployment to prod runs until it is cancelled.
+    pipelines
+        .lock()
+        .expect("pipelines")
+        .scripts
+        .push_back(vec!["Hold"]);
     let codepipeline = {
         let pipelines = pipelines.clone();
         Stub::start(Arc::new(move |op, body| {
@@ -274,6 +280,37 @@ async fn every_call_is_allowed_by_the_generated_policies_and_every_grant_is_need
         &aws,
         &deployer,
         &["deploy", &id, "--env", "ops", "--wait", "--timeout", "120s"],
+    )
+    .await;
+    // Prod again, approved, then cancelled while its pipeline runs: the deployer's
+    // cancel, and the controller's StopPipelineExecution.
+    relctl(&h, &aws, &deployer, &["deploy", &id, "--env", "prod"]).await;
+    relctl_full(
+        &h,
+        &approver_aws,
+        &approver,
+        &["approve", &id, "--env", "prod"],
+    )
+    .await;
+    crate::support::until(
+        "the second prod execution starts",
+        async || pipelines.lock().expect("pipelines").executions.len(),
+        |n| *n == 2,
+    )
+    .await;
+    relctl(
+        &h,
+        &aws,
+        &deployer,
+        &["cancel", &id, "--env", "prod", "--reason", "a tour"],
+    )
+    .await;
+    let last = h.release("relctl-releases", &id).await.deployments.len() - 1;
+    h.until_status(
+        "relctl-releases",
+        &id,
+        last,
+        relctl::model::Status::Cancelled,
     )
     .await;
     for args in [

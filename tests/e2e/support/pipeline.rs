@@ -13,6 +13,8 @@ pub struct Pipeline {
     pub executions: Vec<(String, String, VecDeque<&'static str>, Value)>,
     /// Ends every waiting approval (and `Hold` step) when set.
     pub release: bool,
+    /// StopPipelineExecution calls: (execution id, abandon, reason).
+    pub stopped: Vec<(String, bool, String)>,
 }
 
 impl Pipeline {
@@ -87,6 +89,26 @@ pub fn handle(state: &Mutex<Pipeline>, op: &str, body: Value) -> Result<Value, s
                 { "stageName": "Approve", "actionStates": [action],
                   "latestExecution": { "pipelineExecutionId": waiting.unwrap_or_default(), "status": "InProgress" } },
             ]}))
+        }
+        "StopPipelineExecution" => {
+            let id = body["pipelineExecutionId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            p.stopped.push((
+                id.clone(),
+                body["abandon"].as_bool().unwrap_or(false),
+                body["reason"].as_str().unwrap_or_default().to_owned(),
+            ));
+            let Some(exec) = p.current(&id) else {
+                return Err((
+                    400,
+                    "PipelineExecutionNotFoundException",
+                    format!("no {id}"),
+                ));
+            };
+            exec.2 = vec!["Stopped"].into();
+            Ok(json!({ "pipelineExecutionId": id }))
         }
         other => Err((400, "UnknownOperationException", other.to_owned())),
     }

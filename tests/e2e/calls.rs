@@ -84,6 +84,9 @@ async fn a_deployment_to_a_converged_environment_makes_the_floor_of_calls() {
         // verified records for the release.
         ("DynamoDB.GetItem", 2),
         ("DynamoDB.BatchGetItem", 1),
+        // whether the environment is paused: its controls on the approvals table's
+        // subject index.
+        ("DynamoDB.Query", 1),
         // the entry says in_progress; the state says pinning.
         ("DynamoDB.UpdateItem", 1),
         ("DynamoDB.TransactWriteItems", 1),

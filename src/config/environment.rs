@@ -57,6 +57,11 @@ pub struct Environment {
     pub auto_promote_from: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub soak: Duration,
+    /// The longest a deployment may take here, from going in progress to its end,
+    /// across every attempt (waiting for a person to approve a plan aside): past it,
+    /// it fails with "deadline passed" (its run stopped).
+    #[serde(default, with = "humantime_serde")]
+    pub deadline: Option<Duration>,
     /// Where this environment's deployment outcomes are told (beside `[notify]`).
     #[serde(default)]
     pub notify: super::promotion::Notify,

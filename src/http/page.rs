@@ -198,6 +198,7 @@ mod tests {
                     requested_by: None,
                     since: at,
                     break_glass: None,
+                    started: None,
                 },
                 outcome: Outcome::Succeeded,
                 message: "pinned".into(),

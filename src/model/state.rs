@@ -162,6 +162,10 @@ pub struct Current {
     /// Let through a pause or a freeze: "break-glass by {arn}: {reason}".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
+    /// When it first went in progress (after any wait): what `deadline` counts from,
+    /// across every attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Timestamp>,
 }
 
 /// Failed attempts at the intent in flight.
@@ -577,6 +581,7 @@ impl Legacy {
             requested_by: self.requested_by,
             since,
             break_glass: None,
+            started: None,
         };
         let message = self.message.unwrap_or_default();
         let attempts = Attempts {
@@ -713,6 +718,7 @@ mod tests {
                     requested_by: None,
                     since: at("2024-05-01T10:00:01"),
                     break_glass: None,
+                    started: None,
                 },
                 why: Wait::Freeze,
                 message: "frozen until …".into(),

@@ -2,7 +2,8 @@
 //! (`relctl pause`, ended by `relctl resume`) holds new deployments as `paused` and
 //! stops self-heal and auto-promotion there; a break-glass (`relctl deploy
 //! --break-glass --reason …`) by a principal the environment's `break_glass` lists lets
-//! one deployment through a pause or a freeze, recorded and notified as such.
+//! one deployment through a pause or a freeze, recorded and notified as such; a
+//! `deadline` ends a deployment that takes too long, whatever its phase.
 
 use std::time::Duration;
 
@@ -93,5 +94,48 @@ pub fn held_by_pause_or_freeze(
             message,
             wait,
         }
+    })
+}
+
+/// A deployment in flight past the environment's `deadline` (counted from when it
+/// first went in progress, across attempts): it fails, its run stopped. Waiting for a
+/// person to approve a Terraform plan is not counted against it.
+pub fn past_deadline(
+    facts: &Facts<'_>,
+    intent: &IntentRef,
+    now: crate::model::Timestamp,
+) -> Option<Step> {
+    let deadline = facts.env.deadline?;
+    let activity = &facts.state.activity;
+    let waiting_for_a_person = facts.actuator.as_ref().is_some_and(|a| a.approves_plans)
+        && matches!(
+            activity,
+            Activity::Applying {
+                awaiting_approval: true,
+                ..
+            }
+        );
+    let in_flight = matches!(
+        activity,
+        Activity::Pinning { .. } | Activity::Applying { .. } | Activity::Baking { .. }
+    );
+    let current = activity.current()?;
+    if !in_flight || waiting_for_a_person || !current.intent.same_entry(intent) {
+        return None;
+    }
+    let started = current.started?;
+    let took = (now.as_utc() - started.as_utc()).to_std().ok()?;
+    if took <= deadline {
+        return None;
+    }
+    Some(Step::Fail {
+        intent: intent.clone(),
+        message: format!(
+            "deadline passed: not finished within {} of going in progress at {} (it was {})",
+            humantime::format_duration(deadline),
+            started.to_wire(),
+            activity.phase().unwrap_or("in progress")
+        ),
+        run: activity.run().map(|_| "timed_out"),
     })
 }

@@ -396,6 +396,9 @@ fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
             message: by.to_owned(),
         };
     }
+    if let Some(step) = super::controls::past_deadline(facts, intent, now) {
+        return step;
+    }
     if baking(state, intent) {
         return bake(facts, intent, now);
     }

@@ -32,6 +32,7 @@ fn current(intent: &IntentRef) -> Current {
         requested_by: Some("someone".into()),
         since: at("2024-05-01T10:00:00"),
         break_glass: None,
+        started: None,
     }
 }
 
@@ -1103,4 +1104,47 @@ fn a_rollback_to_a_release_verified_here_is_not_baked() {
         images: "other".into(),
     });
     assert!(matches!(f.decide(), Step::Bake { .. }));
+}
+
+#[test]
+fn a_deployment_in_flight_past_its_deadline_fails_but_not_while_a_person_approves_its_plan() {
+    let mut f = fixture().with_actuator().applying("2024-05-01T10:00:00");
+    f.env.deadline = Some(Duration::from_secs(60));
+    if let Some(c) = f.state.activity.current().cloned() {
+        set_current(
+            &mut f.state.activity,
+            Current {
+                started: Some(at("2024-05-01T10:00:00")),
+                ..c
+            },
+        );
+    }
+    let step = f.decide_at("2024-05-01T10:00:30");
+    assert!(!matches!(step, Step::Fail { .. }), "within it: {step:?}");
+    let step = f.decide_at("2024-05-01T10:02:00");
+    assert!(
+        matches!(&step, Step::Fail { message, run: Some("timed_out"), .. }
+            if message.starts_with("deadline passed: not finished within 1m")),
+        "{step:?}"
+    );
+    if let Some(a) = &mut f.actuator {
+        a.approves_plans = true;
+    }
+    if let Activity::Applying {
+        awaiting_approval, ..
+    } = &mut f.state.activity
+    {
+        *awaiting_approval = true;
+    }
+    let step = f.decide_at("2024-05-01T10:02:00");
+    assert!(
+        !matches!(step, Step::Fail { .. }),
+        "a person approves: {step:?}"
+    );
+}
+
+fn set_current(activity: &mut Activity, new: Current) {
+    if let Activity::Applying { current, .. } = activity {
+        *current = new;
+    }
 }

@@ -152,6 +152,7 @@ impl<'a> Writer<'a> {
                 .break_glass
                 .clone()
                 .or_else(|| existing.and_then(|c| c.break_glass.clone())),
+            started: existing.and_then(|c| c.started),
         }
     }
 
@@ -271,8 +272,10 @@ impl<'a> Writer<'a> {
             return Ok(written);
         }
         let moving = self.moving(intent);
+        let mut current = self.current(intent, requested_by);
+        current.started = current.started.or(Some(self.ctx.now()));
         self.state.activity = Activity::Pinning {
-            current: self.current(intent, requested_by),
+            current,
             message: message.to_owned(),
             verifying: false,
             attempts: self.attempts(intent),
@@ -555,6 +558,7 @@ impl<'a> Writer<'a> {
             requested_by: None,
             since: self.ctx.now(),
             break_glass: None,
+            started: None,
         };
         self.history(&current, Status::Succeeded, &message, HistoryKind::SelfHeal);
         if let Activity::Finished { message: m, .. } = &mut self.state.activity {

@@ -332,3 +332,33 @@ async fn a_cancelled_apply_is_interrupted_recorded_cancelled_and_not_run_again()
     );
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn a_deployment_past_its_deadline_fails_and_its_run_is_interrupted() {
+    let dir = workdir(300);
+    let h = Harness::new(&format!("{}deadline = \"2s\"\n", config(dir.path(), None))).await;
+    h.put_release(
+        TABLE,
+        release("r1", "infra", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "prod", "2024-05-01T10:00:00.000000")
+        .await;
+    let entry = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(entry.status, Some(Status::Failed), "{entry:?}");
+    let why = entry.status_message.unwrap_or_default();
+    assert!(
+        why.starts_with("deadline passed: not finished within 2s of going in progress at")
+            && why.ends_with("(it was applying)"),
+        "{why}"
+    );
+    until_runs(dir.path(), "the run stopped", |r| {
+        r.first().is_some_and(|r| r.end.is_some())
+    })
+    .await;
+    let all = assert_never_overlapping(dir.path());
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert!(all[0].interrupted, "{all:?}");
+    controller.stop().await;
+}

@@ -152,6 +152,7 @@ impl Writer<'_> {
             requested_by: Some("relctl (automatic rollback)".into()),
             since: self.ctx.now(),
             break_glass: None,
+            started: None,
         };
         let said = if written {
             format!("rolling back to release {}: {description}", mark.release_id)

@@ -37,6 +37,7 @@ mod pause;
 mod release;
 mod report;
 mod request;
+mod retry;
 mod rollback;
 mod setup;
 mod status;
@@ -86,6 +87,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Stop a deployment that is waiting or in flight; recorded `cancelled`.
     Cancel(cancel::CancelArgs),
+    /// Run the newest intent for an environment again, when it failed.
+    Retry(retry::RetryArgs),
     /// Stop the line: new deployments to an environment wait `paused`; self-heal and
     /// auto-promotion stop there.
     Pause(pause::PauseArgs),
@@ -210,6 +213,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Wait(args) => wait::run(&config, &aws, args).await,
         Command::History(args) => history::run(&config, &aws, args, output).await,
         Command::Cancel(args) => cancel::run(&config, &aws, args).await,
+        Command::Retry(args) => retry::run(&config, &aws, args).await,
         Command::Pause(args) => pause::pause(&config, &aws, args).await,
         Command::Resume(args) => pause::resume(&config, &aws, args).await,
         Command::Report(args) => report::run(&config, &aws, args, output).await,

@@ -233,3 +233,65 @@ reason = "the long freeze"
     assert!(out.contains("break-glass by"), "{out}");
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn retry_runs_the_newest_failed_intent_again_and_only_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::new(&format!(
+        r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+actuator = {{ kind = "terraform", dir = {dir:?}, commands = [["sh", "-c", "test -e ready || {{ echo not ready; exit 3; }}"]], timeout = "5m" }}
+"#,
+        dir = dir.path().display().to_string()
+    ))
+    .await;
+    releases(&h, &["r1"]).await;
+    let controller = h.start_controller().await;
+    let (code, _, err) = h
+        .run(&["retry", "--project", "shop", "--env", "prod"])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nothing was deployed to prod yet"), "{err}");
+
+    h.request(TABLE, "r1", "prod", &now()).await;
+    let failed = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(failed.status, Some(Status::Failed), "{failed:?}");
+    std::fs::write(dir.path().join("ready"), "").unwrap();
+    let (code, out, err) = h
+        .run(&[
+            "retry",
+            "--project",
+            "shop",
+            "--env",
+            "prod",
+            "--wait",
+            "--timeout",
+            "120s",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "r1");
+    let again = h.finished(TABLE, "r1", 1).await;
+    assert_eq!(again.status, Some(Status::Succeeded), "{again:?}");
+    assert!(
+        again
+            .description
+            .as_deref()
+            .is_some_and(|d| d.starts_with("retry of the deployment of r1 requested at")),
+        "{again:?}"
+    );
+    // The newest intent succeeded: nothing to retry, nothing written.
+    let (code, _, err) = h
+        .run(&["retry", "--project", "shop", "--env", "prod"])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("and it is succeeded, not failed"), "{err}");
+    assert_eq!(h.release(TABLE, "r1").await.deployments.len(), 2);
+    controller.stop().await;
+}

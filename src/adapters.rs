@@ -40,17 +40,51 @@ pub struct Adapters {
     pub sinks: Vec<Arc<Sink>>,
 }
 
-/// SDK configuration for an environment's account.
-pub async fn account(base: &SdkConfig, role_arn: Option<&str>) -> SdkConfig {
-    match role_arn {
-        None => base.clone(),
+/// Where an environment's calls go: its account (the role assumed, if any) and its
+/// Region (none: the controller's own).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Place {
+    pub role_arn: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Place {
+    pub fn of(env: &Environment) -> Self {
+        Self {
+            role_arn: env.role_arn.clone(),
+            region: env.region.clone(),
+        }
+    }
+}
+
+/// SDK configuration for an environment's account and Region. Another account or
+/// Region than the controller's gets rate limits of its own (`rate_limits` for each):
+/// AWS's quotas are per account and Region.
+pub async fn account(
+    base: &SdkConfig,
+    place: &Place,
+    rate_limits: &BTreeMap<String, u32>,
+) -> SdkConfig {
+    if place.role_arn.is_none() && place.region.is_none() {
+        return base.clone();
+    }
+    let mut regional = base
+        .to_builder()
+        .http_client(crate::aws::limit::Limited::client(rate_limits));
+    if let Some(region) = &place.region {
+        regional = regional.region(aws_config::Region::new(region.clone()));
+    }
+    let regional = regional.build();
+    match &place.role_arn {
+        None => regional,
         Some(arn) => {
             let provider = AssumeRoleProvider::builder(arn)
                 .session_name("relctl")
-                .configure(base)
+                .configure(&regional)
                 .build()
                 .await;
-            base.to_builder()
+            regional
+                .to_builder()
                 .credentials_provider(SharedCredentialsProvider::new(provider))
                 .build()
         }
@@ -146,15 +180,17 @@ pub async fn build(
     metrics: &Arc<Metrics>,
     runs: &Arc<Runs>,
 ) -> HashMap<EnvKey, Adapters> {
-    // One SDK configuration per account (role), and one set of clients for each.
-    let mut accounts: HashMap<Option<String>, SdkConfig> = HashMap::new();
+    // One SDK configuration per account (role) and Region, and one set of clients for
+    // each.
+    let mut accounts: HashMap<Place, SdkConfig> = HashMap::new();
     for env in config.projects.iter().flat_map(|p| &p.environments) {
-        if !accounts.contains_key(&env.role_arn) {
-            let sdk = account(base, env.role_arn.as_deref()).await;
-            accounts.insert(env.role_arn.clone(), sdk);
+        let place = Place::of(env);
+        if let std::collections::hash_map::Entry::Vacant(slot) = accounts.entry(place) {
+            let sdk = account(base, slot.key(), &config.aws.rate_limits).await;
+            slot.insert(sdk);
         }
     }
-    let clients: HashMap<&Option<String>, Clients<'_>> = accounts
+    let clients: HashMap<&Place, Clients<'_>> = accounts
         .iter()
         .map(|(role, sdk)| (role, Clients::new(sdk, &config.aws.endpoints, metrics)))
         .collect();
@@ -173,7 +209,7 @@ pub async fn build(
     let mut built = HashMap::new();
     for project in &config.projects {
         for env in &project.environments {
-            let Some(clients) = clients.get(&env.role_arn) else {
+            let Some(clients) = clients.get(&Place::of(env)) else {
                 continue;
             };
             let mut adapters = for_environment(env, clients, Some(runs));

@@ -49,7 +49,12 @@ pub async fn run(
     let key = EnvKey::new(&release.project_id, &args.environment);
     let (project, environment) = config.environment(&key)?;
     let images = resolve_images(&release, project.image_uri_template.as_deref())?;
-    let account = adapters::account(&aws.sdk, environment.role_arn.as_deref()).await;
+    let account = adapters::account(
+        &aws.sdk,
+        &adapters::Place::of(environment),
+        &config.aws.rate_limits,
+    )
+    .await;
     let clients = Clients::new(&account, &config.aws.endpoints, &aws.metrics);
     let pin = adapters::for_environment(environment, &clients, None).pin;
     let target = Target {

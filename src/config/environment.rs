@@ -17,6 +17,9 @@ pub struct Environment {
     /// Role to assume for this environment's account (cross-account set-ups).
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// The AWS Region of this environment's pins and actuator (default `[aws] region`).
+    #[serde(default)]
+    pub region: Option<String>,
     /// Environments a release must have succeeded in first (promotion gate).
     #[serde(default)]
     pub requires: Vec<String>,
@@ -390,6 +393,18 @@ impl Environment {
             && !arn.starts_with("arn:")
         {
             problems.push(format!("{at}.role_arn: {arn:?} is not an ARN"));
+        }
+        if let Some(region) = &self.region {
+            let valid = region.len() <= 32
+                && region.split('-').count() >= 3
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid {
+                problems.push(format!(
+                    "{at}.region: {region:?} is not an AWS Region (such as \"eu-west-2\" or \"us-east-1\")"
+                ));
+            }
         }
         for (key, list) in [
             ("approvers", &self.approvers),

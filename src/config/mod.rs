@@ -374,6 +374,30 @@ mod tests {
     }
 
     #[test]
+    fn incident_control_settings_are_checked() {
+        let bad = r#"
+            [[projects]]
+            id = "a"
+            name = "x"
+            [[projects.environments]]
+            id = "prod"
+            name = "P"
+            region = "Mars"
+            approvers = ["release-managers"]
+            break_glass = ["arn:aws:iam::123456789012:group/oncall"]
+        "#;
+        let message = Config::from_toml(bad).unwrap_err().to_string();
+        for expected in [
+            "projects[0].environments[0].region: \"Mars\" is not an AWS Region",
+            "projects[0].environments[0].approvers[0]: \"release-managers\" is not an IAM user or role ARN",
+            "projects[0].environments[0].break_glass[0]:",
+            "projects[0].environments[0].approvers: name who may approve a deployment to a protected environment; set `protected = true`",
+        ] {
+            assert!(message.contains(expected), "{expected}\n{message}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let bad = r#"
             [controller]

@@ -233,6 +233,12 @@ fn grant_runner_tasks(policy: &mut Policy, task: &EcsTaskRunner, scope: &Scope) 
 
 /// The pin and actuator of one environment, in the account its calls are made in.
 fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, scope: &Scope) {
+    // Its resources are in its own Region, where it names one.
+    let regional = Scope {
+        region: env.region.clone().unwrap_or_else(|| scope.region.clone()),
+        ..scope.clone()
+    };
+    let scope = &regional;
     // The alarms a deployment bakes and soaks with.
     policy.add(Statement::new(
         "VerifyAlarms",

@@ -295,3 +295,61 @@ actuator = {{ kind = "terraform", dir = {dir:?}, commands = [["sh", "-c", "test 
     assert_eq!(h.release(TABLE, "r1").await.deployments.len(), 2);
     controller.stop().await;
 }
+
+/// One controller, environments in two Regions: each environment's pins are written in
+/// its own Region (moto keeps SSM per Region, as AWS does).
+#[tokio::test]
+async fn one_controller_serves_environments_in_two_regions() {
+    let h = Harness::new(
+        r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+
+[[projects.environments]]
+id = "eu"
+name = "Europe"
+
+[[projects.environments]]
+id = "us"
+name = "America"
+region = "us-east-1"
+"#,
+    )
+    .await;
+    releases(&h, &["r1"]).await;
+    let controller = h.start_controller().await;
+    for env in ["eu", "us"] {
+        assert_eq!(h.run(&["deploy", "r1", "--env", env]).await.0, 0);
+    }
+    for index in [0, 1] {
+        let entry = h.finished(TABLE, "r1", index).await;
+        assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    }
+    let ssm_in = |region: &'static str| {
+        let config = aws_sdk_ssm::config::Builder::from(&h.sdk)
+            .region(aws_sdk_ssm::config::Region::new(region))
+            .build();
+        aws_sdk_ssm::Client::from_conf(config)
+    };
+    let names = async |region: &'static str| {
+        let found = ssm_in(region)
+            .get_parameters_by_path()
+            .path("/shop/images")
+            .recursive(true)
+            .send()
+            .await
+            .unwrap();
+        let mut names: Vec<String> = found
+            .parameters
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names("eu-west-1").await, ["/shop/images/eu/web"]);
+    assert_eq!(names("us-east-1").await, ["/shop/images/us/web"]);
+    controller.stop().await;
+}

@@ -137,7 +137,7 @@ fn the_example_configuration_loads_as_the_ecs_task_is_given_it() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("configuration OK: 3 projects, 6 environments"),
+        stdout.contains("configuration OK: 3 projects, 7 environments"),
         "{stdout}"
     );
 }

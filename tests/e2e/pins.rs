@@ -332,7 +332,11 @@ async fn an_environment_in_another_account_is_pinned_through_its_assumed_role() 
     );
     let other = relctl::adapters::account(
         &h.sdk,
-        Some("arn:aws:iam::111111111111:role/relctl-deployer"),
+        &relctl::adapters::Place {
+            role_arn: Some("arn:aws:iam::111111111111:role/relctl-deployer".into()),
+            region: None,
+        },
+        &Default::default(),
     )
     .await;
     let pinned = aws_sdk_ssm::Client::new(&other)

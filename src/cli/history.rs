@@ -62,6 +62,10 @@ pub async fn run(
             Some(glass) => format!("{glass}; {message}"),
             None => message,
         };
+        let message = match &p.rolled_back {
+            Some(_) => format!("[rolled back here since] {message}"),
+            None => message,
+        };
         out!(
             "{:<28} {:<38} {:<18} {:<12} {}",
             p.date_created,

@@ -28,6 +28,10 @@ pub struct Past {
     /// Let through a pause or a freeze: by whom and why, as the controller recorded it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub break_glass: Option<String>,
+    /// The release was rolled back in this environment since (why, as its state says):
+    /// deployed there again only with `--force`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 /// Every deployment to `key`, newest first, at most `limit`.
@@ -64,6 +68,7 @@ pub async fn deployments(
                 status_message: entry.status_message.clone(),
                 status_updated_at: entry.status_updated_at.map(|t| t.to_wire()),
                 break_glass: None,
+                rolled_back: None,
             };
             found.push((past, release.clone()));
         }
@@ -92,6 +97,7 @@ pub fn mark_rollbacks(past: &mut [Past], state: &crate::model::state::EnvState) 
             .iter()
             .find(|e| e.release_id == p.release_id && e.date_created.to_wire() == p.date_created)
             .and_then(|e| e.break_glass.clone());
+        p.rolled_back = state.rolled_back(&p.release_id).map(|m| m.reason.clone());
     }
 }
 
@@ -113,6 +119,7 @@ pub fn self_heals(state: &crate::model::state::EnvState, key: &EnvKey) -> Vec<Pa
             status_message: Some(entry.message),
             status_updated_at: Some(entry.at.to_wire()),
             break_glass: None,
+            rolled_back: None,
         })
         .collect()
 }

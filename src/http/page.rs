@@ -84,6 +84,18 @@ pub fn render(states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
                 escape(found)
             );
         }
+        if !state.rolled_back.is_empty() {
+            let releases: Vec<&str> = state
+                .rolled_back
+                .iter()
+                .map(|r| r.release_id.as_str())
+                .collect();
+            let _ = write!(
+                drift,
+                " <small class=\"rolled-back\">rolled back here: {}</small>",
+                escape(&releases.join(", "))
+            );
+        }
         let _ = write!(
             html,
             "<tr data-env=\"{}/{}\"><td>{}</td><td>{}</td><td class=\"running\">{}{drift}</td><td>{}</td>\

@@ -219,6 +219,42 @@ async fn a_rollback_on_a_protected_environment_waits_for_its_approval_then_resto
         out.contains("rolled back here (deployed again only with --force): r2"),
         "{out}"
     );
+    // `release show`, `history` and the page show the mark too.
+    let (code, out, err) = h.run(&["release", "show", "r2"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rolled back in prod (")
+            && out.contains("deployed there again only with --force"),
+        "{out}"
+    );
+    let (code, out, err) = h
+        .run(&["history", "--project", "shop", "--env", "prod"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("[rolled back here since]"), "{out}");
+    let (code, json, _) = h
+        .run(&[
+            "--output",
+            "json",
+            "history",
+            "--project",
+            "shop",
+            "--env",
+            "prod",
+        ])
+        .await;
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["release_id"] == "r2" && r["rolled_back"].is_string()),
+        "{json}"
+    );
+    let (code, page) = crate::support::get(controller.addr, "/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("rolled back here: r2"), "{page}");
     let (code, _, err) = h.run(&["deploy", "r2", "--env", "prod"]).await;
     assert_eq!(code, 1, "the CLI refuses it at once");
     assert!(err.contains("deploy it again with --force"), "{err}");

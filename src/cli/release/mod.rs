@@ -42,6 +42,8 @@ pub async fn run(
         ReleaseCommand::List { project, limit } => {
             list::run(config, aws, &store, &project, limit, output).await
         }
-        ReleaseCommand::Show { release_id } => show::run(config, &store, &release_id, output).await,
+        ReleaseCommand::Show { release_id } => {
+            show::run(config, aws, &store, &release_id, output).await
+        }
     }
 }

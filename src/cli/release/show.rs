@@ -1,26 +1,43 @@
-//! `relctl release show`: one release, with its deployments and their status.
+//! `relctl release show`: one release, with its deployments and their status, and the
+//! environments where it was rolled back (as their state records it).
 
 use crate::{
-    cli::{Failure, Output, lookup::find},
+    cli::{
+        Failure, Output,
+        lookup::{Aws, find},
+    },
     config::Config,
-    model::{Release, Status},
+    model::{EnvKey, Release, Status, state::RolledBack},
     store::ReleaseStore,
 };
 
 pub async fn run(
     config: &Config,
+    aws: &Aws,
     store: &ReleaseStore,
     release_id: &str,
     output: Output,
 ) -> Result<(), Failure> {
     let (_, release) = find(config, store, release_id).await?;
-    if !output.json(&release)? {
-        print_release(&release);
+    if output.json(&release)? {
+        return Ok(());
     }
+    // Where it was rolled back: each environment's own state says so.
+    let mut rolled_back = Vec::new();
+    if let Some(project) = config.project(&release.project_id) {
+        let state = aws.state(config);
+        for env in &project.environments {
+            let key = EnvKey::new(&project.id, &env.id);
+            if let Some(mark) = state.get(&key).await?.rolled_back(&release.release_id) {
+                rolled_back.push((env.id.clone(), mark.clone()));
+            }
+        }
+    }
+    print_release(&release, &rolled_back);
     Ok(())
 }
 
-fn print_release(release: &Release) {
+fn print_release(release: &Release, rolled_back: &[(String, RolledBack)]) {
     out!("release   {}", release.release_id);
     out!("project   {}", release.project_id);
     if let Some(created) = release.date_created {
@@ -44,6 +61,13 @@ fn print_release(release: &Release) {
                 entry.status_message.as_deref().unwrap_or_default(),
                 crate::model::shown::MESSAGE
             )
+        );
+    }
+    for (env, mark) in rolled_back {
+        out!(
+            "rolled back in {env} ({}, at {}): deployed there again only with --force",
+            crate::model::shown::summary(&mark.reason, crate::model::shown::MESSAGE),
+            mark.at.to_wire()
         );
     }
 }

@@ -2,7 +2,8 @@
 //! `break_glass`), looked up with `iam:GetUser` / `iam:GetRole` in the controller's
 //! account and kept for a while: what lets an attestation's proven `aws:userid` be
 //! matched against a listed ARN. A lookup that fails is retried soon; until it
-//! succeeds, nobody on that list is admitted (the action waits, saying why).
+//! succeeds, that principal is not admitted (the others on the list are), and the
+//! waiting action says why.
 
 use std::{
     collections::HashMap,
@@ -33,14 +34,18 @@ impl Resolver {
         }
     }
 
-    /// Every principal of `arns`, resolved; the first that cannot be, as an error a
-    /// person can act on.
-    pub async fn listed(&self, arns: &[String]) -> Result<Vec<Listed>, String> {
+    /// The principals of `arns` that could be resolved, and why each other could not
+    /// (errors a person can act on).
+    pub async fn listed(&self, arns: &[String]) -> (Vec<Listed>, Vec<String>) {
         let mut listed = Vec::with_capacity(arns.len());
+        let mut errors = Vec::new();
         for arn in arns {
-            listed.push(self.one(arn).await?);
+            match self.one(arn).await {
+                Ok(found) => listed.push(found),
+                Err(why) => errors.push(why),
+            }
         }
-        Ok(listed)
+        (listed, errors)
     }
 
     async fn one(&self, arn: &str) -> Result<Listed, String> {
@@ -63,7 +68,7 @@ impl Resolver {
         let arn = IamArn::parse(raw)?;
         let failed = |call: &str, e: String| {
             format!(
-                "cannot tell who {raw} is (iam:{call}): {e}; until it can be looked up, nobody on that list counts"
+                "cannot tell who {raw} is (iam:{call}): {e}; until it can be looked up, it does not count"
             )
         };
         let (found_arn, id) = if arn.role {

@@ -95,7 +95,7 @@ pub async fn follow(
         }
         match current.status {
             Some(Status::Succeeded) => return Ok(()),
-            Some(status @ (Status::Failed | Status::Superseded)) => {
+            Some(status @ (Status::Failed | Status::Superseded | Status::Cancelled)) => {
                 return Err(Failure::refused(format!(
                     "deployment {status}: {}",
                     current.status_message.unwrap_or_default()

@@ -91,7 +91,7 @@ pub async fn resume(config: &Config, aws: &Aws, args: ResumeArgs) -> Result<(), 
     // earlier one, which must not bring a pause it ended back.
     let ended: Vec<String> = found
         .iter()
-        .filter(|a| a.kind == Kind::Pause)
+        .filter(|a| a.kind == Kind::Pause && a.dated())
         .map(|a| a.token())
         .collect();
     let me = aws.principal().await?;

@@ -288,19 +288,22 @@ async fn ignore_claims(
     Ok(())
 }
 
-/// Environments whose waiting deployments were approved in this change: an approval
-/// is not a new intent, but a blocked deployment may now go ahead.
+/// Environments whose waiting deployments were approved (or asked to be cancelled) in
+/// this change: that is not a new intent, but a blocked deployment may now go ahead
+/// (or stop).
 fn approvals(old: Option<&Release>, new: &Release) -> Vec<EnvKey> {
     let Some(old) = old else {
         return Vec::new();
     };
     new.deployments
         .iter()
-        .filter(|entry| entry.approved_by.is_some())
+        .filter(|entry| entry.approved_by.is_some() || entry.cancel.is_some())
         .filter(|entry| {
             old.deployments.iter().any(|o| {
                 o.same_intent(entry)
-                    && (o.approved_by != entry.approved_by || o.approved_at != entry.approved_at)
+                    && (o.approved_by != entry.approved_by
+                        || o.approved_at != entry.approved_at
+                        || o.cancel != entry.cancel)
             })
         })
         .map(|entry| EnvKey::new(&new.project_id, &entry.environment.id))

@@ -43,7 +43,10 @@ pub async fn resync_key(ctx: &Context, key: &EnvKey) -> Result<(), StoreError> {
             for intent in intents_of(release).filter(|i| &i.key == key) {
                 // A failed or superseded intent never becomes desired again (one refused
                 // as dated in the future must not come back when its date arrives).
-                if matches!(intent.status, Some(Status::Failed | Status::Superseded)) {
+                if matches!(
+                    intent.status,
+                    Some(Status::Failed | Status::Superseded | Status::Cancelled)
+                ) {
                     continue;
                 }
                 if intent.at.date_created.as_utc() > horizon {

@@ -43,22 +43,20 @@ impl Approvals {
     pub fn only(
         mut self,
         approvers: &[String],
-        resolved: Result<&[super::principals::Listed], &str>,
+        resolved: &[super::principals::Listed],
+        errors: &[String],
     ) -> Self {
         if approvers.is_empty() {
             return self;
         }
         self.listed = approvers.to_vec();
-        let (admitted, not_listed) = match resolved {
-            Ok(listed) => self
-                .approvers
-                .into_iter()
-                .partition(|a| super::principals::admitted(listed, a)),
-            Err(why) => {
-                self.list_error = Some(why.to_owned());
-                (Vec::new(), self.approvers)
-            }
-        };
+        if !errors.is_empty() {
+            self.list_error = Some(errors.join("; "));
+        }
+        let (admitted, not_listed) = self
+            .approvers
+            .into_iter()
+            .partition(|a| super::principals::admitted(resolved, a));
         self.approvers = admitted;
         self.not_listed = not_listed;
         self
@@ -186,26 +184,26 @@ mod tests {
             ..Default::default()
         };
         let list = vec!["arn:aws:iam::1:role/rm".to_owned()];
-        let kept = approvals().only(&list, Ok(&listed));
+        let kept = approvals().only(&list, &listed, &[]);
         assert_eq!(kept.approvers, vec![principal("AROARM:alice")]);
         assert_eq!(approval_missing(&kept, "r1", "prod", false), None);
         let only_mallory = Approvals {
             approvers: vec![principal("AIDAMALLORY")],
             ..Default::default()
         }
-        .only(&list, Ok(&listed));
+        .only(&list, &listed, &[]);
         let why = approval_missing(&only_mallory, "r1", "prod", false).unwrap_or_default();
         assert!(
             why.contains("waiting for an approval by one of arn:aws:iam::1:role/rm")
                 && why.contains("approvals by arn:aws:iam::1:user/AIDAMALLORY do not count"),
             "{why}"
         );
-        let unresolved = approvals().only(&list, Err("cannot tell who it is"));
+        let unresolved = approvals().only(&list, &[], &["cannot tell who it is".into()]);
         assert!(unresolved.approvers.is_empty());
         let why = approval_missing(&unresolved, "r1", "prod", false).unwrap_or_default();
         assert!(why.ends_with("; cannot tell who it is"), "{why}");
         // No list: every recorded approval counts.
-        assert_eq!(approvals().only(&[], Err("unused")).approvers.len(), 2);
+        assert_eq!(approvals().only(&[], &[], &[]).approvers.len(), 2);
     }
 
     #[test]

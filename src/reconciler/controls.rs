@@ -34,7 +34,9 @@ impl Controls {
         let p = self.paused.as_ref()?;
         Some(format!(
             "environment {environment} is paused by {} since {} ({})",
-            p.by.arn, p.at, p.reason
+            super::controls::who(&p.by),
+            p.at,
+            p.reason
         ))
     }
 }
@@ -70,11 +72,16 @@ pub fn held_by_pause_or_freeze(
         matches!(&facts.state.activity, Activity::Waiting { current, message: m, .. }
             if current.intent == *intent && m == message)
     };
-    if let Some(paused) = controls.paused_words(&env.id) {
-        let message = format!(
+    // A pause stops forward changes; the way back (a rollback to a release that ran
+    // here) is not held by it.
+    if let Some(paused) = controls
+        .paused_words(&env.id)
+        .filter(|_| !super::decide::is_rollback(facts, intent))
+    {
+        let message = crate::model::text::message(&format!(
             "{paused}; the deployment goes ahead after `relctl resume --project {} --env {}`{refused}",
             facts.project, env.id
-        );
+        ));
         return Some(if recorded(&message) {
             Step::WaitFor(PAUSE_POLL)
         } else {
@@ -85,7 +92,7 @@ pub fn held_by_pause_or_freeze(
         });
     }
     let (message, wait) = frozen(env, now)?;
-    let message = format!("{message}{refused}");
+    let message = crate::model::text::message(&format!("{message}{refused}"));
     Some(if recorded(&message) {
         Step::WaitFor(wait)
     } else {
@@ -123,7 +130,14 @@ pub fn past_deadline(
     if !in_flight || waiting_for_a_person || !current.intent.same_entry(intent) {
         return None;
     }
-    let started = current.started?;
+    let mut started = current.started?;
+    // Where a person approves the plan, the clock starts again with the approved
+    // apply (the run's start moves to it), as the actuator's timeout does.
+    if let Activity::Applying { run, .. } = activity
+        && facts.actuator.as_ref().is_some_and(|a| a.approves_plans)
+    {
+        started = started.max(run.started_at);
+    }
     let took = (now.as_utc() - started.as_utc()).to_std().ok()?;
     if took <= deadline {
         return None;
@@ -138,4 +152,10 @@ pub fn past_deadline(
         ),
         run: activity.run().map(|_| "timed_out"),
     })
+}
+
+/// A writer as the approvals table proves it: the ARN it wrote, and the `aws:userid`
+/// its item's key proves (the ARN alone is the writer's claim).
+pub fn who(by: &crate::model::approval::Principal) -> String {
+    format!("{} (aws:userid {})", by.arn, by.id)
 }

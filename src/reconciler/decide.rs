@@ -470,7 +470,7 @@ fn held_back(
     if let Err(refusal) = gate(&intent.release_id, &env.id, &env.requires, facts.verified)
         && !rollback
     {
-        let message = refusal.to_string();
+        let message = crate::model::text::message(&refusal.to_string());
         return Some(if recorded(&message) {
             Step::Nothing
         } else {
@@ -493,6 +493,7 @@ fn held_back(
             env.four_eyes,
         )
     {
+        let message = crate::model::text::message(&message);
         return Some(if recorded(&message) {
             Step::WaitFor(APPROVAL_POLL)
         } else {

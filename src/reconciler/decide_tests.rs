@@ -681,6 +681,18 @@ fn a_pause_holds_a_new_intent_unless_a_listed_principal_broke_the_glass() {
         f.decide(),
         Step::WaitFor(crate::reconciler::controls::PAUSE_POLL)
     );
+    // relctl's own rollback is the way back: a pause does not hold it.
+    f.state.rollback = Some(RollbackMark {
+        failed_release: "r2".into(),
+        failed_date_created: at("2024-05-01T09:00:00"),
+        reason: "alarm".into(),
+        release_id: f.intent.release_id.clone(),
+        date_created: f.intent.date_created,
+        images: crate::model::images_digest(&f.images()),
+        pending: false,
+    });
+    assert!(matches!(f.decide(), Step::Start { .. }), "{:?}", f.decide());
+    f.state.rollback = None;
     let mut glass = paused();
     glass.break_glass = Some("break-glass by arn:x: hotfix".into());
     f.controls = Some(glass);

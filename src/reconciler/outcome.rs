@@ -480,16 +480,28 @@ impl<'a> Writer<'a> {
         self.save().await
     }
 
-    /// `intent` was cancelled by a person: recorded `cancelled` (not a failure: no
-    /// rollback, not counted as a change failure).
+    /// `intent` was cancelled by a person: recorded `cancelled` (not counted as a
+    /// change failure). False: the entry is no longer that intent's to write (it
+    /// finished or was superseded meanwhile), and nothing was recorded.
     pub async fn cancel(
         &mut self,
         intent: &IntentRef,
         requested_by: Option<String>,
         message: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         warn!(reason = message, "deployment cancelled");
-        self.entry(intent, Status::Cancelled, message).await?;
+        // A record that cannot take its status must not stop the state saying it.
+        let message = &match self.entry(intent, Status::Cancelled, message).await {
+            Ok(StatusWrite::Refused) => {
+                self.state.rollback = self.state.rollback.take().filter(|m| !m.pending);
+                return Ok(false);
+            }
+            Err(e) if e.class() == crate::aws::ErrorClass::Permanent => format!(
+                "{message}\n(relctl could not write this status into the release record: {e})"
+            ),
+            Err(e) => return Err(e),
+            Ok(StatusWrite::Written) => message.to_owned(),
+        };
         self.tell(intent, "cancelled", message);
         let current = self.current(intent, requested_by);
         self.history(
@@ -503,7 +515,8 @@ impl<'a> Writer<'a> {
             outcome: Outcome::Cancelled,
             message: message.to_owned(),
         };
-        self.save().await
+        self.save().await?;
+        Ok(true)
     }
 
     fn observed(&mut self, intent: &IntentRef, images: &Images, since: Timestamp) {

@@ -194,11 +194,56 @@ impl<'a> Steps<'a> {
         if self.env.approvers.is_empty() {
             return Ok(found);
         }
-        let resolved = self.ctx.principals.listed(&self.env.approvers).await;
-        Ok(found.only(
-            &self.env.approvers,
-            resolved.as_deref().map_err(String::as_str),
-        ))
+        let (resolved, errors) = self.ctx.principals.listed(&self.env.approvers).await;
+        Ok(found.only(&self.env.approvers, &resolved, &errors))
+    }
+
+    /// Stops `intent` for the person who cancelled it: its run as the actuator allows
+    /// (a failure to stop it is said, not retried for ever), then `cancelled`. What was
+    /// applied stays and is said; with `on_failure = "rollback"` the release that ran
+    /// before is deployed again, as after a failure.
+    async fn cancel(
+        &mut self,
+        intent: IntentRef,
+        mut message: String,
+        requested_by: Option<String>,
+    ) -> Result<(), Error> {
+        use crate::model::state::Activity;
+        let activity = &self.writer.state.activity;
+        let ours = activity.intent().is_some_and(|i| i.same_entry(&intent));
+        if let (true, Some(run), Some(actuator)) = (
+            ours,
+            activity.run().cloned(),
+            self.adapters.actuator.clone(),
+        ) {
+            match actuator.cancel(self.key, &run.handle, &message).await {
+                Ok(left) => message = format!("{message}; {left}"),
+                Err(e) => {
+                    message = format!(
+                        "{message}; stopping {} run {} failed: {e}",
+                        run.kind, run.handle
+                    )
+                }
+            }
+        }
+        let activity = &self.writer.state.activity;
+        let baking = ours && matches!(activity, Activity::Baking { .. });
+        let applied = ours
+            && (matches!(
+                activity,
+                Activity::Applying { .. } | Activity::Baking { .. }
+            ) || !activity.moving().is_empty())
+            || self.seen.written.as_ref().is_some_and(|w| !w.is_empty());
+        if baking {
+            message.push_str("; the release was applied and runs (its bake was stopped)");
+        } else if applied {
+            message.push_str("; what was applied so far stays");
+        }
+        self.writer.plan_rollback(&intent, &message, applied);
+        if self.writer.cancel(&intent, requested_by, &message).await? {
+            self.writer.roll_back().await?;
+        }
+        Ok(())
     }
 
     /// Who cancelled `intent`, as the first cancel attestation recorded for it says
@@ -211,11 +256,11 @@ impl<'a> Steps<'a> {
             warn!("the entry asks to be cancelled, but no cancel is recorded for it; going on");
         }
         Ok(cancel.map(|a| {
-            format!(
+            crate::model::text::message(&format!(
                 "cancelled by {}: {}",
-                a.by.arn,
-                crate::model::text::message(a.reason.as_deref().unwrap_or("no reason given"))
-            )
+                super::controls::who(&a.by),
+                a.reason.as_deref().unwrap_or("no reason given")
+            ))
         }))
     }
 
@@ -259,29 +304,33 @@ impl<'a> Steps<'a> {
             .iter()
             .filter(|a| a.kind == Kind::BreakGlass && a.images == digest)
             .collect();
-        let listed = self.ctx.principals.listed(&self.env.break_glass).await;
-        let admitted = match &listed {
-            Ok(listed) => asked
-                .iter()
-                .find(|a| crate::model::principals::admitted(listed, &a.by)),
-            Err(_) => None,
-        };
-        match (admitted, &listed) {
-            (Some(a), _) => {
-                controls.break_glass = Some(format!(
-                    "break-glass by {}: {}",
-                    a.by.arn,
-                    crate::model::text::message(a.reason.as_deref().unwrap_or("no reason given"))
-                ));
+        let (listed, errors) = self.ctx.principals.listed(&self.env.break_glass).await;
+        // Named as listed (the ARN a writer put in its item is only its claim).
+        let admitted = asked
+            .iter()
+            .find_map(|a| listed.iter().find(|l| l.admits(&a.by)).map(|l| (a, l)));
+        match admitted {
+            Some((a, l)) => {
+                let session = match a.by.id.split_once(':') {
+                    Some((_, session)) if l.role => format!(" (session {session})"),
+                    _ => String::new(),
+                };
+                controls.break_glass = Some(crate::model::text::message(&format!(
+                    "break-glass by {}{session}: {}",
+                    l.arn,
+                    a.reason.as_deref().unwrap_or("no reason given")
+                )));
             }
-            (None, Err(why)) => controls.glass_refused = Some(why.clone()),
-            (None, Ok(_)) if asked.is_empty() => {
+            None if !errors.is_empty() && !asked.is_empty() => {
+                controls.glass_refused = Some(errors.join("; "));
+            }
+            None if asked.is_empty() => {
                 controls.glass_refused = Some(
                     "the entry asks to break the glass, but no break-glass is recorded for it (`relctl deploy --break-glass` records one)".into(),
                 );
             }
-            (None, Ok(_)) => {
-                let who: Vec<&str> = asked.iter().map(|a| a.by.arn.as_str()).collect();
+            None => {
+                let who: Vec<String> = asked.iter().map(|a| super::controls::who(&a.by)).collect();
                 controls.glass_refused = Some(format!(
                     "break-glass by {} does not count: not listed in `break_glass`",
                     who.join(", ")
@@ -354,25 +403,7 @@ impl<'a> Steps<'a> {
                 Ok(Some(Action::RequeueAfter(wait)))
             }
             Step::Cancel { intent, message } => {
-                let left = match (
-                    w.state.activity.run().cloned(),
-                    self.adapters.actuator.clone(),
-                ) {
-                    (Some(run), Some(actuator))
-                        if w.state
-                            .activity
-                            .intent()
-                            .is_some_and(|i| i.same_entry(&intent)) =>
-                    {
-                        Some(actuator.cancel(self.key, &run.handle, &message).await?)
-                    }
-                    _ => None,
-                };
-                let message = match left {
-                    Some(left) => format!("{message}; {left}"),
-                    None => message,
-                };
-                w.cancel(&intent, requested_by, &message).await?;
+                self.cancel(intent, message, requested_by).await?;
                 Ok(Some(Action::Done))
             }
             Step::Pause { intent, message } => {

@@ -84,6 +84,12 @@ impl Attestation {
     pub fn token(&self) -> String {
         format!("{}@{}", self.by.id, self.at)
     }
+
+    /// Its `at` is a timestamp (and so short): an item whose `at` is anything else is
+    /// not a pause anyone can end by token, and is not counted.
+    pub fn dated(&self) -> bool {
+        self.at.len() <= 40 && Timestamp::parse(&self.at).is_ok()
+    }
 }
 
 /// The subject an environment's own controls (pause, resume) are recorded under.
@@ -109,11 +115,11 @@ pub fn paused(attestations: &[Attestation]) -> Option<Paused> {
         .collect();
     attestations
         .iter()
-        .filter(|a| a.kind == Kind::Pause && !ended.contains(a.token().as_str()))
+        .filter(|a| a.kind == Kind::Pause && a.dated() && !ended.contains(a.token().as_str()))
         .max_by(|a, b| a.at.cmp(&b.at))
         .map(|a| Paused {
             by: a.by.clone(),
-            reason: a.reason.clone().unwrap_or_default(),
+            reason: crate::model::text::message(a.reason.as_deref().unwrap_or_default()),
             at: a.at.clone(),
         })
 }

@@ -174,6 +174,14 @@ reason = "the long freeze"
         "{frozen}"
     );
 
+    // Cancelled while it waits for the freeze to end: the cancel wakes the controller.
+    let (code, _, err) = h
+        .run(&["cancel", "r1", "--env", "prod", "--reason", "not this one"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let cancelled = h.until_status(TABLE, "r1", 0, Status::Cancelled).await;
+    assert!(cancelled.ends_with(": not this one"), "{cancelled}");
+
     // An unlisted principal is refused at once; nothing is written.
     let (code, _, err) = h
         .run_as(
@@ -222,8 +230,8 @@ reason = "the long freeze"
     let glass = state.history[0].break_glass.clone().unwrap_or_default();
     assert_eq!(
         glass,
-        format!("break-glass by {}: hotfix for INC-7", commander.arn),
-        "{:?}",
+        "break-glass by arn:aws:iam::123456789012:role/incident-commander (session carol): hotfix for INC-7",
+        "named as listed, with the session that broke it: {:?}",
         state.history
     );
     let (code, out, err) = h

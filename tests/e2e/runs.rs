@@ -308,7 +308,8 @@ async fn a_cancelled_apply_is_interrupted_recorded_cancelled_and_not_run_again()
     assert_eq!(code, 0, "{err}");
     let message = h.until_status(TABLE, "r1", 0, Status::Cancelled).await;
     assert!(
-        message.contains(": it hangs; terraform run") && message.ends_with("was interrupted"),
+        message.contains(": it hangs; terraform run")
+            && message.ends_with("was interrupted; what was applied so far stays"),
         "{message}"
     );
     until_runs(dir.path(), "r1's run stopped", |r| {

@@ -84,7 +84,7 @@ impl ReleaseStore {
                 "{entry}.#st = {status}, {entry}.status_message = {message}, {entry}.status_updated_at = :now"
             ));
             guards.push(format!(
-                "({entry}.date_created = :c{i} AND (attribute_not_exists({entry}.#st) OR NOT ({entry}.#st IN (:su, :fa, :sp))))"
+                "({entry}.date_created = :c{i} AND (attribute_not_exists({entry}.#st) OR NOT ({entry}.#st IN (:su, :fa, :sp, :ca))))"
             ));
         }
         let mut request = self
@@ -98,7 +98,8 @@ impl ReleaseStore {
             .expression_attribute_values(":now", s(now.to_wire()))
             .expression_attribute_values(":su", s(Status::Succeeded.as_str()))
             .expression_attribute_values(":fa", s(Status::Failed.as_str()))
-            .expression_attribute_values(":sp", s(Status::Superseded.as_str()));
+            .expression_attribute_values(":sp", s(Status::Superseded.as_str()))
+            .expression_attribute_values(":ca", s(Status::Cancelled.as_str()));
         for (text, placeholder) in texts {
             request = request.expression_attribute_values(placeholder, s(text));
         }

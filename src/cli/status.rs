@@ -51,6 +51,8 @@ struct Row {
     plan_drift: Option<crate::model::state::PlanDrift>,
     /// Releases rolled back here (deployed again only with `--force`), newest first.
     rolled_back: Vec<String>,
+    /// The pause in force (`relctl pause`): by whom, since when, why.
+    paused: Option<String>,
     /// The last failed attempt's error, while retrying.
     last_error: Option<String>,
     /// Why the last resync of this environment failed, and when.
@@ -97,10 +99,13 @@ pub async fn run(
                 .collect(),
             resync_error: env.resync_error,
             resync_error_at: env.resync_error_at.map(|t| t.to_wire()),
+            paused: None,
             project: key.project,
             environment: key.environment,
         })
         .collect();
+    let mut rows = rows;
+    paused(config, aws, &mut rows).await?;
     if let Some(warning) = no_controller(holder.as_ref()) {
         note!("warning: {warning}");
     }
@@ -112,6 +117,43 @@ pub async fn run(
         return Ok(());
     }
     print_table(&report);
+    Ok(())
+}
+
+/// Read each environment's pause (one Query each, at most [`PAUSES_READ`] at once);
+/// beyond [`PAUSES_LISTED`] environments they are not read (`--project` narrows).
+const PAUSES_READ: usize = 16;
+const PAUSES_LISTED: usize = 500;
+
+async fn paused(config: &Config, aws: &Aws, rows: &mut [Row]) -> Result<(), Failure> {
+    use crate::store::attestations::{env_subject, paused};
+    if rows.len() > PAUSES_LISTED {
+        note!(
+            "note: pauses are read for at most {PAUSES_LISTED} environments; give --project to see them"
+        );
+        return Ok(());
+    }
+    let attestations = aws.attestations(config);
+    for chunk in rows.chunks_mut(PAUSES_READ) {
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, row) in chunk.iter().enumerate() {
+            let subject = env_subject(&EnvKey::new(&row.project, &row.environment));
+            let attestations = attestations.clone();
+            reads.spawn(async move { (i, attestations.of(&subject).await) });
+        }
+        while let Some(read) = reads.join_next().await {
+            let (i, found) =
+                read.map_err(|e| Failure::refused(format!("reading the pauses failed: {e}")))?;
+            chunk[i].paused = paused(&found?).map(|p| {
+                format!(
+                    "by {} since {}: {}",
+                    crate::reconciler::controls::who(&p.by),
+                    p.at,
+                    p.reason
+                )
+            });
+        }
+    }
     Ok(())
 }
 
@@ -169,6 +211,9 @@ fn print_table(report: &Report) {
         );
         if let Some(error) = &row.last_error {
             out!("  ! last attempt failed: {}", summary(error, MESSAGE));
+        }
+        if let Some(paused) = &row.paused {
+            out!("  paused {}", summary(paused, MESSAGE));
         }
         if !row.rolled_back.is_empty() {
             out!(

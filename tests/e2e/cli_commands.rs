@@ -186,6 +186,7 @@ async fn read_commands_print_their_documented_json_shapes() {
             "environment",
             "last_error",
             "message",
+            "paused",
             "phase",
             "plan_drift",
             "project",

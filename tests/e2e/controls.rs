@@ -75,6 +75,16 @@ name = "Production"
         .await;
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&oncall.arn), "{err}");
+    // Paused before anything waits: `relctl status` says by whom and why.
+    let (code, out, _) = h.run(&["status", "--project", "shop"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!(
+            "paused by {} (aws:userid {})",
+            oncall.arn, oncall.user_id
+        )) && out.contains("incident 42: checkout errors"),
+        "{out}"
+    );
 
     h.request(TABLE, "r1", "prod", &now()).await;
     let waiting = h.until_status(TABLE, "r1", 0, Status::Paused).await;

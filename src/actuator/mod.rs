@@ -6,6 +6,7 @@
 pub mod codepipeline;
 pub mod command;
 pub mod ecs;
+pub mod hooks;
 pub mod lambda;
 
 use std::time::Duration;

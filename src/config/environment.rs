@@ -65,6 +65,9 @@ pub struct Environment {
     /// it fails with "deadline passed" (its run stopped).
     #[serde(default, with = "humantime_serde")]
     pub deadline: Option<Duration>,
+    /// Commands run before and after a deployment, and before a rollback.
+    #[serde(default)]
+    pub hooks: super::hooks::Hooks,
     /// Where this environment's deployment outcomes are told (beside `[notify]`).
     #[serde(default)]
     pub notify: super::promotion::Notify,
@@ -416,6 +419,7 @@ impl Environment {
                 }
             }
         }
+        self.hooks.check(at, problems);
         if !self.approvers.is_empty() && !self.protected {
             problems.push(format!(
                 "{at}.approvers: name who may approve a deployment to a protected environment; set `protected = true`"

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{EnvKey, Refusal};
 
 pub mod environment;
+pub mod hooks;
 pub mod load;
 pub mod promotion;
 pub mod runner;

@@ -98,6 +98,11 @@ pub struct Seen {
     pub progress: Option<Progress>,
     /// The environment's alarms, as read in this reconcile.
     pub alarms: Option<Vec<crate::watch::alarms::AlarmSeen>>,
+    /// What the `before` (and, for a rollback, `on_rollback`) hooks said in this
+    /// reconcile: Ok (a note for the status) or why one failed the deployment.
+    pub before_hooks: Option<Result<String, String>>,
+    /// The same for the `after` hooks.
+    pub after_hooks: Option<Result<String, String>>,
 }
 
 /// What to do next. Each variant carries what carrying it out needs.
@@ -128,6 +133,13 @@ pub enum Step {
     Pause { intent: IntentRef, message: String },
     /// Read the environment's pause and the intent's break-glass.
     LookAtControls,
+    /// Run the environment's hooks of `phase` (`before`, with `on_rollback` for a
+    /// rollback; or `after`).
+    RunHooks {
+        intent: IntentRef,
+        images: Images,
+        after: bool,
+    },
     /// Held back until a freeze window ends.
     Freeze {
         intent: IntentRef,
@@ -224,7 +236,7 @@ pub enum Step {
 }
 
 pub fn decide(facts: &Facts<'_>, now: Timestamp) -> Step {
-    match decide_next(facts, now) {
+    match after_hooks(facts, decide_next(facts, now)) {
         // A success is first baked, where the environment bakes (once: a bake's own
         // end is the success).
         Step::Succeed {
@@ -282,6 +294,46 @@ pub(crate) fn is_rollback(facts: &Facts<'_>, intent: &IntentRef) -> bool {
         .as_ref()
         .is_some_and(|m| m.is(intent) && m.images == digest);
     automatic || (entry.rollback_of.is_some() && facts.own.is_some_and(|v| v.images == digest))
+}
+
+/// An apply that is done and verified runs the `after` hooks before it succeeds (or
+/// bakes): an enforced one failing fails it (after its apply: `on_failure` applies).
+fn after_hooks(facts: &Facts<'_>, step: Step) -> Step {
+    let Step::Succeed {
+        intent,
+        images,
+        message,
+        run,
+    } = step
+    else {
+        return step;
+    };
+    if facts.env.hooks.after.is_empty() || baking(facts.state, &intent) {
+        return Step::Succeed {
+            intent,
+            images,
+            message,
+            run,
+        };
+    }
+    match &facts.seen.after_hooks {
+        None => Step::RunHooks {
+            intent,
+            images,
+            after: true,
+        },
+        Some(Err(why)) => Step::Fail {
+            intent,
+            message: why.clone(),
+            run: None,
+        },
+        Some(Ok(note)) => Step::Succeed {
+            intent,
+            images,
+            message: format!("{message}{note}"),
+            run,
+        },
+    }
 }
 
 fn baking(state: &EnvState, intent: &IntentRef) -> bool {
@@ -570,6 +622,31 @@ fn apply(
             message: why.clone(),
             run: None,
         };
+    }
+    // The `before` hooks (and a rollback's `on_rollback`), before anything is pinned.
+    if !facts
+        .env
+        .hooks
+        .before(is_rollback(facts, intent))
+        .is_empty()
+    {
+        match &seen.before_hooks {
+            None => {
+                return Step::RunHooks {
+                    intent: intent.clone(),
+                    images,
+                    after: false,
+                };
+            }
+            Some(Err(why)) => {
+                return Step::Fail {
+                    intent: intent.clone(),
+                    message: why.clone(),
+                    run: None,
+                };
+            }
+            Some(Ok(_)) => {}
+        }
     }
     // A protected environment whose actuator approves its plan: nothing is pinned
     // before that approval; the plan runs first, the pins are written once it is

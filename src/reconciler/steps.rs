@@ -35,7 +35,7 @@ mod promote;
 
 /// More than any reconcile takes (read, start, look, pin, look, start a run, look,
 /// finish): a decision that never ends is a bug, reported rather than spun on.
-const MAX_STEPS: usize = 16;
+const MAX_STEPS: usize = 24;
 
 pub struct Steps<'a> {
     ctx: &'a Context,
@@ -89,6 +89,12 @@ impl<'a> Steps<'a> {
     }
 
     fn step(&self) -> Step {
+        let now = self.ctx.now();
+        self.with_facts(|facts| decide(facts, now))
+    }
+
+    /// What was read so far, as the decisions take it.
+    fn with_facts<T>(&self, then: impl FnOnce(&Facts<'_>) -> T) -> T {
         let found = match &self.found {
             None => Found::NotRead,
             Some(None) => Found::Missing,
@@ -119,7 +125,7 @@ impl<'a> Steps<'a> {
             verified: &self.verified,
             own: self.own.as_ref(),
         };
-        decide(&facts, self.ctx.now())
+        then(&facts)
     }
 
     pub async fn run(mut self) -> Result<Action, Error> {
@@ -340,6 +346,11 @@ impl<'a> Steps<'a> {
         Ok(controls)
     }
 
+    /// Whether `intent` is a rollback, as the decision reads it.
+    fn is_rollback(&self, intent: &IntentRef) -> bool {
+        self.with_facts(|facts| super::decide::is_rollback(facts, intent))
+    }
+
     fn target(&self) -> Option<&IntentRef> {
         self.found
             .as_ref()
@@ -409,6 +420,34 @@ impl<'a> Steps<'a> {
             Step::Pause { intent, message } => {
                 w.wait(&intent, requested_by, Wait::Pause, &message).await?;
                 Ok(Some(Action::RequeueAfter(super::controls::PAUSE_POLL)))
+            }
+            Step::RunHooks {
+                intent,
+                images,
+                after,
+            } => {
+                let rollback = !after && self.is_rollback(&intent);
+                let hooks = if after {
+                    self.env.hooks.after.iter().collect()
+                } else {
+                    self.env.hooks.before(rollback)
+                };
+                let phase = match (after, rollback) {
+                    (true, _) => "after",
+                    (false, true) => "before (rollback)",
+                    (false, false) => "before",
+                };
+                let verdict =
+                    crate::actuator::hooks::run_all(&hooks, phase, self.key, &intent, &images)
+                        .await
+                        .map_err(|why| crate::model::text::message(&why));
+                info!(phase, ok = verdict.is_ok(), "hooks ran");
+                if after {
+                    self.seen.after_hooks = Some(verdict);
+                } else {
+                    self.seen.before_hooks = Some(verdict);
+                }
+                Ok(None)
             }
             Step::LookAtControls => {
                 self.controls = Some(self.read_controls().await?);

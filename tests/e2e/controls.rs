@@ -371,3 +371,74 @@ region = "us-east-1"
     assert_eq!(names("us-east-1").await, ["/shop/images/us/web"]);
     controller.stop().await;
 }
+
+/// Hooks around a deployment: `before` runs with the deployment in its environment
+/// before anything is pinned; an `after` hook that fails fails the deployment, unless
+/// it is `observe`-only, whose verdict is recorded and the deployment succeeds.
+#[tokio::test]
+async fn an_after_hook_failing_fails_the_deployment_unless_it_only_observes() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = |mode: &str| {
+        format!(
+            r#"
+[[projects.environments.hooks.before]]
+command = ["sh", "-c", "echo before $RELCTL_HOOK $RELCTL_RELEASE_ID $RELCTL_ENVIRONMENT >> hooks.log"]
+dir = {dir:?}
+
+[[projects.environments.hooks.after]]
+name = "smoke"
+command = ["sh", "-c", "echo checking; test -e healthy || {{ echo unhealthy; exit 4; }}"]
+dir = {dir:?}
+mode = "{mode}"
+"#,
+            dir = dir.path().display().to_string()
+        )
+    };
+    let h = Harness::new(&format!(
+        r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+
+[[projects.environments]]
+id = "enforced"
+name = "Enforced"
+{}
+[[projects.environments]]
+id = "observed"
+name = "Observed"
+{}"#,
+        hooks("enforce"),
+        hooks("observe")
+    ))
+    .await;
+    releases(&h, &["r1"]).await;
+    let controller = h.start_controller().await;
+    for env in ["enforced", "observed"] {
+        assert_eq!(h.run(&["deploy", "r1", "--env", env]).await.0, 0);
+        h.until_entry(TABLE, "r1", if env == "enforced" { 0 } else { 1 }, |e| {
+            e.status.is_some_and(Status::is_terminal)
+        })
+        .await;
+    }
+    let enforced = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(enforced.status, Some(Status::Failed), "{enforced:?}");
+    let why = enforced.status_message.unwrap_or_default();
+    assert!(
+        why.starts_with("after hook smoke failed: exit status: 4: checking | unhealthy"),
+        "{why}"
+    );
+    let observed = h.finished(TABLE, "r1", 1).await;
+    assert_eq!(observed.status, Some(Status::Succeeded), "{observed:?}");
+    let said = observed.status_message.unwrap_or_default();
+    assert!(
+        said.contains("observe-only after hook smoke failed (not enforced): exit status: 4"),
+        "{said}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("hooks.log")).unwrap();
+    assert_eq!(
+        log,
+        "before before r1 enforced\nbefore before r1 observed\n"
+    );
+    controller.stop().await;
+}

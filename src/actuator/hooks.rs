@@ -1,0 +1,131 @@
+//! Running an environment's hooks (`config::hooks`): each a child process with the
+//! deployment in its environment, stopped at its timeout (killed with the reconcile if
+//! that is dropped). Their verdicts, in words, for the deployment's status.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::{
+    config::hooks::{CheckMode, Hook},
+    model::{EnvKey, Images, IntentRef},
+};
+
+/// Lines of a failed hook's output kept for the status.
+const TAIL_LINES: usize = 10;
+
+/// Runs `hooks` of `phase` in order. Ok: what to add to the status (observe-only
+/// verdicts, the hooks that passed); Err: why an enforced hook failed the deployment
+/// (the ones after it do not run).
+pub async fn run_all(
+    hooks: &[&Hook],
+    phase: &str,
+    key: &EnvKey,
+    intent: &IntentRef,
+    images: &Images,
+) -> Result<String, String> {
+    let mut passed = Vec::new();
+    let mut observed = Vec::new();
+    for hook in hooks {
+        match run_one(hook, phase, key, intent, images).await {
+            Ok(()) => passed.push(hook.name().to_owned()),
+            Err(why) if hook.mode == CheckMode::Observe => observed.push(format!(
+                "observe-only {phase} hook {} failed (not enforced): {why}",
+                hook.name()
+            )),
+            Err(why) => return Err(format!("{phase} hook {} failed: {why}", hook.name())),
+        }
+    }
+    let mut note = String::new();
+    if !passed.is_empty() {
+        note.push_str(&format!("; {phase} hooks passed: {}", passed.join(", ")));
+    }
+    for o in observed {
+        note.push_str("; ");
+        note.push_str(&o);
+    }
+    Ok(note)
+}
+
+async fn run_one(
+    hook: &Hook,
+    phase: &str,
+    key: &EnvKey,
+    intent: &IntentRef,
+    images: &Images,
+) -> Result<(), String> {
+    let Some((program, args)) = hook.command.split_first() else {
+        return Err("no command".into());
+    };
+    let images = serde_json::to_string(images).map_err(|e| e.to_string())?;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .envs(&hook.env)
+        .env("RELCTL_PROJECT", &key.project)
+        .env("RELCTL_ENVIRONMENT", &key.environment)
+        .env("RELCTL_RELEASE_ID", &intent.release_id)
+        .env("RELCTL_IMAGES", images)
+        .env("RELCTL_HOOK", phase)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = &hook.dir {
+        command.current_dir(dir);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("could not start {program}: {e}"))?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let run = async {
+        let (out, err) = tokio::join!(tail(out), tail(err));
+        let mut text = out;
+        text.extend(err);
+        (child.wait().await, text)
+    };
+    let (status, text) = match tokio::time::timeout(hook.timeout, run).await {
+        Ok(done) => done,
+        Err(_) => {
+            return Err(format!(
+                "did not finish within {}",
+                humantime::format_duration(hook.timeout)
+            ));
+        }
+    };
+    let status = status.map_err(|e| e.to_string())?;
+    if status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | ");
+    Err(format!(
+        "{status}{}",
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!(": {tail}")
+        }
+    ))
+}
+
+/// The last [`TAIL_BYTES`] a stream wrote, read to its end (so the child never blocks
+/// on a full pipe, however much it writes).
+async fn tail(stream: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+    const TAIL_BYTES: usize = 16 * 1024;
+    let Some(mut stream) = stream else {
+        return Vec::new();
+    };
+    let mut kept = std::collections::VecDeque::with_capacity(TAIL_BYTES);
+    let mut buffer = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        kept.extend(&buffer[..n]);
+        let over = kept.len().saturating_sub(TAIL_BYTES);
+        kept.drain(..over);
+    }
+    kept.into()
+}

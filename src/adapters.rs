@@ -253,7 +253,7 @@ pub fn for_environment(
             clients,
             runs,
         ),
-        alarms: (!env.verify.alarms.is_empty()).then(|| crate::watch::alarms::Alarms {
+        alarms: (!env.verify.watched().is_empty()).then(|| crate::watch::alarms::Alarms {
             client: clients.cloudwatch(),
         }),
         sinks: Vec::new(),

@@ -15,6 +15,10 @@ pub struct Verify {
     /// CloudWatch alarm names, in the environment's account (its `role_arn`).
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// Alarms on trial: watched like `alarms`, their state recorded in the outcome,
+    /// never failing a bake or holding a soak.
+    #[serde(default)]
+    pub observe_alarms: Vec<String>,
     #[serde(default, with = "humantime_serde")]
     pub bake: Duration,
     /// How often the alarms are read while baking or soaking.
@@ -26,6 +30,7 @@ impl Default for Verify {
     fn default() -> Self {
         Self {
             alarms: Vec::new(),
+            observe_alarms: Vec::new(),
             bake: Duration::ZERO,
             poll_interval: thirty_seconds(),
         }
@@ -35,7 +40,21 @@ impl Default for Verify {
 impl Verify {
     /// Whether a deployment here bakes at all.
     pub fn bakes(&self) -> bool {
-        !self.bake.is_zero() || !self.alarms.is_empty()
+        !self.bake.is_zero() || !self.watched().is_empty()
+    }
+
+    /// Every alarm read: the enforced ones, then those only observed.
+    pub fn watched(&self) -> Vec<String> {
+        self.alarms
+            .iter()
+            .chain(&self.observe_alarms)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether `name` is only observed (its ALARM fails nothing).
+    pub fn observes(&self, name: &str) -> bool {
+        !self.alarms.iter().any(|a| a == name) && self.observe_alarms.iter().any(|a| a == name)
     }
 }
 

@@ -244,8 +244,8 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
         "VerifyAlarms",
         ["cloudwatch:DescribeAlarms"],
         env.verify
-            .alarms
-            .iter()
+            .watched()
+            .into_iter()
             .map(|name| scope.arn("cloudwatch", &format!("alarm:{name}"))),
     ));
     grant_notify(policy, &env.notify, scope);

@@ -353,11 +353,21 @@ fn bake(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Step {
         return Step::Nothing;
     };
     let verify = &facts.env.verify;
-    if !verify.alarms.is_empty() {
+    let mut observed = String::new();
+    if !verify.watched().is_empty() {
         let Some(alarms) = &facts.seen.alarms else {
             return Step::LookAtAlarms;
         };
-        if let Some(bad) = alarms.iter().find(|a| a.is_bad()) {
+        for a in alarms
+            .iter()
+            .filter(|a| a.is_bad() && verify.observes(&a.name))
+        {
+            observed.push_str(&format!("; observe-only {} (not enforced)", a.describe()));
+        }
+        if let Some(bad) = alarms
+            .iter()
+            .find(|a| a.is_bad() && !verify.observes(&a.name))
+        {
             return Step::Fail {
                 intent: intent.clone(),
                 message: format!("{} during the bake after: {message}", bad.describe()),
@@ -376,13 +386,13 @@ fn bake(facts: &Facts<'_>, intent: &IntentRef, now: Timestamp) -> Step {
             intent: intent.clone(),
             images: images.clone(),
             message: format!(
-                "{message}; baked {}{watched}",
+                "{message}; baked {}{watched}{observed}",
                 humantime::format_duration(verify.bake)
             ),
             run: None,
         };
     }
-    Step::WaitFor(if verify.alarms.is_empty() {
+    Step::WaitFor(if verify.watched().is_empty() {
         left
     } else {
         left.min(verify.poll_interval)
@@ -910,10 +920,11 @@ fn promote(facts: &Facts<'_>, intent: &IntentRef, images: &Images, now: Timestam
         let Some(alarms) = &facts.seen.alarms else {
             return Some(Step::LookAtAlarms);
         };
-        if alarms.iter().any(|a| a.is_bad()) {
+        let enforced = || alarms.iter().filter(|a| !verify.observes(&a.name));
+        if enforced().any(|a| a.is_bad()) {
             return Some(Step::WaitFor(verify.poll_interval));
         }
-        if let Some(changed) = alarms.iter().filter_map(|a| a.since).max() {
+        if let Some(changed) = enforced().filter_map(|a| a.since).max() {
             since = since.max(changed);
         }
     }

@@ -606,7 +606,7 @@ impl<'a> Steps<'a> {
                     self.seen.alarms = Some(Vec::new());
                     return Ok(None);
                 };
-                self.seen.alarms = Some(alarms.read(&self.env.verify.alarms).await?);
+                self.seen.alarms = Some(alarms.read(&self.env.verify.watched()).await?);
                 Ok(None)
             }
             Step::Succeed {

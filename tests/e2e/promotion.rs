@@ -464,3 +464,26 @@ async fn a_newer_intent_supersedes_a_deployment_while_it_bakes() {
     assert!(out.contains("baking"), "{out}");
     controller.stop().await;
 }
+
+#[tokio::test]
+async fn an_observe_only_alarm_in_alarm_is_recorded_and_fails_nothing() {
+    let h = Harness::new(
+        &config("").replace("alarms = [\"prod-5xx\"]", "observe_alarms = [\"prod-5xx\"]"),
+    )
+    .await;
+    let cw = alarms(&h).await;
+    releases(&h).await;
+    set(&cw, "ALARM").await;
+    let controller = h.start_controller().await;
+    h.request(TABLE, "r1", "prod", "2026-12-01T10:00:00.000000")
+        .await;
+    let r1 = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(r1.status, Some(Status::Succeeded), "{r1:?}");
+    let said = r1.status_message.unwrap_or_default();
+    assert!(
+        said.contains("baked 2s; observe-only alarm \"prod-5xx\" is in ALARM")
+            && said.ends_with("(not enforced)"),
+        "{said}"
+    );
+    controller.stop().await;
+}

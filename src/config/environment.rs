@@ -65,6 +65,11 @@ pub struct Environment {
     /// it fails with "deadline passed" (its run stopped).
     #[serde(default, with = "humantime_serde")]
     pub deadline: Option<Duration>,
+    /// For the ECS and Lambda actuators: waves of the release's services, each applied
+    /// and verified before the next (`[["migrate"], ["api", "web"]]`); services not
+    /// named go in a last wave.
+    #[serde(default)]
+    pub order: Vec<Vec<String>>,
     /// Commands run before and after a deployment, and before a rollback.
     #[serde(default)]
     pub hooks: super::hooks::Hooks,
@@ -420,6 +425,24 @@ impl Environment {
             }
         }
         self.hooks.check(at, problems);
+        if !self.order.is_empty() {
+            if !matches!(
+                self.actuator,
+                ActuatorConfig::Ecs { .. } | ActuatorConfig::Lambda { .. }
+            ) {
+                problems.push(format!(
+                    "{at}.order: waves of services are for the ecs and lambda actuators"
+                ));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for service in self.order.iter().flatten() {
+                if !seen.insert(service) {
+                    problems.push(format!(
+                        "{at}.order: service {service:?} is in more than one wave"
+                    ));
+                }
+            }
+        }
         if !self.approvers.is_empty() && !self.protected {
             problems.push(format!(
                 "{at}.approvers: name who may approve a deployment to a protected environment; set `protected = true`"

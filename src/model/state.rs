@@ -282,6 +282,14 @@ pub struct Run {
     pub started_at: Timestamp,
     /// What pinning did, for the final status message.
     pub pinned: String,
+    /// Which wave of the environment's `order` this run applies (0: the first, or
+    /// the only one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wave: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Activity {
@@ -620,6 +628,7 @@ impl Legacy {
                         handle: run.handle,
                         started_at: run.started_at,
                         pinned: run.pinned,
+                        wave: 0,
                     },
                     awaiting_approval: self.status == Some(Status::AwaitingApproval),
                     current,

@@ -168,6 +168,8 @@ pub enum Step {
         intent: IntentRef,
         images: Images,
         pinned: String,
+        /// The wave of `order` to apply (0: the first, or all).
+        wave: usize,
     },
     /// Ask the actuator where the run is.
     LookAtRun { images: Images, run: Run },
@@ -671,6 +673,7 @@ fn apply(
             intent: intent.clone(),
             images,
             pinned: "pinned once the plan was approved".into(),
+            wave: 0,
         };
     }
     match (&seen.written, &seen.pins) {
@@ -695,6 +698,7 @@ fn apply(
                     intent: intent.clone(),
                     images,
                     pinned,
+                    wave: 0,
                 },
             }
         }
@@ -768,10 +772,25 @@ fn follow(
     };
     let (awaiting_approval, message, after) = match progress {
         Progress::Done { message } => {
+            // `order`: the next wave starts once this one is verified.
+            let waves = super::waves::count(&facts.env.order, &images);
+            if run.wave + 1 < waves {
+                return Step::StartRun {
+                    intent: intent.clone(),
+                    images,
+                    pinned: run.pinned.clone(),
+                    wave: run.wave + 1,
+                };
+            }
+            let waved = if waves > 1 {
+                format!(" (in {waves} waves)")
+            } else {
+                String::new()
+            };
             return Step::Succeed {
                 intent: intent.clone(),
                 images,
-                message: format!("{}; {message}", run.pinned),
+                message: format!("{}; {message}{waved}", run.pinned),
                 run: Some("succeeded"),
             };
         }

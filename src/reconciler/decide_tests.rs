@@ -195,6 +195,7 @@ impl Fixture {
                 handle: "exec-1".into(),
                 started_at: at(started_at),
                 pinned: "pinned 1 of 1 images (app); verified".into(),
+                wave: 0,
             },
             message: "started".into(),
             awaiting_approval: false,
@@ -515,7 +516,8 @@ fn with_an_actuator_a_verified_pin_starts_the_run() {
         Step::StartRun {
             intent: f.intent.clone(),
             images: f.images(),
-            pinned: "all 1 images were already pinned; verified".into()
+            pinned: "all 1 images were already pinned; verified".into(),
+            wave: 0,
         }
     );
 }

@@ -8,6 +8,7 @@ pub(crate) mod controls;
 pub mod decide;
 pub mod outcome;
 mod steps;
+pub(crate) mod waves;
 
 use std::time::Duration;
 

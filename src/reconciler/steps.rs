@@ -492,8 +492,14 @@ impl<'a> Steps<'a> {
                 intent,
                 images,
                 pinned,
-            } => self.start_run(&intent, &images, pinned, requested_by).await,
+                wave,
+            } => {
+                self.start_run(&intent, &images, pinned, wave, requested_by)
+                    .await
+            }
             Step::LookAtRun { images, run } => {
+                // The run applies (and is checked against) its wave's images only.
+                let images = super::waves::of_wave(&self.env.order, &images, run.wave);
                 let Some(actuator) = self.adapters.actuator.clone() else {
                     return Ok(Some(Action::Done));
                 };
@@ -815,11 +821,14 @@ impl<'a> Steps<'a> {
         intent: &IntentRef,
         images: &Images,
         pinned: String,
+        wave: usize,
         requested_by: Option<String>,
     ) -> Result<Option<Action>, Error> {
         let Some(actuator) = self.adapters.actuator.clone() else {
             return Ok(None);
         };
+        let waves = super::waves::waves(&self.env.order, images);
+        let images = &super::waves::of_wave(&self.env.order, images, wave);
         let kind = actuator.kind();
         // What this attempt wrote, and what an earlier one was writing when it stopped.
         let mut moved: Vec<String> = self
@@ -864,12 +873,13 @@ impl<'a> Steps<'a> {
                 ),
             }));
         }
-        info!(kind, handle, "actuator started");
+        info!(kind, handle, wave, services = ?waves.get(wave), "actuator started");
         let run = Run {
             kind: kind.to_owned(),
             handle,
             started_at: self.ctx.now(),
             pinned,
+            wave,
         };
         self.writer.applying(intent, requested_by, run).await?;
         Ok(None)

@@ -40,6 +40,8 @@ pub(crate) struct Cluster {
     pub(crate) tasks: Vec<Value>,
     /// Rollouts stay in progress while set.
     hold: bool,
+    /// At each UpdateService, how many services were still rolling out.
+    rolling_at_update: Vec<usize>,
 }
 
 pub(crate) fn arn(family: &str, revision: u32) -> String {
@@ -60,6 +62,7 @@ impl Cluster {
             updates: Vec::new(),
             tasks: Vec::new(),
             hold: false,
+            rolling_at_update: Vec::new(),
         };
         for (name, images, tags) in services {
             let containers: Vec<Value> = images
@@ -194,6 +197,12 @@ impl Cluster {
             "UpdateService" => {
                 let name = body["service"].as_str().unwrap().to_owned();
                 self.updates.push(name.clone());
+                let rolling = self
+                    .services
+                    .values()
+                    .filter(|s| s.deployments.first().is_some_and(|d| d.3 == "IN_PROGRESS"))
+                    .count();
+                self.rolling_at_update.push(rolling);
                 let service = self.services.get_mut(&name).unwrap();
                 let current = service
                     .deployments
@@ -645,5 +654,44 @@ async fn a_cancelled_rollout_is_no_longer_followed_and_says_what_it_left() {
         .await;
     assert_eq!(state.history[0].status, Status::Cancelled);
     assert_eq!(stub.count("UpdateService"), 1, "no second rollout");
+    controller.stop().await;
+}
+
+#[tokio::test]
+async fn services_are_applied_in_waves_each_verified_before_the_next() {
+    let cluster = Cluster::new(
+        Outcome::Complete,
+        &[
+            ("hatching-stage", &[V1], &[]),
+            ("feeding-stage", &[FEED1], &[]),
+        ],
+    );
+    // Without `order` the services would be updated together, feeding first.
+    let actuator = r#"{ kind = "ecs", cluster = "apps", poll_interval = "100ms", services = { hatching = ["hatching-stage"], feeding = ["feeding-stage"] } }, order = [["hatching"], ["feeding"]]"#;
+    let (h, _stub, cluster) = setup(cluster, actuator).await;
+    let controller = h.start_controller().await;
+    let entry = h
+        .deploy(TABLE, "r2", "stage", "2024-05-01T10:00:00.000000")
+        .await;
+    assert_eq!(entry.status, Some(Status::Succeeded), "{entry:?}");
+    assert!(
+        entry
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.ends_with("(in 2 waves)")),
+        "{entry:?}"
+    );
+    let cluster = cluster.lock().unwrap();
+    assert_eq!(
+        cluster.updates,
+        ["hatching-stage", "feeding-stage"],
+        "in order"
+    );
+    assert_eq!(
+        cluster.rolling_at_update,
+        [0, 0],
+        "the second wave started once the first had completed"
+    );
+    assert_eq!(images_of(&cluster, "feeding-stage"), [FEED2]);
     controller.stop().await;
 }

@@ -681,17 +681,19 @@ async fn services_are_applied_in_waves_each_verified_before_the_next() {
             .is_some_and(|m| m.ends_with("(in 2 waves)")),
         "{entry:?}"
     );
-    let cluster = cluster.lock().unwrap();
-    assert_eq!(
-        cluster.updates,
-        ["hatching-stage", "feeding-stage"],
-        "in order"
-    );
-    assert_eq!(
-        cluster.rolling_at_update,
-        [0, 0],
-        "the second wave started once the first had completed"
-    );
-    assert_eq!(images_of(&cluster, "feeding-stage"), [FEED2]);
+    {
+        let cluster = cluster.lock().unwrap();
+        assert_eq!(
+            cluster.updates,
+            ["hatching-stage", "feeding-stage"],
+            "in order"
+        );
+        assert_eq!(
+            cluster.rolling_at_update,
+            [0, 0],
+            "the second wave started once the first had completed"
+        );
+        assert_eq!(images_of(&cluster, "feeding-stage"), [FEED2]);
+    }
     controller.stop().await;
 }

@@ -59,6 +59,13 @@ async fn run_one(
     };
     let images = serde_json::to_string(images).map_err(|e| e.to_string())?;
     let mut command = tokio::process::Command::new(program);
+    // Only what a hook needs: never the controller's own credentials or secrets.
+    command.env_clear();
+    for name in ["PATH", "HOME", "LANG", "TZ", "TMPDIR"] {
+        if let Ok(value) = std::env::var(name) {
+            command.env(name, value);
+        }
+    }
     command
         .args(args)
         .envs(&hook.env)
@@ -70,6 +77,9 @@ async fn run_one(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: a timeout (or a dropped reconcile) ends what it
+        // started too.
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(dir) = &hook.dir {
         command.current_dir(dir);
@@ -77,21 +87,30 @@ async fn run_one(
     let mut child = command
         .spawn()
         .map_err(|e| format!("could not start {program}: {e}"))?;
+    let group = child
+        .id()
+        .and_then(|pid| rustix::process::Pid::from_raw(pid as i32));
+    let _ends_group = EndsGroup(group);
     let (out, err) = (child.stdout.take(), child.stderr.take());
-    let run = async {
+    let output = tokio::spawn(async move {
         let (out, err) = tokio::join!(tail(out), tail(err));
         let mut text = out;
         text.extend(err);
-        (child.wait().await, text)
-    };
-    let (status, text) = match tokio::time::timeout(hook.timeout, run).await {
-        Ok(done) => done,
+        text
+    });
+    let status = match tokio::time::timeout(hook.timeout, child.wait()).await {
+        Ok(status) => status,
         Err(_) => {
             return Err(format!(
                 "did not finish within {}",
                 humantime::format_duration(hook.timeout)
             ));
         }
+    };
+    // Output still held open by something it left running is not waited for long.
+    let text = match tokio::time::timeout(std::time::Duration::from_secs(2), output).await {
+        Ok(Ok(text)) => text,
+        _ => Vec::new(),
     };
     let status = status.map_err(|e| e.to_string())?;
     if status.success() {
@@ -128,4 +147,16 @@ async fn tail(stream: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
         kept.drain(..over);
     }
     kept.into()
+}
+
+/// Ends a hook's process group when the hook is done with (finished, timed out, or its
+/// reconcile dropped): nothing it started outlives it.
+struct EndsGroup(Option<rustix::process::Pid>);
+
+impl Drop for EndsGroup {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        }
+    }
 }

@@ -144,7 +144,20 @@ async fn paused(config: &Config, aws: &Aws, rows: &mut [Row]) -> Result<(), Fail
         while let Some(read) = reads.join_next().await {
             let (i, found) =
                 read.map_err(|e| Failure::refused(format!("reading the pauses failed: {e}")))?;
-            chunk[i].paused = paused(&found?).map(|p| {
+            // The rest of the status is worth seeing even when pauses cannot be read
+            // (no approvals table, a denied Query).
+            let found = match found {
+                Ok(found) => found,
+                Err(error) => {
+                    note!(
+                        "warning: cannot tell whether {}/{} is paused: {error}",
+                        chunk[i].project,
+                        chunk[i].environment
+                    );
+                    continue;
+                }
+            };
+            chunk[i].paused = paused(&found).map(|p| {
                 format!(
                     "by {} since {}: {}",
                     crate::reconciler::controls::who(&p.by),

@@ -425,6 +425,13 @@ impl Environment {
             }
         }
         self.hooks.check(at, problems);
+        for name in &self.verify.observe_alarms {
+            if self.verify.alarms.contains(name) {
+                problems.push(format!(
+                    "{at}.verify.observe_alarms: {name:?} is in `alarms` too; an alarm is enforced or only observed"
+                ));
+            }
+        }
         if !self.order.is_empty() {
             if !matches!(
                 self.actuator,
@@ -432,6 +439,11 @@ impl Environment {
             ) {
                 problems.push(format!(
                     "{at}.order: waves of services are for the ecs and lambda actuators"
+                ));
+            }
+            if matches!(self.pin, PinConfig::EcrTag { .. }) {
+                problems.push(format!(
+                    "{at}.order: waves need pinned images (`pin = ssm_parameters` or `ssm_json_document`): a floating ECR tag moves for every service at once, so a later wave's tasks could start the new image early"
                 ));
             }
             let mut seen = std::collections::HashSet::new();

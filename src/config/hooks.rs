@@ -40,9 +40,9 @@ impl Hooks {
                         "{at}.hooks.{phase}[{i}].command: name the program to run, e.g. [\"./smoke-test.sh\"]"
                     ));
                 }
-                if hook.timeout.is_zero() {
+                if hook.timeout.is_zero() || hook.timeout > Duration::from_secs(3600) {
                     problems.push(format!(
-                        "{at}.hooks.{phase}[{i}].timeout: must be more than 0s"
+                        "{at}.hooks.{phase}[{i}].timeout: between 1s and 1h (a hook holds a reconcile worker while it runs)"
                     ));
                 }
             }

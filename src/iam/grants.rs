@@ -431,6 +431,22 @@ pub fn deployer(config: &Config, scope: &Scope) -> Policy {
         if env.role_arn.is_some() {
             continue;
         }
+        // In the environment's own Region, where it names one (`diff` reads its pins).
+        let regional = Scope {
+            region: env.region.clone().unwrap_or_else(|| scope.region.clone()),
+            ..scope.clone()
+        };
+        let scope = &regional;
+        if env.region.is_some() {
+            policy.add(Statement::new(
+                "ReadImagePaths",
+                ["ssm:GetParameters", "ssm:GetParametersByPath"],
+                [parameter(
+                    scope,
+                    &format!("{}*", label_path(&project.id, "")),
+                )],
+            ));
+        }
         match &env.pin {
             PinConfig::SsmParameters { .. } => {}
             PinConfig::SsmJsonDocument {

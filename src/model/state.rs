@@ -240,6 +240,9 @@ pub enum Activity {
         /// already moved, and these are redeployed all the same.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         moving: Vec<String>,
+        /// The `before` hooks passed for this intent: not run again by a retry.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        hooked: bool,
     },
     /// An actuator run started for the intent is being followed; never started twice.
     Applying {
@@ -302,6 +305,11 @@ impl Activity {
             | Self::Baking { current, .. }
             | Self::Finished { current, .. } => Some(current),
         }
+    }
+
+    /// Whether the `before` hooks passed for `intent`, being pinned.
+    pub fn hooked(&self, intent: &IntentRef) -> bool {
+        matches!(self, Self::Pinning { current, hooked: true, .. } if current.intent.same_entry(intent))
     }
 
     /// The intent being worked on, or finished last.
@@ -641,6 +649,7 @@ impl Legacy {
                     message,
                     attempts,
                     moving: Vec::new(),
+                    hooked: false,
                 },
             },
         }

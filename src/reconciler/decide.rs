@@ -641,6 +641,7 @@ fn apply(
         .hooks
         .before(is_rollback(facts, intent))
         .is_empty()
+        && !facts.state.activity.hooked(intent)
     {
         match &seen.before_hooks {
             None => {

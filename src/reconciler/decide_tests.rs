@@ -258,6 +258,7 @@ fn a_newer_intent_supersedes_the_one_in_flight_even_mid_apply() {
         message: "pinning".into(),
         verifying: false,
         moving: Vec::new(),
+        hooked: false,
         attempts: Attempts::default(),
     };
     assert_eq!(
@@ -881,6 +882,7 @@ fn pinning(count: u32) -> EnvState {
             message: "pinning".into(),
             verifying: false,
             moving: Vec::new(),
+            hooked: false,
             attempts: Attempts {
                 count,
                 last_error: None,

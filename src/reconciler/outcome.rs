@@ -272,6 +272,7 @@ impl<'a> Writer<'a> {
             return Ok(written);
         }
         let moving = self.moving(intent);
+        let hooked = self.state.activity.hooked(intent);
         let mut current = self.current(intent, requested_by);
         current.started = current.started.or(Some(self.ctx.now()));
         self.state.activity = Activity::Pinning {
@@ -280,9 +281,20 @@ impl<'a> Writer<'a> {
             verifying: false,
             attempts: self.attempts(intent),
             moving,
+            hooked,
         };
         self.save().await?;
         Ok(written)
+    }
+
+    /// The `before` hooks of the intent being pinned passed: saved, so a retry of the
+    /// pinning does not run them again.
+    pub async fn hooks_passed(&mut self) -> Result<(), StoreError> {
+        if let Activity::Pinning { hooked, .. } = &mut self.state.activity {
+            *hooked = true;
+            return self.save().await;
+        }
+        Ok(())
     }
 
     /// Pins written: now reading them back.

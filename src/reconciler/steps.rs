@@ -234,7 +234,21 @@ impl<'a> Steps<'a> {
         }
         let activity = &self.writer.state.activity;
         let baking = ours && matches!(activity, Activity::Baking { .. });
+        // A Terraform plan waiting for its approval has pinned and applied nothing.
+        let plan_waits = self
+            .adapters
+            .actuator
+            .as_ref()
+            .is_some_and(|a| a.approves_plans())
+            && matches!(
+                activity,
+                Activity::Applying {
+                    awaiting_approval: true,
+                    ..
+                }
+            );
         let applied = ours
+            && !plan_waits
             && (matches!(
                 activity,
                 Activity::Applying { .. } | Activity::Baking { .. }
@@ -441,7 +455,13 @@ impl<'a> Steps<'a> {
                     crate::actuator::hooks::run_all(&hooks, phase, self.key, &intent, &images)
                         .await
                         .map_err(|why| crate::model::text::message(&why));
-                info!(phase, ok = verdict.is_ok(), "hooks ran");
+                match &verdict {
+                    Ok(note) => info!(phase, note = note.as_str(), "hooks passed"),
+                    Err(why) => warn!(phase, why = why.as_str(), "a hook failed"),
+                }
+                if !after && verdict.is_ok() {
+                    self.writer.hooks_passed().await?;
+                }
                 if after {
                     self.seen.after_hooks = Some(verdict);
                 } else {
@@ -882,6 +902,9 @@ impl<'a> Steps<'a> {
             wave,
         };
         self.writer.applying(intent, requested_by, run).await?;
+        // What the actuator said was of the run before (an earlier wave): this one is
+        // looked at on its own.
+        self.seen.progress = None;
         Ok(None)
     }
 

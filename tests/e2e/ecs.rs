@@ -694,6 +694,10 @@ async fn services_are_applied_in_waves_each_verified_before_the_next() {
             "the second wave started once the first had completed"
         );
         assert_eq!(images_of(&cluster, "feeding-stage"), [FEED2]);
+        assert_eq!(
+            cluster.services["feeding-stage"].deployments[0].3, "COMPLETED",
+            "the last wave was followed to its end, not taken as done"
+        );
     }
     controller.stop().await;
 }

@@ -113,7 +113,7 @@ impl Actuator for CodePipeline {
             .pipeline_name(&self.pipeline)
             .pipeline_execution_id(handle)
             .abandon(false)
-            .reason(crate::reconciler::outcome::bounded(reason, 200))
+            .reason(reason.chars().take(200).collect::<String>())
             .send()
             .await;
         match result {

@@ -118,7 +118,12 @@ async fn run_one(
     }
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | ");
+    // Each line cut, so the last lines (where the error usually is) fit the status.
+    let tail = lines[lines.len().saturating_sub(TAIL_LINES)..]
+        .iter()
+        .map(|l| l.chars().take(160).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" | ");
     Err(format!(
         "{status}{}",
         if tail.is_empty() {

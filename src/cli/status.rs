@@ -160,7 +160,7 @@ async fn paused(config: &Config, aws: &Aws, rows: &mut [Row]) -> Result<(), Fail
             chunk[i].paused = paused(&found).map(|p| {
                 format!(
                     "by {} since {}: {}",
-                    crate::reconciler::controls::who(&p.by),
+                    crate::reconciler::decide::controls::who(&p.by),
                     p.at,
                     p.reason
                 )

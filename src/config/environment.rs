@@ -446,6 +446,26 @@ impl Environment {
                     "{at}.order: waves need pinned images (`pin = ssm_parameters` or `ssm_json_document`): a floating ECR tag moves for every service at once, so a later wave's tasks could start the new image early"
                 ));
             }
+            // Where the actuator names its services, a wave names only those (a typo
+            // would quietly move a service to the last wave).
+            let named: Option<Vec<&String>> = match &self.actuator {
+                ActuatorConfig::Ecs {
+                    services,
+                    discover: None,
+                    ..
+                } => Some(services.keys().collect()),
+                ActuatorConfig::Lambda { functions, .. } => Some(functions.keys().collect()),
+                _ => None,
+            };
+            if let Some(named) = named {
+                for service in self.order.iter().flatten() {
+                    if !named.contains(&service) {
+                        problems.push(format!(
+                            "{at}.order: {service:?} is not a service the actuator names"
+                        ));
+                    }
+                }
+            }
             let mut seen = std::collections::HashSet::new();
             for service in self.order.iter().flatten() {
                 if !seen.insert(service) {

@@ -399,6 +399,41 @@ mod tests {
     }
 
     #[test]
+    fn waves_name_services_the_actuator_has_and_need_pinned_images() {
+        let bad = r#"
+            [[projects]]
+            id = "a"
+            name = "x"
+            [[projects.environments]]
+            id = "stage"
+            name = "S"
+            order = [["migrate"], ["api", "migrate"]]
+            actuator = { kind = "ecs", cluster = "c", services = { api = ["api"] } }
+            [[projects.environments]]
+            id = "prod"
+            name = "P"
+            order = [["api"]]
+            pin = { kind = "ecr_tag" }
+            actuator = { kind = "ecs", cluster = "c", discover = "tags" }
+            [[projects.environments]]
+            id = "dev"
+            name = "D"
+            order = [["api"]]
+            verify = { alarms = ["x"], observe_alarms = ["x"] }
+        "#;
+        let message = Config::from_toml(bad).unwrap_err().to_string();
+        for expected in [
+            "environments[0].order: \"migrate\" is not a service the actuator names",
+            "environments[0].order: service \"migrate\" is in more than one wave",
+            "environments[1].order: waves need pinned images",
+            "environments[2].order: waves of services are for the ecs and lambda actuators",
+            "environments[2].verify.observe_alarms: \"x\" is in `alarms` too",
+        ] {
+            assert!(message.contains(expected), "{expected}\n{message}");
+        }
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let bad = r#"
             [controller]

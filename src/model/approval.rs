@@ -4,22 +4,7 @@
 //! trusted. With `four_eyes`, the approver must be another AWS principal than the one
 //! whose own attestation says it requested the deployment.
 
-/// An AWS principal as IAM identifies it: `aws:userid` (`AIDA…` for a user,
-/// `AROA…:session-name` for an assumed role), and its ARN, for people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub id: String,
-    pub arn: String,
-}
-
-impl Principal {
-    /// The same principal. An assumed role's sessions are told apart by session name,
-    /// which is what IAM Identity Center and roles that require
-    /// `sts:RoleSessionName = ${aws:username}` make a person's identity.
-    pub fn same(&self, other: &Principal) -> bool {
-        self.id == other.id
-    }
-}
+pub use super::principals::Principal;
 
 /// What the approvals table holds for one deployment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,7 +5,22 @@
 //! (matched exactly), a role's `AROA…` (matched by each of its sessions,
 //! `AROA…:session`).
 
-use super::approval::Principal;
+/// An AWS principal as IAM identifies it: `aws:userid` (`AIDA…` for a user,
+/// `AROA…:session-name` for an assumed role), and its ARN, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: String,
+    pub arn: String,
+}
+
+impl Principal {
+    /// The same principal. An assumed role's sessions are told apart by session name,
+    /// which is what IAM Identity Center and roles that require
+    /// `sts:RoleSessionName = ${aws:username}` make a person's identity.
+    pub fn same(&self, other: &Principal) -> bool {
+        self.id == other.id
+    }
+}
 
 /// A user or role ARN: `arn:{partition}:iam::{account}:{user|role}/{path/}{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,8 @@ use crate::{
 
 /// How soon a deployment waiting for an approval looks for one again: approvals are
 /// recorded in a table this controller reads, not on a stream it watches.
+pub(crate) mod controls;
+
 pub const APPROVAL_POLL: Duration = Duration::from_secs(5);
 
 /// Everything [`decide`] looks at.
@@ -53,7 +55,7 @@ pub struct Facts<'a> {
     /// (`auto_promote_from`), with their soak times.
     pub promotes_to: &'a [(String, Duration)],
     /// The environment's pause and the intent's break-glass, once read.
-    pub controls: Option<&'a super::controls::Controls>,
+    pub controls: Option<&'a controls::Controls>,
     /// The desired intent was cancelled by someone, as their cancel attestation proves:
     /// "cancelled by {arn}: {reason}".
     pub cancelled: Option<&'a str>,
@@ -460,7 +462,7 @@ fn decide_next(facts: &Facts<'_>, now: Timestamp) -> Step {
             message: by.to_owned(),
         };
     }
-    if let Some(step) = super::controls::past_deadline(facts, intent, now) {
+    if let Some(step) = controls::past_deadline(facts, intent, now) {
         return step;
     }
     if baking(state, intent) {
@@ -568,7 +570,7 @@ fn held_back(
             }
         });
     }
-    super::controls::held_by_pause_or_freeze(facts, intent, now)
+    controls::held_by_pause_or_freeze(facts, intent, now)
 }
 
 /// Why (and how long) a deployment waits for a freeze window to end, if it does.
@@ -612,7 +614,7 @@ fn apply(
 ) -> Step {
     let seen = facts.seen;
     if !seen.started {
-        let break_glass = super::controls::broken_glass(facts, now);
+        let break_glass = controls::broken_glass(facts, now);
         let pinning = format!(
             "pinning {} images of release {}",
             images.len(),

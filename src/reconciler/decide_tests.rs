@@ -59,7 +59,7 @@ struct Fixture {
     own: Option<crate::store::verified::Verified>,
     promotes_to: Vec<(String, Duration)>,
     /// Read (nothing paused, no break-glass) unless a test says otherwise.
-    controls: Option<crate::reconciler::controls::Controls>,
+    controls: Option<crate::reconciler::decide::controls::Controls>,
 }
 
 fn fixture() -> Fixture {
@@ -645,8 +645,8 @@ fn a_succeeded_deployment_is_observed_for_drift_with_and_without_self_heal() {
     );
 }
 
-fn paused() -> crate::reconciler::controls::Controls {
-    crate::reconciler::controls::Controls {
+fn paused() -> crate::reconciler::decide::controls::Controls {
+    crate::reconciler::decide::controls::Controls {
         paused: Some(crate::store::attestations::Paused {
             by: principal("oncall"),
             reason: "incident".into(),
@@ -682,7 +682,7 @@ fn a_pause_holds_a_new_intent_unless_a_listed_principal_broke_the_glass() {
     };
     assert_eq!(
         f.decide(),
-        Step::WaitFor(crate::reconciler::controls::PAUSE_POLL)
+        Step::WaitFor(crate::reconciler::decide::controls::PAUSE_POLL)
     );
     // relctl's own rollback is the way back: a pause does not hold it.
     f.state.rollback = Some(RollbackMark {
@@ -706,7 +706,7 @@ fn a_pause_holds_a_new_intent_unless_a_listed_principal_broke_the_glass() {
         f.decide()
     );
     // Nothing holds it: a break-glass is not needed, nor recorded.
-    f.controls = Some(crate::reconciler::controls::Controls {
+    f.controls = Some(crate::reconciler::decide::controls::Controls {
         break_glass: Some("break-glass by arn:x: hotfix".into()),
         ..Default::default()
     });

@@ -4,7 +4,6 @@
 //! until a step ends it. Level-triggered and idempotent: running it twice changes
 //! nothing. `reconcile` says what to do next; `error_policy` picks the retry delay.
 
-pub(crate) mod controls;
 pub mod decide;
 pub mod outcome;
 mod steps;

@@ -56,7 +56,7 @@ pub struct Steps<'a> {
     /// What the pins name now, per service, for the actuator (see `Pin::identities`).
     pinned: std::collections::BTreeMap<String, String>,
     /// The environment's pause and the intent's break-glass, once read.
-    controls: Option<super::controls::Controls>,
+    controls: Option<super::decide::controls::Controls>,
     /// Who cancelled the desired intent, and why (see `Facts::cancelled`).
     cancelled: Option<String>,
 }
@@ -278,7 +278,7 @@ impl<'a> Steps<'a> {
         Ok(cancel.map(|a| {
             crate::model::text::message(&format!(
                 "cancelled by {}: {}",
-                super::controls::who(&a.by),
+                super::decide::controls::who(&a.by),
                 a.reason.as_deref().unwrap_or("no reason given")
             ))
         }))
@@ -286,7 +286,7 @@ impl<'a> Steps<'a> {
 
     /// The environment's pause, and (where the desired entry asks for one) the
     /// break-glass of a principal `break_glass` lists, for the images it has now.
-    async fn read_controls(&self) -> Result<super::controls::Controls, Error> {
+    async fn read_controls(&self) -> Result<super::decide::controls::Controls, Error> {
         use crate::store::attestations::{Kind, env_subject, paused};
         let attested = match self.ctx.attestations.of(&env_subject(self.key)).await {
             Ok(attested) => attested,
@@ -299,7 +299,7 @@ impl<'a> Steps<'a> {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut controls = super::controls::Controls {
+        let mut controls = super::decide::controls::Controls {
             paused: paused(&attested),
             ..Default::default()
         };
@@ -350,7 +350,10 @@ impl<'a> Steps<'a> {
                 );
             }
             None => {
-                let who: Vec<String> = asked.iter().map(|a| super::controls::who(&a.by)).collect();
+                let who: Vec<String> = asked
+                    .iter()
+                    .map(|a| super::decide::controls::who(&a.by))
+                    .collect();
                 controls.glass_refused = Some(format!(
                     "break-glass by {} does not count: not listed in `break_glass`",
                     who.join(", ")
@@ -433,7 +436,9 @@ impl<'a> Steps<'a> {
             }
             Step::Pause { intent, message } => {
                 w.wait(&intent, requested_by, Wait::Pause, &message).await?;
-                Ok(Some(Action::RequeueAfter(super::controls::PAUSE_POLL)))
+                Ok(Some(Action::RequeueAfter(
+                    super::decide::controls::PAUSE_POLL,
+                )))
             }
             Step::RunHooks {
                 intent,

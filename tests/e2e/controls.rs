@@ -236,7 +236,13 @@ reason = "the long freeze"
         h.parameters("/shop/images/prod").await["/shop/images/prod/web"].0,
         "registry.example/web:r2"
     );
-    let state = h.until_state("shop", "prod", |_| true).await;
+    let state = h
+        .until_state("shop", "prod", |s| {
+            s.history
+                .first()
+                .is_some_and(|e| e.release_id == "r2" && e.status == Status::Succeeded)
+        })
+        .await;
     let glass = state.history[0].break_glass.clone().unwrap_or_default();
     assert_eq!(
         glass,

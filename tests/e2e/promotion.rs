@@ -144,7 +144,12 @@ async fn an_alarm_during_the_bake_fails_the_deployment_and_one_rollback_follows(
     );
     assert_eq!(h.release(TABLE, "r1").await.deployments.len(), 2);
     assert_eq!(h.release(TABLE, "r2").await.deployments.len(), 1);
-    let state = h.until_state("shop", "prod", |_| true).await;
+    let state = h
+        .until_state("shop", "prod", |s| {
+            s.activity.status() == Some(Status::Succeeded)
+                && s.activity.intent().is_some_and(|i| i.release_id == "r1")
+        })
+        .await;
     let rollbacks: Vec<_> = state
         .history
         .iter()
@@ -293,7 +298,13 @@ async fn a_rollback_on_a_protected_environment_waits_for_its_approval_then_resto
     assert_eq!(code, 0, "{err}");
     let forced = h.finished(TABLE, "r2", 2).await;
     assert_eq!(forced.status, Some(Status::Succeeded), "{forced:?}");
-    let state = h.until_state("shop", "prod", |_| true).await;
+    // The state is saved just after the entry's status: waited for, not raced.
+    let state = h
+        .until_state("shop", "prod", |s| {
+            s.activity.status() == Some(Status::Succeeded)
+                && s.activity.intent().is_some_and(|i| i.release_id == "r2")
+        })
+        .await;
     assert!(
         state.rolled_back.is_empty(),
         "deployed on purpose: no longer held back"

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::decide::{Facts, Step, frozen};
+use super::{Facts, Step, frozen};
 use crate::{
     model::{IntentRef, state::Activity},
     store::attestations::Paused,
@@ -34,7 +34,7 @@ impl Controls {
         let p = self.paused.as_ref()?;
         Some(format!(
             "environment {environment} is paused by {} since {} ({})",
-            super::controls::who(&p.by),
+            who(&p.by),
             p.at,
             p.reason
         ))
@@ -76,7 +76,7 @@ pub fn held_by_pause_or_freeze(
     // here) is not held by it.
     if let Some(paused) = controls
         .paused_words(&env.id)
-        .filter(|_| !super::decide::is_rollback(facts, intent))
+        .filter(|_| !super::is_rollback(facts, intent))
     {
         let message = crate::model::text::message(&format!(
             "{paused}; the deployment goes ahead after `relctl resume --project {} --env {}`{refused}",

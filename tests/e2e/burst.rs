@@ -144,9 +144,31 @@ async fn until_all_converged(h: &Harness) {
     let newest = format!("-v{}", PER_ENVIRONMENT - 1);
     let mut progressed = tokio::time::Instant::now();
     let mut converged = 0;
+    // What the environments still behind look like, for the failure message.
+    let mut behind = String::new();
     loop {
         match store.get_many(&keys).await {
             Ok(states) => {
+                behind = keys
+                    .iter()
+                    .zip(&states)
+                    .filter(|(_, s)| {
+                        !s.observed
+                            .as_ref()
+                            .is_some_and(|o| o.release_id.ends_with(&newest))
+                    })
+                    .take(3)
+                    .map(|(k, s)| {
+                        format!(
+                            "{}: desired {:?}, phase {:?}, message {:?}",
+                            k.environment,
+                            s.desired.as_ref().map(|d| d.release_id.clone()),
+                            s.activity.phase(),
+                            s.activity.message()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 let now = states
                     .iter()
                     .filter(|s| {
@@ -167,7 +189,7 @@ async fn until_all_converged(h: &Harness) {
         }
         assert!(
             progressed.elapsed() < STALL,
-            "no environment converged for {STALL:?}; {converged} of {ENVIRONMENTS} run their newest intent"
+            "no environment converged for {STALL:?}; {converged} of {ENVIRONMENTS} run their newest intent; behind: {behind}"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

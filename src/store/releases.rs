@@ -257,8 +257,11 @@ impl ReleaseStore {
             .update_item()
             .table_name(table)
             .key("release_id", s(entry.release_id))
+            // One atomic write in DynamoDB; the status goes last so an emulator that
+            // applies the actions one by one (moto) never shows a new status with the
+            // message of the one before.
             .update_expression(format!(
-                "SET {path}.#status = :status, {path}.status_message = :message, {path}.status_updated_at = :now{}",
+                "SET {path}.status_message = :message, {path}.status_updated_at = :now{}, {path}.#status = :status",
                 if deployed { ", last_date_deployed = :now" } else { "" }
             ))
             .expression_attribute_names("#status", "status")

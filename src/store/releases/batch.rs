@@ -81,7 +81,7 @@ impl ReleaseStore {
             let status = name(u.status.as_str().to_owned());
             let message = name(crate::model::text::message(&u.message));
             sets.push(format!(
-                "{entry}.#st = {status}, {entry}.status_message = {message}, {entry}.status_updated_at = :now"
+                "{entry}.status_message = {message}, {entry}.status_updated_at = :now, {entry}.#st = {status}"
             ));
             guards.push(format!(
                 "({entry}.date_created = :c{i} AND (attribute_not_exists({entry}.#st) OR NOT ({entry}.#st IN (:su, :fa, :sp, :ca))))"

@@ -59,6 +59,9 @@ pub struct Steps<'a> {
     controls: Option<super::decide::controls::Controls>,
     /// Who cancelled the desired intent, and why (see `Facts::cancelled`).
     cancelled: Option<String>,
+    /// The desired intent's attestations (approvals, requests, a break-glass, a
+    /// cancel), by subject: read once per reconcile, whichever decision asks first.
+    attested: Option<(String, Vec<crate::store::attestations::Attestation>)>,
 }
 
 impl<'a> Steps<'a> {
@@ -85,6 +88,7 @@ impl<'a> Steps<'a> {
             pinned: Default::default(),
             controls: None,
             cancelled: None,
+            attested: None,
         }
     }
 
@@ -194,8 +198,8 @@ impl<'a> Steps<'a> {
 
     /// What the approvals table holds for `intent` about `digest` (its images, or its
     /// plan), with only the approvals of principals `approvers` lists counting.
-    async fn approvals_of(&self, intent: &IntentRef, digest: &str) -> Result<Approvals, Error> {
-        let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
+    async fn approvals_of(&mut self, intent: &IntentRef, digest: &str) -> Result<Approvals, Error> {
+        let attested = self.attested(intent).await?;
         let found = approvals(&attested, digest);
         if self.env.approvers.is_empty() {
             return Ok(found);
@@ -268,9 +272,9 @@ impl<'a> Steps<'a> {
 
     /// Who cancelled `intent`, as the first cancel attestation recorded for it says
     /// (the entry's `cancel` only asked for this look).
-    async fn cancelled_by(&self, intent: &IntentRef) -> Result<Option<String>, Error> {
+    async fn cancelled_by(&mut self, intent: &IntentRef) -> Result<Option<String>, Error> {
         use crate::store::attestations::Kind;
-        let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
+        let attested = self.attested(intent).await?;
         let cancel = attested.iter().find(|a| a.kind == Kind::Cancel);
         if cancel.is_none() {
             warn!("the entry asks to be cancelled, but no cancel is recorded for it; going on");
@@ -286,7 +290,23 @@ impl<'a> Steps<'a> {
 
     /// The environment's pause, and (where the desired entry asks for one) the
     /// break-glass of a principal `break_glass` lists, for the images it has now.
-    async fn read_controls(&self) -> Result<super::decide::controls::Controls, Error> {
+    /// The attestations of `intent`, read once per reconcile.
+    async fn attested(
+        &mut self,
+        intent: &IntentRef,
+    ) -> Result<Vec<crate::store::attestations::Attestation>, Error> {
+        let subject = subject(self.key, intent);
+        if let Some((read, attested)) = &self.attested
+            && *read == subject
+        {
+            return Ok(attested.clone());
+        }
+        let attested = self.ctx.attestations.of(&subject).await?;
+        self.attested = Some((subject, attested.clone()));
+        Ok(attested)
+    }
+
+    async fn read_controls(&mut self) -> Result<super::decide::controls::Controls, Error> {
         use crate::store::attestations::{Kind, env_subject, paused};
         let attested = match self.ctx.attestations.of(&env_subject(self.key)).await {
             Ok(attested) => attested,
@@ -319,7 +339,8 @@ impl<'a> Steps<'a> {
         let digest = resolve_images(release, self.project.image_uri_template.as_deref())
             .map(|images| images_digest(&images))
             .unwrap_or_default();
-        let attested = self.ctx.attestations.of(&subject(self.key, intent)).await?;
+        let intent = intent.clone();
+        let attested = self.attested(&intent).await?;
         let asked: Vec<_> = attested
             .iter()
             .filter(|a| a.kind == Kind::BreakGlass && a.images == digest)

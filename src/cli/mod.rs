@@ -41,6 +41,7 @@ mod retry;
 mod rollback;
 mod setup;
 mod status;
+mod unlock;
 mod validate;
 mod wait;
 
@@ -94,6 +95,9 @@ pub enum Command {
     Pause(pause::PauseArgs),
     /// End a pause: waiting deployments go ahead.
     Resume(pause::ResumeArgs),
+    /// Release a Terraform state lock left by a run that is over (never while one may
+    /// be alive).
+    Unlock(unlock::UnlockArgs),
     /// Delivery metrics (DORA) of a project's environments: deployment frequency, lead
     /// time, change failure rate, time to restore.
     Report(report::ReportArgs),
@@ -216,6 +220,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Retry(args) => retry::run(&config, &aws, args).await,
         Command::Pause(args) => pause::pause(&config, &aws, args).await,
         Command::Resume(args) => pause::resume(&config, &aws, args).await,
+        Command::Unlock(args) => unlock::run(&config, &aws, args).await,
         Command::Report(args) => report::run(&config, &aws, args, output).await,
         Command::Rollback(args) => rollback::run(&config, &aws, args).await,
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,

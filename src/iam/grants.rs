@@ -463,7 +463,7 @@ pub fn deployer(config: &Config, scope: &Scope) -> Policy {
             )),
         }
     }
-    // Requests, and the controls a deployer may use (pause, resume, cancel,
+    // Requests, and the controls a deployer may use (pause, resume, cancel, unlock,
     // break-glass — the controller admits a break-glass only from `break_glass`).
     policy.add(
         Statement::new(
@@ -477,6 +477,7 @@ pub fn deployer(config: &Config, scope: &Scope) -> Policy {
             "resume#",
             "cancel#",
             "break_glass#",
+            "unlock#",
         ])),
     );
     // `relctl resume` reads the pauses it ends.

@@ -31,16 +31,19 @@ pub enum Kind {
     Pause,
     /// Of an environment: "I end these pauses" (`relctl resume`).
     Resume,
+    /// Of an environment: "I release this Terraform state lock" (`relctl unlock`).
+    Unlock,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Self::Approve,
         Self::Request,
         Self::BreakGlass,
         Self::Cancel,
         Self::Pause,
         Self::Resume,
+        Self::Unlock,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Kind {
             Self::Cancel => "cancel#",
             Self::Pause => "pause#",
             Self::Resume => "resume#",
+            Self::Unlock => "unlock#",
         }
     }
 }

@@ -43,4 +43,5 @@ mod terraform;
 mod terraform_drift;
 mod terraform_plan;
 mod terraform_source;
+mod unlock;
 mod unrecorded;

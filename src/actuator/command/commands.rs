@@ -37,6 +37,20 @@ impl Mode {
     }
 }
 
+/// The `terraform init` commands among the set-up commands (all but the last): what
+/// must run before any other Terraform command can reach the state, and nothing that
+/// changes it.
+pub fn inits(commands: &[Vec<String>]) -> Vec<Vec<String>> {
+    let n = commands.len().saturating_sub(1);
+    commands[..n]
+        .iter()
+        .filter(|c| {
+            c.first().is_some_and(|p| p == "terraform") && c.get(1).is_some_and(|a| a == "init")
+        })
+        .cloned()
+        .collect()
+}
+
 fn args(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
@@ -67,14 +81,7 @@ impl CommandActuator {
             Mode::Drift => {
                 // Only `terraform init`: a check runs every interval and must change
                 // nothing (a `terraform refresh`, an import or a script might).
-                let mut steps: Vec<Vec<String>> = self
-                    .setup()
-                    .into_iter()
-                    .filter(|c| {
-                        c.first().is_some_and(|p| p == "terraform")
-                            && c.get(1).is_some_and(|a| a == "init")
-                    })
-                    .collect();
+                let mut steps = inits(&self.commands);
                 steps.push(drift_plan_of(self.commands.last()));
                 steps
             }

@@ -586,10 +586,11 @@ impl CommandActuator {
                 let status = code.map_or("did not run to an exit code".to_owned(), |c| {
                     format!("exit status {c}")
                 });
+                let output = tail.join("\n");
+                let unlock = super::lock::unlock_hint(&output, run.key);
                 let message = format!(
-                    "the commands failed ({status}){on} in ECS task {task}: {reason}; last output (at most {TAIL_BYTES} bytes; all of it is in {}):\n{}",
+                    "the commands failed ({status}){on} in ECS task {task}: {reason}{unlock}; last output (at most {TAIL_BYTES} bytes; all of it is in {}):\n{output}",
                     tasks.config.log_group,
-                    tail.join("\n")
                 );
                 ("failed", message)
             }

@@ -186,9 +186,10 @@ pub(super) async fn follow(
                 .as_ref()
                 .map(|r| format!(" on {r}"))
                 .unwrap_or_default();
+            let output = tail.join("\n");
+            let unlock = super::lock::unlock_hint(&output, &key);
             let why = format!(
-                "the commands failed ({s}){on}; last output (at most {TAIL_BYTES} bytes; all of it is in the log):\n{}",
-                tail.join("\n")
+                "the commands failed ({s}){on}{unlock}; last output (at most {TAIL_BYTES} bytes; all of it is in the log):\n{output}"
             );
             (LocalState::Failed(why.clone()), "failed", why)
         }

@@ -30,6 +30,7 @@ mod drift;
 pub mod ecs_task;
 mod findings;
 mod follow;
+pub mod lock;
 mod runs;
 use crate::{
     model::EnvKey,
@@ -38,8 +39,8 @@ use crate::{
 };
 use commands::Mode;
 use follow::{cut, follow};
-pub use runs::Runs;
 use runs::{Local, LocalState, now_ms, signal};
+pub use runs::{Runs, settle};
 
 /// What a status message carries of the output: the last lines, at most this many
 /// bytes, cut at a line boundary.

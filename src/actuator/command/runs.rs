@@ -108,12 +108,15 @@ impl Runs {
     }
 
     pub(super) fn stale_before_ms(&self, grace: Duration) -> i64 {
-        // The runner's own stop: keepalive, then grace, then SIGTERM's 5 s, plus the
-        // heartbeat interval and a margin for clocks.
-        let settle =
-            self.keepalive + grace + Duration::from_secs(5) + HEARTBEAT + Duration::from_secs(5);
-        now_ms() - settle.as_millis() as i64
+        now_ms() - settle(self.keepalive, grace).as_millis() as i64
     }
+}
+
+/// How long after its last heartbeat a run is known to be over: its runner's own stop
+/// (keepalive, then grace, then SIGTERM's 5 s), plus the heartbeat interval and a
+/// margin for clocks.
+pub fn settle(keepalive: Duration, grace: Duration) -> Duration {
+    keepalive + grace + Duration::from_secs(5) + HEARTBEAT + Duration::from_secs(5)
 }
 
 pub(super) fn now_ms() -> i64 {

@@ -38,6 +38,8 @@ pub struct Adapters {
     pub alarms: Option<crate::watch::alarms::Alarms>,
     /// Where its deployments' outcomes are told: its own `notify`, then `[notify]`.
     pub sinks: Vec<Arc<Sink>>,
+    /// Lambda, in the environment's account and Region, where a hook is a function.
+    pub hooks: Option<aws_sdk_lambda::Client>,
 }
 
 /// Where an environment's calls go: its account (the role assumed, if any) and its
@@ -257,6 +259,14 @@ pub fn for_environment(
             client: clients.cloudwatch(),
         }),
         sinks: Vec::new(),
+        hooks: env
+            .hooks
+            .before
+            .iter()
+            .chain(&env.hooks.after)
+            .chain(&env.hooks.on_rollback)
+            .any(|h| h.function.is_some())
+            .then(|| clients.lambda()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Running an environment's hooks (`config::hooks`): each a child process with the
 //! deployment in its environment, stopped at its timeout (killed with the reconcile if
-//! that is dropped). Their verdicts, in words, for the deployment's status.
+//! that is dropped), or a Lambda function invoked with the deployment as JSON. Their
+//! verdicts, in words, for the deployment's status.
 
 use std::process::Stdio;
 
@@ -20,14 +21,20 @@ const TAIL_LINES: usize = 10;
 pub async fn run_all(
     hooks: &[&Hook],
     phase: &str,
-    key: &EnvKey,
-    intent: &IntentRef,
-    images: &Images,
+    deployment: Deployment<'_>,
+    lambda: Option<&aws_sdk_lambda::Client>,
 ) -> Result<String, String> {
     let mut passed = Vec::new();
     let mut observed = Vec::new();
     for hook in hooks {
-        match run_one(hook, phase, key, intent, images).await {
+        let verdict = match (&hook.function, lambda) {
+            (Some(function), Some(client)) => {
+                invoke(client, function, hook, phase, &deployment).await
+            }
+            (Some(_), None) => Err("no Lambda client for this environment".into()),
+            (None, _) => run_one(hook, phase, &deployment).await,
+        };
+        match verdict {
             Ok(()) => passed.push(hook.name().to_owned()),
             Err(why) if hook.mode == CheckMode::Observe => observed.push(format!(
                 "observe-only {phase} hook {} failed (not enforced): {why}",
@@ -47,13 +54,86 @@ pub async fn run_all(
     Ok(note)
 }
 
-async fn run_one(
+/// The deployment a hook is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Deployment<'a> {
+    pub key: &'a EnvKey,
+    pub intent: &'a IntentRef,
+    pub images: &'a Images,
+}
+
+/// Invokes `function` synchronously with the deployment as JSON, bounded by the hook's
+/// timeout: it failed if it raised (the error it names), or returned `"ok": false`.
+async fn invoke(
+    client: &aws_sdk_lambda::Client,
+    function: &str,
     hook: &Hook,
     phase: &str,
-    key: &EnvKey,
-    intent: &IntentRef,
-    images: &Images,
+    deployment: &Deployment<'_>,
 ) -> Result<(), String> {
+    let payload = serde_json::json!({
+        "project": deployment.key.project,
+        "environment": deployment.key.environment,
+        "release_id": deployment.intent.release_id,
+        "date_created": deployment.intent.date_created.to_wire(),
+        "images": deployment.images,
+        "hook": phase,
+    });
+    let call = client
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::RequestResponse)
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+        .send();
+    let output = match tokio::time::timeout(hook.timeout, call).await {
+        Err(_) => {
+            return Err(format!(
+                "did not answer within {}",
+                humantime::format_duration(hook.timeout)
+            ));
+        }
+        Ok(Err(e)) => {
+            return Err(format!(
+                "could not be invoked (lambda:Invoke): {}",
+                crate::aws::error_message(&e)
+            ));
+        }
+        Ok(Ok(output)) => output,
+    };
+    let answer: Option<serde_json::Value> = output
+        .payload
+        .as_ref()
+        .and_then(|p| serde_json::from_slice(p.as_ref()).ok());
+    let said = |field: &str| {
+        answer
+            .as_ref()
+            .and_then(|a| a.get(field))
+            .and_then(|m| m.as_str())
+            .map(|m| m.chars().take(300).collect::<String>())
+    };
+    if let Some(error) = &output.function_error {
+        return Err(format!(
+            "raised {}: {}",
+            error.chars().take(40).collect::<String>(),
+            said("errorMessage").unwrap_or_else(|| "(no message)".into())
+        ));
+    }
+    if answer
+        .as_ref()
+        .and_then(|a| a.get("ok"))
+        .is_some_and(|ok| ok == &serde_json::Value::Bool(false))
+    {
+        return Err(said("message").unwrap_or_else(|| "it answered ok: false".into()));
+    }
+    Ok(())
+}
+
+async fn run_one(hook: &Hook, phase: &str, deployment: &Deployment<'_>) -> Result<(), String> {
+    let Deployment {
+        key,
+        intent,
+        images,
+    } = deployment;
     let Some((program, args)) = hook.command.split_first() else {
         return Err("no command".into());
     };

@@ -1,5 +1,6 @@
-//! `hooks = { before = [...], after = [...], on_rollback = [...] }`: commands run around
-//! a deployment (a migration, a smoke test, a maintenance page). An `enforce` hook
+//! `hooks = { before = [...], after = [...], on_rollback = [...] }`: commands run, or
+//! Lambda functions invoked, around a deployment (a migration, a smoke test, a
+//! maintenance page). An `enforce` hook
 //! that fails fails the deployment (an `after` one after its apply, so `on_failure`
 //! applies); an `observe` one has its verdict recorded and shown, never enforced.
 
@@ -35,9 +36,24 @@ impl Hooks {
             ("on_rollback", &self.on_rollback),
         ] {
             for (i, hook) in hooks.iter().enumerate() {
-                if hook.command.first().is_none_or(|c| c.trim().is_empty()) {
-                    problems.push(format!(
+                match (&hook.function, hook.command.is_empty()) {
+                    (None, true) => problems.push(format!(
+                        "{at}.hooks.{phase}[{i}]: give the program to run (command = [\"./smoke-test.sh\"]) or the Lambda function to invoke (function = \"smoke-test\")"
+                    )),
+                    (Some(_), false) => problems.push(format!(
+                        "{at}.hooks.{phase}[{i}]: a hook is a command or a Lambda function, not both"
+                    )),
+                    (None, false) if hook.command[0].trim().is_empty() => problems.push(format!(
                         "{at}.hooks.{phase}[{i}].command: name the program to run, e.g. [\"./smoke-test.sh\"]"
+                    )),
+                    (Some(function), true) if !function_name(function) => problems.push(format!(
+                        "{at}.hooks.{phase}[{i}].function: {function:?} is not a Lambda function name or ARN (letters, digits, -, _, and an ARN's : and .)"
+                    )),
+                    _ => {}
+                }
+                if hook.function.is_some() && (hook.dir.is_some() || !hook.env.is_empty()) {
+                    problems.push(format!(
+                        "{at}.hooks.{phase}[{i}]: dir and env are a command's; a function has its own configuration"
                     ));
                 }
                 if hook.timeout.is_zero() || hook.timeout > Duration::from_secs(3600) {
@@ -59,7 +75,14 @@ pub struct Hook {
     /// The program and its arguments, run with `RELCTL_PROJECT`, `RELCTL_ENVIRONMENT`,
     /// `RELCTL_RELEASE_ID`, `RELCTL_IMAGES` (JSON) and `RELCTL_HOOK` (its phase) in its
     /// environment, beside `env`.
+    #[serde(default)]
     pub command: Vec<String>,
+    /// Or a Lambda function (name or ARN) in the environment's account and Region,
+    /// invoked synchronously with the deployment as JSON (`project`, `environment`,
+    /// `release_id`, `images`, `hook`): it fails by raising, or by returning
+    /// `{"ok": false, "message": "…"}`.
+    #[serde(default)]
+    pub function: Option<String>,
     #[serde(default)]
     pub dir: Option<PathBuf>,
     #[serde(default)]
@@ -74,9 +97,18 @@ impl Hook {
     pub fn name(&self) -> &str {
         self.name
             .as_deref()
+            .or(self.function.as_deref())
             .or(self.command.first().map(String::as_str))
             .unwrap_or("hook")
     }
+}
+
+/// A Lambda function's name, partial or full ARN, with an optional qualifier.
+fn function_name(name: &str) -> bool {
+    (1..=170).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.' | '$'))
 }
 
 fn five_minutes() -> Duration {

@@ -399,6 +399,37 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_is_a_command_or_a_lambda_function_and_says_which_when_wrong() {
+        let bad = r#"
+            [[projects]]
+            id = "a"
+            name = "x"
+            [[projects.environments]]
+            id = "prod"
+            name = "P"
+            [[projects.environments.hooks.before]]
+            name = "nothing"
+            [[projects.environments.hooks.after]]
+            command = ["./smoke.sh"]
+            function = "smoke"
+            [[projects.environments.hooks.after]]
+            function = "smoke; rm"
+            [[projects.environments.hooks.on_rollback]]
+            function = "page"
+            dir = "/srv"
+        "#;
+        let message = Config::from_toml(bad).unwrap_err().to_string();
+        for expected in [
+            "projects[0].environments[0].hooks.before[0]: give the program to run",
+            "projects[0].environments[0].hooks.after[0]: a hook is a command or a Lambda function, not both",
+            "projects[0].environments[0].hooks.after[1].function: \"smoke; rm\" is not a Lambda function name or ARN",
+            "projects[0].environments[0].hooks.on_rollback[0]: dir and env are a command's",
+        ] {
+            assert!(message.contains(expected), "{expected}\n{message}");
+        }
+    }
+
+    #[test]
     fn waves_name_services_the_actuator_has_and_need_pinned_images() {
         let bad = r#"
             [[projects]]

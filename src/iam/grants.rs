@@ -249,6 +249,26 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
             .map(|name| scope.arn("cloudwatch", &format!("alarm:{name}"))),
     ));
     grant_notify(policy, &env.notify, scope);
+    // Hooks that are Lambda functions, invoked with the deployment.
+    policy.add(Statement::new(
+        "InvokeHooks",
+        ["lambda:InvokeFunction"],
+        env.hooks
+            .before
+            .iter()
+            .chain(&env.hooks.after)
+            .chain(&env.hooks.on_rollback)
+            .filter_map(|h| h.function.as_deref())
+            .flat_map(|f| match f.starts_with("arn:") {
+                true => vec![f.to_owned()],
+                // A name may carry its version or alias (`smoke:live`).
+                false if f.contains(':') => vec![scope.arn("lambda", &format!("function:{f}"))],
+                false => vec![
+                    scope.arn("lambda", &format!("function:{f}")),
+                    scope.arn("lambda", &format!("function:{f}:*")),
+                ],
+            }),
+    ));
     match &env.pin {
         PinConfig::SsmParameters { label } => {
             let path = label_path(&project.id, &env.id);

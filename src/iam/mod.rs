@@ -213,4 +213,49 @@ actuator = { kind = "terraform", source = { s3 = "s3://team-envs/envs/{environme
             json!(["s3:GetObject", "s3:GetObjectVersion"])
         );
     }
+
+    #[test]
+    fn hook_functions_are_granted_invoke_as_named_with_their_versions() {
+        let config = crate::config::Config::from_toml(
+            r#"
+[[projects]]
+id = "shop"
+name = "Shop"
+[[projects.environments]]
+id = "prod"
+name = "Production"
+region = "us-east-1"
+[[projects.environments.hooks.before]]
+function = "prepare"
+[[projects.environments.hooks.after]]
+function = "smoke:live"
+[[projects.environments.hooks.on_rollback]]
+function = "arn:aws:lambda:us-east-1:123456789012:function:page"
+"#,
+        )
+        .unwrap();
+        let scope = Scope {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+        };
+        let document = grants::controller(&config, &scope).document();
+        let statement = document["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "InvokeHooks")
+            .expect("an InvokeHooks statement");
+        assert_eq!(statement["Action"], json!(["lambda:InvokeFunction"]));
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function";
+        assert_eq!(
+            statement["Resource"],
+            json!([
+                format!("{arn}:page"),
+                format!("{arn}:prepare"),
+                format!("{arn}:prepare:*"),
+                format!("{arn}:smoke:live"),
+            ])
+        );
+    }
 }

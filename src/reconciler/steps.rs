@@ -477,10 +477,19 @@ impl<'a> Steps<'a> {
                     (false, true) => "before (rollback)",
                     (false, false) => "before",
                 };
-                let verdict =
-                    crate::actuator::hooks::run_all(&hooks, phase, self.key, &intent, &images)
-                        .await
-                        .map_err(|why| crate::model::text::message(&why));
+                let deployment = crate::actuator::hooks::Deployment {
+                    key: self.key,
+                    intent: &intent,
+                    images: &images,
+                };
+                let verdict = crate::actuator::hooks::run_all(
+                    &hooks,
+                    phase,
+                    deployment,
+                    self.adapters.hooks.as_ref(),
+                )
+                .await
+                .map_err(|why| crate::model::text::message(&why));
                 match &verdict {
                     Ok(note) => info!(phase, note = note.as_str(), "hooks passed"),
                     Err(why) => warn!(phase, why = why.as_str(), "a hook failed"),

@@ -24,6 +24,7 @@ mod ecs_runner;
 mod ecs_tags;
 mod faults;
 mod fuzz;
+mod hooks;
 mod iam;
 mod legacy;
 mod limits;

@@ -4,6 +4,7 @@
 
 pub mod ecr;
 pub mod ecs_runner;
+pub mod lambda;
 pub mod moto;
 pub mod pipeline;
 pub mod process;

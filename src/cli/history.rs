@@ -1,5 +1,5 @@
-//! `relctl history --project P --env E`: past deployments to an environment and the
-//! controller's self-heals there, newest first.
+//! `relctl history --project P --env E`: past deployments to an environment, the
+//! controller's self-heals there, and who paused, resumed or unlocked it, newest first.
 
 use clap::Args;
 
@@ -37,6 +37,14 @@ pub async fn run(
     let state = aws.state(config).get(&key).await?;
     past::mark_rollbacks(&mut past, &state);
     past.extend(past::self_heals(&state, &key));
+    match aws
+        .attestations(config)
+        .of(&crate::store::attestations::env_subject(&key))
+        .await
+    {
+        Ok(found) => past.extend(past::controls(&found, &key)),
+        Err(e) => note!("warning: who paused or unlocked {key} could not be read: {e}"),
+    }
     past.sort_by(|a, b| b.date_created.cmp(&a.date_created));
     past.truncate(args.limit);
     if output.json(&past)? {

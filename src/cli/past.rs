@@ -15,7 +15,8 @@ use crate::{
 #[derive(Debug, Clone, Serialize)]
 pub struct Past {
     /// `deployment`, `rollback` (relctl's own, after a failure: `on_failure =
-    /// "rollback"`), or `self_heal` (drifted pins put back by the controller).
+    /// "rollback"`), `self_heal` (drifted pins put back by the controller), or an act on
+    /// the environment itself: `pause`, `resume`, `unlock` (who, as IAM proved them).
     pub kind: &'static str,
     pub release_id: String,
     pub environment: String,
@@ -120,6 +121,37 @@ pub fn self_heals(state: &crate::model::state::EnvState, key: &EnvKey) -> Vec<Pa
             status_updated_at: Some(entry.at.to_wire()),
             break_glass: None,
             rolled_back: None,
+        })
+        .collect()
+}
+
+/// The acts on the environment itself (pauses, resumes, unlocks), each its writer's
+/// newest, named by the ARN their item's key proves.
+pub fn controls(found: &[crate::store::attestations::Attestation], key: &EnvKey) -> Vec<Past> {
+    use crate::store::attestations::Kind;
+    found
+        .iter()
+        .filter(|a| a.dated())
+        .filter_map(|a| {
+            let (kind, message) = match a.kind {
+                Kind::Pause => ("pause", a.reason.clone().unwrap_or_default()),
+                Kind::Resume => ("resume", format!("ended {} pause(s)", a.ends.len())),
+                Kind::Unlock => ("unlock", a.reason.clone().unwrap_or_default()),
+                _ => return None,
+            };
+            Some(Past {
+                kind,
+                release_id: "-".into(),
+                environment: key.environment.clone(),
+                date_created: a.at.clone(),
+                requested_by: Some(a.by.arn.clone()),
+                description: None,
+                status: kind.to_owned(),
+                status_message: Some(crate::model::text::message(&message)),
+                status_updated_at: Some(a.at.clone()),
+                break_glass: None,
+                rolled_back: None,
+            })
         })
         .collect()
 }

@@ -116,6 +116,31 @@ name = "Production"
         .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("shop/prod is not paused"), "{err}");
+    // The history names who paused and who resumed, as IAM proved them.
+    let (code, out, err) = h
+        .run(&[
+            "history",
+            "--project",
+            "shop",
+            "--env",
+            "prod",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(
+        rows.iter().any(|r| r["kind"] == "pause"
+            && r["requested_by"] == oncall.arn.as_str()
+            && r["status_message"] == "incident 42: checkout errors"),
+        "{out}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["kind"] == "resume" && r["status_message"] == "ended 1 pause(s)"),
+        "{out}"
+    );
     // An unknown environment is refused, and nothing is written.
     let (code, _, err) = h
         .run(&[

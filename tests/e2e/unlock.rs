@@ -204,6 +204,23 @@ TF_IN_AUTOMATION = "1"
         "{recorded:?}"
     );
 
+    let (code, out, err) = h
+        .run(&[
+            "history",
+            "--project",
+            "tre",
+            "--env",
+            "prod",
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\"kind\": \"unlock\"") && out.contains(&format!("host lost (lock {LOCK})")),
+        "{out}"
+    );
+
     // The lock is gone, so the failed deployment runs again and applies.
     let (code, _, err) = h
         .run(&[

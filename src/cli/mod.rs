@@ -31,6 +31,7 @@ mod follow;
 mod health;
 mod history;
 mod iam_policy;
+mod init;
 mod lookup;
 mod past;
 mod pause;
@@ -107,6 +108,9 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Check the configuration and project manifests, listing every problem found.
     Validate(validate::ValidateArgs),
+    /// Write a starting configuration from weco-deploy's `.wellcome_project` (YAML or
+    /// JSON): its tables, ECR-tag pins, ECS services found by their tags, its role.
+    Init(init::InitArgs),
     /// Show every environment: desired and running release, phase, since when.
     Status(status::StatusArgs),
     /// Print the least-privilege IAM policy for this configuration (a role's, or an
@@ -184,6 +188,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Runner => return runner().await,
         Command::Health(args) => return exit(health::run(cli.config.as_deref(), args).await),
         Command::Validate(args) => return exit(validate::run(cli.config.as_deref(), args)),
+        Command::Init(args) => return exit(init::run(args)),
         _ => cli,
     };
     let output = cli.output;
@@ -226,7 +231,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,
         Command::Status(args) => status::run(&config, &aws, args, output).await,
         Command::IamPolicy(args) => iam_policy::run(&config, &aws, args).await,
-        Command::Health(_) | Command::Validate(_) | Command::Runner => Ok(()),
+        Command::Health(_) | Command::Validate(_) | Command::Init(_) | Command::Runner => Ok(()),
     };
     exit(result)
 }

@@ -13,7 +13,8 @@ use crate::{config::Config, model::manifest};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Project manifests to check (RFC 013's `.wellcome_project`), repeatable.
+    /// Project manifests to check (`.wellcome_project`: RFC 013's JSON or weco-deploy
+    /// 5.x's YAML), repeatable.
     #[arg(long = "manifest")]
     pub manifests: Vec<PathBuf>,
 }
@@ -53,12 +54,12 @@ pub fn run(config_path: Option<&Path>, args: ValidateArgs) -> Result<(), Failure
         let shown = path.display();
         match std::fs::read_to_string(path) {
             Err(e) => problems.push(format!("{shown}: cannot read: {e}")),
-            Ok(text) => match serde_json::from_str(&text) {
-                Err(e) => problems.push(format!("{shown}: not JSON: {e}")),
-                Ok(value) => problems.extend(
-                    manifest::check(&value, &configured)
-                        .into_iter()
-                        .map(|p| format!("{shown}: {p}")),
+            Ok(text) => match manifest::read::Read::parse(&text) {
+                Err(e) => problems.push(format!("{shown}: {e}")),
+                Ok(read) => problems.extend(
+                    manifest::check(&read.value, config.as_ref().map(|_| &configured))
+                        .iter()
+                        .map(|p| format!("{shown}: {}", read.say(p))),
                 ),
             },
         }

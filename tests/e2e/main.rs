@@ -28,6 +28,7 @@ mod hooks;
 mod iam;
 mod legacy;
 mod limits;
+mod migration;
 mod notify;
 mod observe;
 mod pins;

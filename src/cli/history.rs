@@ -50,15 +50,12 @@ pub async fn run(
     if output.json(&past)? {
         return Ok(());
     }
-    out!(
-        "{:<28} {:<38} {:<18} {:<12} MESSAGE",
-        "REQUESTED",
-        "RELEASE",
-        "WHO",
-        "OUTCOME"
-    );
-    use crate::model::shown::{ID, MESSAGE, WHO, cell, summary};
-    for p in past {
+    use super::table;
+    use crate::model::shown::{ID, MESSAGE, WHO, summary};
+    let now = super::lookup::now_ms();
+    let ids = table::short_ids(past.iter().map(|p| p.release_id.as_str()));
+    let mut shown = table::table(&["AGE", "RELEASE", "WHO", "OUTCOME", "MESSAGE"]);
+    for p in &past {
         let message = match p.kind {
             "rollback" => format!(
                 "automatic rollback: {}",
@@ -74,14 +71,20 @@ pub async fn run(
             Some(_) => format!("[rolled back here since] {message}"),
             None => message,
         };
-        out!(
-            "{:<28} {:<38} {:<18} {:<12} {}",
-            p.date_created,
-            cell(&p.release_id, ID),
-            cell(p.requested_by.as_deref().unwrap_or("-"), WHO),
-            p.status,
-            summary(&message, MESSAGE)
-        );
+        let who = p.requested_by.as_deref().unwrap_or("-");
+        let who = if table::look().wide {
+            who
+        } else {
+            crate::model::shown::who(who)
+        };
+        shown.add_row(vec![
+            table::text(&table::age(&p.date_created, now), 64),
+            table::text(&ids[&p.release_id], ID),
+            table::text(who, if table::look().wide { 200 } else { WHO }),
+            table::status(&p.status),
+            table::text(&summary(&message, MESSAGE), MESSAGE + 8),
+        ]);
     }
+    table::print(&shown);
     Ok(())
 }

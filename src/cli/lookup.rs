@@ -145,7 +145,14 @@ pub fn project_of<'a>(config: &'a Config, id: &str) -> Result<&'a Project, Failu
     })
 }
 
-/// The release and the table holding it, searched across every configured table.
+/// How many of each project's newest releases a short id is looked for among.
+const PREFIX_WINDOW: usize = 5000;
+/// The shortest prefix taken for a release id (as git takes 4 for a commit).
+const PREFIX_MIN: usize = 4;
+
+/// The release and the table holding it, searched across every configured table: by
+/// its whole id, or by a prefix of it that only one release's id starts with (as
+/// `status`, `history` and `release list` show them, cut to 8 characters).
 pub async fn find(
     config: &Config,
     store: &ReleaseStore,
@@ -156,9 +163,43 @@ pub async fn find(
             return Ok((table, release));
         }
     }
-    Err(Failure::refused(format!(
-        "release {release_id} was not found; `relctl release list --project P` lists releases"
-    )))
+    let not_found = || {
+        Failure::refused(format!(
+            "release {release_id} was not found; `relctl release list --project P` lists releases"
+        ))
+    };
+    if release_id.chars().count() < PREFIX_MIN {
+        return Err(not_found());
+    }
+    let mut found: Vec<(String, String)> = Vec::new();
+    for project in &config.projects {
+        let table = config.releases_table(project);
+        for id in store
+            .ids_starting(table, &project.id, release_id, PREFIX_WINDOW)
+            .await?
+        {
+            if !found.iter().any(|(t, i)| t == table && *i == id) {
+                found.push((table.to_owned(), id));
+            }
+        }
+    }
+    match found.as_slice() {
+        [] => Err(not_found()),
+        [(table, id)] => match store.get(table, id).await? {
+            Some(release) => Ok((table.clone(), release)),
+            None => Err(not_found()),
+        },
+        many => Err(Failure::refused(format!(
+            "{release_id} is the start of {} release ids ({}{}); give more of it",
+            many.len(),
+            many.iter()
+                .take(5)
+                .map(|(_, id)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if many.len() > 5 { ", …" } else { "" }
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ mod retry;
 mod rollback;
 mod setup;
 mod status;
+mod table;
 mod unlock;
 mod validate;
 mod wait;
@@ -64,8 +65,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "RELCTL_CONFIG")]
     pub config: Option<PathBuf>,
     /// How read commands print: a table for people, JSON (stable, documented) for scripts.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    /// How read commands print: a table for people (`wide`: full ids and times), or JSON.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Colour in tables: on a terminal unless NO_COLOR is set (auto), always, or never.
+    #[arg(long, global = true, value_enum, default_value_t = table::ColorChoice::Auto)]
+    pub color: table::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -145,6 +150,8 @@ fn json_for_terminals(text: &str) -> std::borrow::Cow<'_, str> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Table,
+    /// A table with full release ids and times.
+    Wide,
     Json,
 }
 
@@ -192,6 +199,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         _ => cli,
     };
     let output = cli.output;
+    table::init(output == Output::Wide, cli.color);
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => Arc::new(config),
         Err(error) => {

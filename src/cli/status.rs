@@ -182,7 +182,8 @@ fn controller(holder: Option<&Holder>) -> Controller {
 }
 
 fn print_table(report: &Report) {
-    use crate::model::shown::{ID, MESSAGE, cell, summary};
+    use super::table;
+    use crate::model::shown::{ID, MESSAGE, escape, summary};
     let c = &report.controller;
     match (&c.leader, c.held) {
         (Some(leader), true) => out!(
@@ -192,59 +193,82 @@ fn print_table(report: &Report) {
         ),
         _ => out!("controller: none holds the lease"),
     }
-    out!(
-        "{:<16} {:<12} {:<38} {:<38} {:<10} {:<26} MESSAGE",
+    let now = now_ms();
+    let ids = table::short_ids(
+        report
+            .environments
+            .iter()
+            .flat_map(|r| [&r.desired_release, &r.running_release])
+            .flatten()
+            .map(String::as_str),
+    );
+    let id = |v: &Option<String>| v.as_ref().map_or_else(|| "-".into(), |v| ids[v].clone());
+    let mut shown = table::table(&[
         "PROJECT",
         "ENVIRONMENT",
         "DESIRED",
         "RUNNING",
         "PHASE",
-        "SINCE"
-    );
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        "AGE",
+        "MESSAGE",
+    ]);
     for row in &report.environments {
-        let mut drift = if row.drift.is_empty() {
-            String::new()
-        } else {
-            format!(" (drift: {})", row.drift.join(", "))
-        };
+        // The message, then what else a person must see, a line each (each escaped).
+        let mut lines = vec![summary(row.message.as_deref().unwrap_or_default(), MESSAGE)];
+        if !row.drift.is_empty() {
+            lines.push(format!("drift: {}", row.drift.join(", ")));
+        }
         let by_plan = row.plan_drift.as_ref();
         if let Some(found) = by_plan.and_then(|p| p.found.as_deref()) {
-            drift.push_str(&format!(" (drift by plan: {})", summary(found, MESSAGE)));
+            lines.push(format!("drift by plan: {}", summary(found, MESSAGE)));
         }
-        out!(
-            "{:<16} {:<12} {:<38} {:<38} {:<10} {:<26} {}{drift}",
-            row.project,
-            row.environment,
-            cell(&dash(&row.desired_release), ID),
-            cell(&dash(&row.running_release), ID),
-            dash(&row.phase),
-            dash(&row.since),
-            summary(row.message.as_deref().unwrap_or_default(), MESSAGE)
-        );
         if let Some(error) = &row.last_error {
-            out!("  ! last attempt failed: {}", summary(error, MESSAGE));
+            lines.push(format!(
+                "! last attempt failed: {}",
+                summary(error, MESSAGE)
+            ));
         }
         if let Some(paused) = &row.paused {
-            out!("  paused {}", summary(paused, MESSAGE));
+            lines.push(format!("paused {}", summary(paused, MESSAGE)));
         }
         if !row.rolled_back.is_empty() {
-            out!(
-                "  rolled back here (deployed again only with --force): {}",
+            lines.push(format!(
+                "rolled back here (deployed again only with --force): {}",
                 row.rolled_back.join(", ")
-            );
+            ));
         }
         if let Some(error) = by_plan.and_then(|p| p.error.as_deref()) {
-            out!(
-                "  ! the last drift check failed: {}",
+            lines.push(format!(
+                "! the last drift check failed: {}",
                 summary(error, MESSAGE)
-            );
+            ));
         }
         if let Some(error) = &row.resync_error {
-            out!(
-                "  ! resync failed (at {}): {error}",
-                row.resync_error_at.as_deref().unwrap_or("?")
-            );
+            lines.push(format!(
+                "! resync failed (at {}): {}",
+                row.resync_error_at.as_deref().unwrap_or("?"),
+                summary(error, MESSAGE)
+            ));
         }
+        let message = lines
+            .iter()
+            .map(|l| escape(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        shown.add_row(vec![
+            table::text(&row.project, ID),
+            table::text(&row.environment, ID),
+            table::text(&id(&row.desired_release), ID),
+            table::text(&id(&row.running_release), ID),
+            table::status(row.phase.as_deref().unwrap_or("-")),
+            table::text(
+                &row.since
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |at| table::age(at, now)),
+                64,
+            ),
+            comfy_table::Cell::new(message),
+        ]);
     }
+    table::print(&shown);
 }

@@ -449,6 +449,48 @@ impl ReleaseStore {
             .await
     }
 
+    /// The ids of `project`'s releases that start with `prefix`, among its `window`
+    /// newest (`project_gsi`, only the key read): what a short id may stand for.
+    pub async fn ids_starting(
+        &self,
+        table: &str,
+        project: &str,
+        prefix: &str,
+        window: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut found = Vec::new();
+        let (mut start, mut read) = (None, 0);
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(table)
+                .index_name(PROJECT_GSI)
+                .key_condition_expression("project_id = :project")
+                .filter_expression("begins_with(release_id, :prefix)")
+                .projection_expression("release_id")
+                .expression_attribute_values(":project", s(project))
+                .expression_attribute_values(":prefix", s(prefix))
+                .scan_index_forward(false)
+                .limit(1000)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::aws("Query", table, e))?;
+            read += page.scanned_count.max(0) as usize;
+            for item in page.items.unwrap_or_default() {
+                if let Some(aws_sdk_dynamodb::types::AttributeValue::S(id)) = item.get("release_id")
+                {
+                    found.push(id.clone());
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() && read < window => start = Some(key),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     async fn query_newest(
         &self,
         table: &str,

@@ -13,6 +13,7 @@ mod burst;
 mod calls;
 mod cli;
 mod cli_commands;
+mod cli_look;
 mod cli_truths;
 mod codepipeline;
 mod controller;

@@ -400,6 +400,9 @@ async fn delivery_metrics_count_what_finished_and_report_prints_them() {
         .deploy(TABLE, "r2", "prod", "2026-12-01T10:02:00.000000")
         .await;
     assert_eq!(ok.status, Some(Status::Succeeded));
+    // The state (what the report reads) is saved just after the entry's status.
+    h.until_state("shop", "prod", |s| s.deliveries.len() >= 3)
+        .await;
 
     let (code, out, err) = h
         .run(&["report", "--project", "shop", "--output", "json"])

@@ -84,27 +84,36 @@ pub async fn run(
     if output.json(&listed)? {
         return Ok(());
     }
-    out!(
-        "{:<38} {:<28} {:<20} DESCRIPTION",
-        "RELEASE",
-        "CREATED",
-        "RUNNING IN"
-    );
-    for r in listed {
-        out!(
-            "{:<38} {:<28} {:<20} {}",
-            crate::model::shown::cell(&r.release_id, crate::model::shown::ID),
-            r.date_created.unwrap_or_default(),
-            if r.running_in.is_empty() {
-                "-".into()
-            } else {
-                r.running_in.join(", ")
-            },
-            crate::model::shown::summary(
-                r.description.as_deref().unwrap_or_default(),
-                crate::model::shown::MESSAGE
-            )
-        );
+    use crate::cli::table;
+    let now = crate::cli::lookup::now_ms();
+    let ids = table::short_ids(listed.iter().map(|r| r.release_id.as_str()));
+    let mut shown = table::table(&["RELEASE", "AGE", "RUNNING IN", "DESCRIPTION"]);
+    for r in &listed {
+        shown.add_row(vec![
+            table::text(&ids[&r.release_id], crate::model::shown::ID),
+            table::text(
+                &r.date_created
+                    .as_deref()
+                    .map_or_else(|| "-".into(), |at| table::age(at, now)),
+                64,
+            ),
+            table::text(
+                &if r.running_in.is_empty() {
+                    "-".into()
+                } else {
+                    r.running_in.join(", ")
+                },
+                200,
+            ),
+            table::text(
+                &crate::model::shown::summary(
+                    r.description.as_deref().unwrap_or_default(),
+                    crate::model::shown::MESSAGE,
+                ),
+                crate::model::shown::MESSAGE + 8,
+            ),
+        ]);
     }
+    table::print(&shown);
     Ok(())
 }

@@ -24,6 +24,7 @@ macro_rules! note {
 
 mod approve;
 mod cancel;
+mod completions;
 mod controller;
 mod deploy;
 mod diff;
@@ -116,6 +117,10 @@ pub enum Command {
     /// Write a starting configuration from weco-deploy's `.wellcome_project` (YAML or
     /// JSON): its tables, ECR-tag pins, ECS services found by their tags, its role.
     Init(init::InitArgs),
+    /// Print a shell's completions for relctl.
+    Completions(completions::CompletionsArgs),
+    /// Print relctl's manual page (or, with --dir, write one per command).
+    Man(completions::ManArgs),
     /// Show every environment: desired and running release, phase, since when.
     Status(status::StatusArgs),
     /// Print the least-privilege IAM policy for this configuration (a role's, or an
@@ -196,6 +201,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Health(args) => return exit(health::run(cli.config.as_deref(), args).await),
         Command::Validate(args) => return exit(validate::run(cli.config.as_deref(), args)),
         Command::Init(args) => return exit(init::run(args)),
+        Command::Completions(args) => return exit(completions::completions(args)),
+        Command::Man(args) => return exit(completions::man(args)),
         _ => cli,
     };
     let output = cli.output;
@@ -239,7 +246,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,
         Command::Status(args) => status::run(&config, &aws, args, output).await,
         Command::IamPolicy(args) => iam_policy::run(&config, &aws, args).await,
-        Command::Health(_) | Command::Validate(_) | Command::Init(_) | Command::Runner => Ok(()),
+        Command::Health(_)
+        | Command::Validate(_)
+        | Command::Init(_)
+        | Command::Completions(_)
+        | Command::Man(_)
+        | Command::Runner => Ok(()),
     };
     exit(result)
 }

@@ -378,3 +378,34 @@ async fn validate_lists_every_configuration_problem_on_its_own_line_with_file_an
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("no configuration given"));
 }
+
+#[test]
+fn completions_and_manual_pages_are_generated_from_the_commands_themselves() {
+    let relctl = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_relctl"))
+            .args(args)
+            .output()
+            .expect("relctl runs");
+        assert!(output.status.success(), "relctl {args:?}: {output:?}");
+        String::from_utf8(output.stdout).expect("UTF-8")
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let script = relctl(&["completions", shell]);
+        for command in ["deploy", "rollback", "unlock", "init", "history"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let page = relctl(&["man"]);
+    assert!(page.contains(".TH relctl 1"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    relctl(&["man", "--dir", dir.path().to_str().unwrap()]);
+    let deploy = std::fs::read_to_string(dir.path().join("relctl-deploy.1")).unwrap();
+    assert!(
+        deploy.contains(".TH relctl-deploy 1") && deploy.contains("\\-\\-wait"),
+        "{deploy}"
+    );
+    assert!(
+        !dir.path().join("relctl-runner.1").exists(),
+        "no page for a hidden command"
+    );
+}

@@ -99,8 +99,19 @@ impl Shared {
 struct Environments {
     config: Arc<Config>,
     state: StateStore,
+    releases: crate::store::ReleaseStore,
     cached: tokio::sync::Mutex<Option<(tokio::time::Instant, View)>>,
+    /// Releases the board names (for their descriptions), each read at most once per
+    /// [`RELEASE_CACHE`].
+    described: tokio::sync::Mutex<
+        std::collections::HashMap<String, (tokio::time::Instant, Option<crate::model::Release>)>,
+    >,
 }
+
+/// How long a release read for the board is reused.
+const RELEASE_CACHE: Duration = Duration::from_secs(60);
+/// The most releases the board reads in one load (the rest show no description).
+const RELEASES_PER_LOAD: usize = 50;
 
 /// Every configured environment with its state.
 type View = Vec<(EnvKey, EnvState)>;
@@ -126,6 +137,46 @@ impl crate::http::StatusSource for Environments {
         let states: Vec<(EnvKey, EnvState)> = keys.into_iter().zip(states).collect();
         *cached = Some((tokio::time::Instant::now(), states.clone()));
         Ok(states)
+    }
+
+    async fn releases(
+        &self,
+        wanted: &[(String, String)],
+    ) -> std::collections::HashMap<String, crate::model::Release> {
+        let mut described = self.described.lock().await;
+        described.retain(|_, (at, _)| at.elapsed() < RELEASE_CACHE);
+        let mut read = 0;
+        for (project, id) in wanted {
+            if described.contains_key(id) || read >= RELEASES_PER_LOAD {
+                continue;
+            }
+            let Some(project) = self.config.project(project) else {
+                continue;
+            };
+            read += 1;
+            let table = self.config.releases_table(project);
+            // A release that cannot be read now is shown without its description.
+            let found = self.releases.get(table, id).await.ok().flatten();
+            described.insert(id.clone(), (tokio::time::Instant::now(), found));
+        }
+        wanted
+            .iter()
+            .filter_map(|(_, id)| Some((id.clone(), described.get(id)?.1.clone()?)))
+            .collect()
+    }
+
+    async fn release(&self, id: &str) -> Result<Option<crate::model::Release>, String> {
+        for table in self.config.releases_tables() {
+            if let Some(release) = self
+                .releases
+                .get(&table, id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(Some(release));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -203,8 +254,11 @@ pub async fn run(
         status: Arc::new(Environments {
             config: config.clone(),
             state: shared.state.clone(),
+            releases: crate::store::ReleaseStore::new(shared.dynamodb.clone()),
             cached: Default::default(),
+            described: Default::default(),
         }),
+        layout: Arc::new(crate::http::view::Layout::of(&config)),
     };
     // HTTP outlives the drain: health and readiness answer until the very end.
     let http_stop = CancellationToken::new();

@@ -1,14 +1,13 @@
-//! The status page: plain server-rendered HTML, no script, refreshing itself. Every
-//! value that came from a record is escaped, its control and bidi characters shown as
-//! escapes.
+//! What every page shares: plain server-rendered HTML, no script (the board and the
+//! environment pages refresh themselves with a meta refresh), one small stylesheet
+//! that reads on a phone, and escaping: every value that came from a record is
+//! escaped, its control and bidi characters shown as escapes.
 
-use std::fmt::Write;
-
-use crate::model::{EnvKey, Timestamp, state::EnvState};
+use crate::model::Timestamp;
 
 /// HTML-escaped, with control and bidi characters shown as escapes
 /// ([`crate::model::shown`]).
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     crate::model::shown::escape(text)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -17,157 +16,103 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn or_dash(value: Option<String>) -> String {
-    value.map(|v| escape(&v)).unwrap_or_else(|| "–".into())
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem auto;max-width:80rem;padding:0 1rem;color:#1a1a1a;line-height:1.4}\
+a{color:#0b4f9c}h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}\
+table{border-collapse:collapse;margin-bottom:1.5rem;width:100%}td,th{border:1px solid #bbb;padding:.4rem .6rem;text-align:left;vertical-align:top}\
+th{background:#eee}.board td{min-width:9rem}.scroll{overflow-x:auto}\
+.badge{display:inline-block;border-radius:.8rem;padding:0 .5rem;font-size:.85rem;font-weight:600;border:1px solid currentColor}\
+.converged,.succeeded{color:#14591b}.failed,.rejected,.drift,.error{color:#9b1111}\
+.applying,.pinning,.verifying,.baking,.soaking,.in_progress{color:#0b4f9c}\
+.waiting,.awaiting_approval,.paused,.blocked,.pending{color:#7a4d00}.superseded,.cancelled,.none{color:#555}\
+.id{font-family:ui-monospace,monospace}.behind{color:#7a4d00}small{color:#555}\
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}\
+@media (max-width:40rem){body{margin:.5rem;padding:0 .25rem}td,th{padding:.3rem}}";
+
+/// A whole page: `title`, and `body` (already escaped where it holds record values).
+/// `refresh`: seconds between reloads, for pages that show what moves.
+pub(super) fn frame(title: &str, refresh: Option<u32>, body: &str) -> String {
+    let refresh = refresh
+        .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
+         <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>\n",
+        escape(title)
+    )
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}\
-table{border-collapse:collapse;margin-bottom:2rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;vertical-align:top}\
-th{background:#f3f3f3}.succeeded{color:#176117}.failed{color:#a11}.in_progress,.awaiting_approval{color:#8a5a00}\
-.drift,.error{color:#a11;font-weight:bold}small{color:#666}";
+/// A time as people read it ("12 min ago"), the exact time on hover.
+pub(super) fn age(at: &str, now: Timestamp) -> String {
+    let shown = match Timestamp::parse(at) {
+        Ok(t) => ago((now.as_utc() - t.as_utc()).num_milliseconds()),
+        Err(_) => at.to_owned(),
+    };
+    format!(
+        "<time datetime=\"{}\" title=\"{} UTC\">{}</time>",
+        escape(at),
+        escape(at),
+        escape(&shown)
+    )
+}
+
+fn ago(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=172_799 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+/// A release id as a link to its page: its first 8 characters, the whole on hover.
+pub(super) fn release_link(id: &str) -> String {
+    let short: String = id.chars().take(8).collect();
+    format!(
+        "<a class=\"id\" href=\"/releases/{}\" title=\"{}\">{}</a>",
+        percent(id),
+        escape(id),
+        escape(&short)
+    )
+}
+
+/// A path segment, percent-encoded (ids are checked, but a record's id is anyone's).
+pub(super) fn percent(segment: &str) -> String {
+    let mut out = String::new();
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A box a wide table scrolls in, on a phone: reachable by keyboard, and named.
+pub(super) fn scroll(label: &str) -> String {
+    format!(
+        "<div class=\"scroll\" tabindex=\"0\" role=\"region\" aria-label=\"{}\">",
+        escape(label)
+    )
+}
+
+/// A status badge.
+pub(super) fn badge(status: &str) -> String {
+    let class: String = status
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    format!(
+        "<span class=\"badge {class}\">{}</span>",
+        escape(&status.replace('_', " "))
+    )
+}
 
 /// A message as the page shows it: escaped, without account ids.
-fn said(text: &str) -> String {
+pub(super) fn said(text: &str) -> String {
     escape(&crate::model::shown::without_account_ids(text))
-}
-
-/// The environment's message, and what last went wrong (a retried attempt, a resync).
-fn message(state: &EnvState) -> String {
-    let activity = &state.activity;
-    let mut cell = activity.message().map_or_else(|| "–".into(), said);
-    if let Some(error) = activity
-        .last_error()
-        .filter(|e| activity.message() != Some(*e))
-    {
-        let _ = write!(
-            cell,
-            "<br><span class=\"error\">last attempt failed: {}</span>",
-            said(error)
-        );
-    }
-    if let Some(error) = &state.resync_error {
-        let _ = write!(
-            cell,
-            "<br><span class=\"error\">resync failed at {}: {}</span>",
-            or_dash(state.resync_error_at.map(|t| t.to_wire())),
-            said(error)
-        );
-    }
-    cell
-}
-
-/// The page for `states`: every configured environment, in configuration order.
-pub fn render(states: &[(EnvKey, EnvState)], now: Timestamp) -> String {
-    let mut html = String::new();
-    let _ = write!(
-        html,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"5\"><title>relctl status</title>\
-         <style>{STYLE}</style></head><body><h1>relctl</h1><p><small>as of {now} UTC; refreshes every 5 s</small></p>\
-         <table id=\"environments\"><tr><th>project</th><th>environment</th><th>running release</th>\
-         <th>desired release</th><th>phase</th><th>status</th><th>since</th><th>message</th></tr>"
-    );
-    for (key, state) in states {
-        let status = state.activity.status().map_or("none", |s| s.as_str());
-        let mut drift = if state.drift.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " <span class=\"drift\">drift: {}</span>",
-                escape(&state.drift.join(", "))
-            )
-        };
-        if let Some(found) = state.plan_drift.as_ref().and_then(|p| p.found.as_deref()) {
-            let _ = write!(
-                drift,
-                " <span class=\"drift\">drift by plan: {}</span>",
-                escape(found)
-            );
-        }
-        if !state.rolled_back.is_empty() {
-            let releases: Vec<&str> = state
-                .rolled_back
-                .iter()
-                .map(|r| r.release_id.as_str())
-                .collect();
-            let _ = write!(
-                drift,
-                " <small class=\"rolled-back\">rolled back here: {}</small>",
-                escape(&releases.join(", "))
-            );
-        }
-        let _ = write!(
-            html,
-            "<tr data-env=\"{}/{}\"><td>{}</td><td>{}</td><td class=\"running\">{}{drift}</td><td>{}</td>\
-             <td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td>{}</td></tr>",
-            escape(&key.project),
-            escape(&key.environment),
-            escape(&key.project),
-            escape(&key.environment),
-            or_dash(state.observed.as_ref().map(|o| o.release_id.clone())),
-            or_dash(state.desired.as_ref().map(|d| d.release_id.clone())),
-            or_dash(state.activity.phase().map(str::to_owned)),
-            or_dash(state.activity.since().map(|s| s.to_wire())),
-            message(state),
-        );
-    }
-    html.push_str("</table><h2>Recent deployments</h2><table id=\"history\"><tr><th>project</th>\
-        <th>environment</th><th>release</th><th>who</th><th>when</th><th>outcome</th><th>message</th></tr>");
-    for (key, state) in states {
-        for entry in state.history.iter().take(5) {
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td></tr>",
-                escape(&key.project),
-                escape(&key.environment),
-                escape(&entry.release_id),
-                or_dash(
-                    entry
-                        .requested_by
-                        .as_deref()
-                        .map(|who| crate::model::shown::who(who).to_owned())
-                ),
-                entry.at,
-                entry.status,
-                if entry.kind.is_deployment() {
-                    entry.status.as_str()
-                } else {
-                    entry.kind.as_str()
-                },
-                said(&entry.message),
-            );
-        }
-    }
-    html.push_str("</table><h2>Delivery, last 30 days</h2><table id=\"delivery\"><tr><th>project</th>\
-        <th>environment</th><th>deployments</th><th>per day</th><th>lead time</th><th>change failure rate</th><th>time to restore</th></tr>");
-    for (key, state) in states {
-        let f = crate::model::dora::figures(
-            &state.deliveries,
-            now,
-            std::time::Duration::from_secs(30 * 86_400),
-        );
-        let seconds = |s: Option<u64>| {
-            s.map_or("-".to_owned(), |s| {
-                humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
-            })
-        };
-        let _ = write!(
-            html,
-            "<tr data-env=\"{}/{}\"><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&key.project),
-            escape(&key.environment),
-            escape(&key.project),
-            escape(&key.environment),
-            f.deployments,
-            f.per_day,
-            seconds(f.lead_time_seconds),
-            f.change_failure_rate
-                .map_or("-".to_owned(), |r| format!("{:.0}%", r * 100.0)),
-            seconds(f.time_to_restore_seconds),
-        );
-    }
-    html.push_str("</table></body></html>\n");
-    html
 }
 
 #[cfg(test)]
@@ -175,7 +120,7 @@ mod tests {
     use super::*;
     use crate::{
         config::Config,
-        model::{IntentRef, Status},
+        model::{EnvKey, IntentRef, Status, state::EnvState},
         store::state::{Activity, Current, HistoryEntry, Observed, Outcome},
     };
 
@@ -239,18 +184,49 @@ mod tests {
                 (key, s)
             })
             .collect();
-        let html = render(&states, at);
+        let layout = crate::http::view::Layout::of(&config);
+        let mut described = std::collections::HashMap::new();
+        let mut release = crate::model::Release {
+            release_id: "r1".into(),
+            project_id: "bugfarm".into(),
+            project_name: None,
+            date_created: None,
+            last_date_deployed: None,
+            description: Some("<img src=x onerror=alert(1)> fix".into()),
+            requested_by: None,
+            images: Default::default(),
+            release_manifest: None,
+            deployments: Vec::new(),
+            malformed: None,
+            rejected: Default::default(),
+        };
+        release
+            .images
+            .insert("app".into(), Some("r.example/app:1".into()));
+        described.insert("r1".to_owned(), release.clone());
+        let cards = crate::http::view::cards(&layout, &states, &described);
+        let html = crate::http::board::render(&layout, &cards, &states, at);
         assert!(html.contains("data-env=\"bugfarm/stage\""));
         assert!(
             html.contains("data-env=\"bugfarm/prod\""),
             "configured but never deployed"
         );
-        assert!(html.contains("<td class=\"running\">r1</td>"));
-        assert!(html.contains("&lt;script&gt;"));
         assert!(
-            html.contains("resync failed at –: table t cannot be used: &lt;b&gt;"),
+            html.contains("<div class=\"running\"><a class=\"id\" href=\"/releases/r1\" title=\"r1\">r1</a></div>"),
             "{html}"
         );
-        assert!(!html.contains("<script>"));
+        assert!(
+            html.contains("&lt;img src=x onerror=alert(1)&gt; fix"),
+            "{html}"
+        );
+        assert!(!html.contains("<img"), "{html}");
+        let view = crate::http::view::environment(cards[0].clone(), &state, at);
+        let page = crate::http::pages::environment(&view, at);
+        assert!(page.contains("&lt;script&gt;"), "{page}");
+        assert!(!page.contains("<script>"));
+        let shown = crate::http::view::release(&layout, &release, &states);
+        let page = crate::http::pages::release(&shown, at);
+        assert!(page.contains("runs in: stage"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
     }
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod approvals;
 mod binary;
+mod board;
 mod burst;
 mod calls;
 mod cli;

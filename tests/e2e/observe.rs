@@ -174,11 +174,11 @@ async fn the_status_page_shows_the_running_release_in_a_real_browser() {
         .find(|row| row.contains("data-env=\"bugfarm/stage\""))
         .unwrap_or_else(|| panic!("no row for bugfarm/stage in {dom}"));
     assert!(
-        row.contains("<td class=\"running\">release-for-the-browser</td>"),
+        row.contains("title=\"release-for-the-browser\">release-</a>"),
         "{row}"
     );
-    assert!(row.contains("succeeded"), "{row}");
-    assert!(dom.contains("<title>relctl status</title>"));
+    assert!(row.contains("badge converged"), "{row}");
+    assert!(dom.contains("<title>relctl board</title>"));
     controller.stop().await;
 }
 

@@ -1,8 +1,11 @@
 //! Following one deployment entry until it finishes, for `deploy --wait` and
 //! `relctl wait`: each change of status, phase or message is printed on stderr as it is
-//! seen, and so is a warning when no controller holds the lease (then nothing moves).
-//! Exit 0 on `succeeded`; 1 on `failed` or `superseded`, or when the timeout passes
-//! (the deployment itself goes on).
+//! seen — on a terminal as one live line (a spinner, the elapsed time, the status and
+//! phase, and the actuator's current step: Terraform's last line, the pipeline's
+//! stage, the tasks running), elsewhere as timestamped lines — and so is a warning when
+//! no controller holds the lease (then nothing moves). Exit 0 on `succeeded`; 1 on
+//! `failed`, `superseded` or `cancelled`, when the timeout passes, or on Ctrl-C, which
+//! stops the waiting and never the deployment.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +36,67 @@ pub async fn follow(
     followed: &Followed<'_>,
     timeout: Duration,
 ) -> Result<(), Failure> {
+    let live = Live::new();
+    let result = tokio::select! {
+        result = watch(config, aws, followed, timeout, &live) => result,
+        _ = tokio::signal::ctrl_c() => Err(Failure::refused(format!(
+            "stopped waiting (Ctrl-C); the deployment itself goes on: `relctl wait {} --env {}` follows it again",
+            followed.release_id, followed.key.environment
+        ))),
+    };
+    live.done();
+    result
+}
+
+/// The live line on a terminal (none elsewhere).
+struct Live(Option<indicatif::ProgressBar>);
+
+impl Live {
+    fn new() -> Self {
+        use std::io::IsTerminal as _;
+        if !std::io::stderr().is_terminal() {
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {wide_msg}")
+        {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self(Some(bar))
+    }
+
+    /// Says `line`: on the live line, or as a line of its own.
+    fn say(&self, elapsed: Duration, line: &str) {
+        match &self.0 {
+            Some(bar) => bar.set_message(crate::model::shown::escape(line).into_owned()),
+            None => note!("[{:>5.1}s] {line}", elapsed.as_secs_f64()),
+        }
+    }
+
+    /// A line that stays (a warning): printed above the live line.
+    fn keep(&self, line: &str) {
+        match &self.0 {
+            Some(bar) => bar.suspend(|| note!("{line}")),
+            None => note!("{line}"),
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+async fn watch(
+    config: &Config,
+    aws: &Aws,
+    followed: &Followed<'_>,
+    timeout: Duration,
+    live: &Live,
+) -> Result<(), Failure> {
     let (store, state) = (aws.releases(), aws.state(config));
     let started = Instant::now();
     let mut last: Option<(Option<Status>, Option<String>, String)> = None;
@@ -60,7 +124,10 @@ pub async fn follow(
             lease_checked = Some(Instant::now());
             let warning = no_controller(aws.lease(config).await?.as_ref());
             if warning.is_some() && warning != warned {
-                note!("warning: {}", warning.as_deref().unwrap_or_default());
+                live.keep(&format!(
+                    "warning: {}",
+                    warning.as_deref().unwrap_or_default()
+                ));
             }
             warned = warning;
         }
@@ -81,9 +148,8 @@ pub async fn follow(
         };
         let seen = (current.status, current.status_message.clone(), phase);
         if last.as_ref() != Some(&seen) {
-            note!(
-                "[{:>5.1}s] {}{}: {}",
-                started.elapsed().as_secs_f64(),
+            let line = format!(
+                "{}{}: {}",
                 current.status.map_or("pending", Status::as_str),
                 seen.2,
                 current
@@ -91,6 +157,13 @@ pub async fn follow(
                     .as_deref()
                     .unwrap_or("waiting for the controller")
             );
+            if current.status.is_some_and(|s| s.is_terminal()) {
+                // The outcome stays on the screen, whatever the live line showed.
+                live.done();
+                note!("[{:>5.1}s] {line}", started.elapsed().as_secs_f64());
+            } else {
+                live.say(started.elapsed(), &line);
+            }
             last = Some(seen);
         }
         match current.status {

@@ -43,6 +43,7 @@ mod shedding;
 mod shown;
 mod streams;
 mod tables;
+mod terminal;
 mod terraform;
 mod terraform_drift;
 mod terraform_plan;

@@ -33,6 +33,7 @@ mod health;
 mod history;
 mod iam_policy;
 mod init;
+mod logs;
 mod lookup;
 mod past;
 mod pause;
@@ -123,6 +124,9 @@ pub enum Command {
     Man(completions::ManArgs),
     /// Show every environment: desired and running release, phase, since when.
     Status(status::StatusArgs),
+    /// What the controller says of an environment: the deployment now, its last run's
+    /// output, its recent history.
+    Logs(logs::LogsArgs),
     /// Print the least-privilege IAM policy for this configuration (a role's, or an
     /// environment's `role_arn`'s).
     IamPolicy(iam_policy::IamPolicyArgs),
@@ -245,6 +249,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(&config, &aws, args).await,
         Command::Diff(args) => diff::run(&config, &aws, args, output).await,
         Command::Status(args) => status::run(&config, &aws, args, output).await,
+        Command::Logs(args) => logs::run(&config, &aws, args, output).await,
         Command::IamPolicy(args) => iam_policy::run(&config, &aws, args).await,
         Command::Health(_)
         | Command::Validate(_)

@@ -16,6 +16,11 @@ use crate::{config::Config, model::EnvKey, store::lease::Holder};
 pub struct StatusArgs {
     #[arg(long)]
     pub project: Option<String>,
+    /// Show it again every `--interval` (in place, on a terminal) until Ctrl-C.
+    #[arg(long, short = 'w')]
+    pub watch: bool,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
 }
 
 /// `status --output json`.
@@ -69,6 +74,34 @@ pub async fn run(
     if let Some(project) = &args.project {
         project_of(config, project)?;
     }
+    if !args.watch {
+        return once(config, aws, &args, output).await;
+    }
+    use std::io::{IsTerminal as _, Write as _};
+    let terminal = std::io::stdout().is_terminal();
+    loop {
+        if terminal {
+            // Home and clear: the table is redrawn in place.
+            print!("\u{1b}[H\u{1b}[2J");
+            let _ = std::io::stdout().flush();
+        }
+        once(config, aws, &args, output).await?;
+        if !terminal {
+            out!("");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+async fn once(
+    config: &Config,
+    aws: &Aws,
+    args: &StatusArgs,
+    output: Output,
+) -> Result<(), Failure> {
     let keys: Vec<EnvKey> = config
         .keys()
         .filter(|key| args.project.as_ref().is_none_or(|p| p == &key.project))

@@ -139,3 +139,96 @@ async fn tables_show_short_ids_and_ages_and_a_unique_prefix_stands_for_its_relea
     assert!(out.contains(OTHER), "{out}");
     controller.stop().await;
 }
+
+/// `relctl logs`: the deployment now, its last run's outcome and output, the recent
+/// history; `status --watch` shows the table again each interval until Ctrl-C.
+#[tokio::test]
+async fn logs_show_the_last_runs_output_and_status_watch_repeats_until_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::new(&format!(
+        r#"
+[[projects]]
+id = "infra"
+name = "Infra"
+
+[[projects.environments]]
+id = "prod"
+name = "Production"
+actuator = {{ kind = "terraform", dir = {dir:?}, commands = [["sh", "-c", "echo checking the plan; echo the state is not ready >&2; exit 3"]], timeout = "5m" }}
+"#,
+        dir = dir.path().display().to_string()
+    ))
+    .await;
+    h.put_release(
+        TABLE,
+        release("r1", "infra", json!({ "app": "r.example/app:1" })),
+    )
+    .await;
+    let controller = h.start_controller().await;
+    let (code, _, err) = h
+        .run(&["logs", "--project", "infra", "--env", "prod"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    h.request(TABLE, "r1", "prod", "2026-12-02T10:00:00.000000")
+        .await;
+    let failed = h.finished(TABLE, "r1", 0).await;
+    assert_eq!(failed.status, Some(relctl::model::Status::Failed));
+    h.until_state("infra", "prod", |s| !s.history.is_empty())
+        .await;
+    let (code, out, err) = h
+        .run(&["logs", "--project", "infra", "--env", "prod"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("infra/prod: release r1, failed"), "{out}");
+    let run = out.find("last run: ").unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out[run..].contains("failed") && out[run..].contains("the state is not ready"),
+        "the run's output tail: {out}"
+    );
+    assert!(
+        out.contains("recent:") && out.contains("r1  failed"),
+        "{out}"
+    );
+    let (code, out, _) = h
+        .run(&["logs", "--project", "infra", "--env", "prod", "-o", "json"])
+        .await;
+    assert_eq!(code, 0);
+    let logs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(logs["run"]["state"], "failed", "{logs}");
+    let (code, _, err) = h
+        .run(&["logs", "--project", "infra", "--env", "nope"])
+        .await;
+    assert_eq!(code, 1, "an unknown environment: {err}");
+
+    // --watch: the table again each interval, until Ctrl-C (SIGINT), then exit 0.
+    let mut command = tokio::process::Command::from(h.relctl());
+    command
+        .args(["status", "--watch", "--interval", "200ms"])
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    crate::support::until(
+        "status --watch shows the table twice",
+        async || {
+            use tokio::io::AsyncReadExt as _;
+            let mut buffer = [0u8; 4096];
+            if let Ok(Ok(n)) = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                stdout.read(&mut buffer),
+            )
+            .await
+            {
+                seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+            seen.matches("controller: ").count()
+        },
+        |n| *n >= 2,
+    )
+    .await;
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends a watch: {seen}");
+    controller.stop().await;
+}

@@ -117,6 +117,13 @@ async fn refusals_come_at_once_with_exit_1_and_usage_errors_with_2() {
     for args in [
         &["status", "--project", "nope"][..],
         &["history", "--project", "nope", "--env", "stage"],
+        &["history", "--project", "bugfarm", "--env", "nope"],
+        &["logs", "--project", "nope", "--env", "stage"],
+        &["logs", "--project", "bugfarm", "--env", "nope"],
+        &["report", "--project", "nope"],
+        &["report", "--project", "bugfarm", "--env", "nope"],
+        &["diff", "r1", "--env", "nope"],
+        &["release", "show", "nope"],
         &["release", "list", "--project", "nope"],
         &["wait", "r1", "--env", "qa"],
         &["wait", "r1", "--env", "stage"],

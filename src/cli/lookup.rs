@@ -85,6 +85,11 @@ impl Aws {
         }
     }
 
+    /// ECS, with the configuration's endpoints (a Terraform runner's tasks).
+    pub fn ecs(&self, config: &Config) -> aws_sdk_ecs::Client {
+        Clients::new(&self.sdk, &config.aws.endpoints, &self.metrics).ecs()
+    }
+
     pub fn attestations(&self, config: &Config) -> Attestations {
         Attestations::new(self.dynamodb.clone(), &config.tables.approvals)
     }

@@ -5,14 +5,17 @@
 //! Never while a run may be alive: the environment's run record (the controller's
 //! claim of its one run slot, see [`crate::store::runs`]) must say the last run ended,
 //! or its heartbeat must be older than the time its runner takes to stop by itself.
-//! The lock is named by its ID (`--lock-id`, or read from the last run's output, where
-//! Terraform printed it), and `terraform force-unlock` removes only a lock with that
-//! ID: a run that starts meanwhile holds a lock of its own, which this cannot release.
+//! The lock is named by its ID (`--lock-id`, or read from the controller's record of
+//! the last run, whose output Terraform printed it in), and `terraform force-unlock`
+//! removes only a lock with that ID: a run that starts meanwhile holds a lock of its
+//! own, which this cannot release. An ECS-task run is over once ECS says its task
+//! stopped.
 //!
 //! It runs here, with the caller's credentials (which must reach the state's backend),
 //! the way the controller's runner would: the module's `terraform init` commands in
 //! its directory (or its `source`, fetched into a scratch directory), then `terraform
-//! force-unlock -force ID`. Who did it, and why, is recorded as an attestation.
+//! force-unlock -force ID`. Once it has, who did it and why is recorded as an
+//! attestation.
 
 use std::{path::PathBuf, process::Stdio};
 
@@ -22,7 +25,6 @@ use tokio::io::BufReader;
 use super::{
     Failure,
     lookup::{self, Aws},
-    past,
 };
 use crate::{
     actuator::command::{commands::inits, lock, settle},
@@ -83,24 +85,22 @@ pub async fn run(config: &Config, aws: &Aws, args: UnlockArgs) -> Result<(), Fai
     }
     let record = aws.state(config).run(&key).await?;
     if let Some(run) = record.as_ref().filter(|r| r.state == "running") {
-        let settle = settle(config.lease.duration, *interrupt_grace);
-        let since = lookup::now_ms() - run.heartbeat_ms;
-        if since < settle.as_millis() as i64 {
-            return Err(Failure::refused(format!(
-                "a run of {}/{} may still be alive ({} by {}, its heartbeat {}), and the lock may be its own: a runner stops by itself within {} of its controller going away. Wait for it to end (`relctl status --project {}`), or cancel its deployment (`relctl cancel`); nothing was unlocked",
-                key.project,
-                key.environment,
-                run.run_id,
-                run.owner,
-                lookup::ago(since),
-                humantime::format_duration(settle),
-                key.project,
-            )));
-        }
+        alive(config, aws, &key, runner, run, *interrupt_grace).await?;
     }
+    // The lock is named by the caller, or by the controller's own record of the last
+    // run (never by a field of the releases table, which any writer may set).
     let lock_id = match args.lock_id.clone() {
         Some(id) => id,
-        None => found_lock(config, aws, &key, record.as_ref()).await?,
+        None => record
+            .as_ref()
+            .and_then(|r| r.message.as_deref())
+            .and_then(lock::held_lock)
+            .ok_or_else(|| {
+                Failure::refused(format!(
+                    "the last run of {}/{} names no state lock it could not take; give the lock's ID with --lock-id (Terraform's `Lock Info: ID:`); nothing was unlocked",
+                    key.project, key.environment
+                ))
+            })?,
     };
     let workdir = match (&args.dir, source, runner, dir) {
         (Some(dir), _, _, _) => Workdir::Given(dir.clone()),
@@ -131,6 +131,22 @@ pub async fn run(config: &Config, aws: &Aws, args: UnlockArgs) -> Result<(), Fai
         drift: false,
     };
     let me = aws.principal().await?;
+    note!(
+        "releasing lock {lock_id} of {}/{} as {}",
+        key.project,
+        key.environment,
+        me.arn
+    );
+    let region = environment
+        .region
+        .clone()
+        .or_else(|| config.aws.region.clone());
+    let code = run_job(&job, env, region.as_deref()).await?;
+    if code != 0 {
+        return Err(Failure::refused(format!(
+            "terraform force-unlock did not release lock {lock_id} (the runner exited {code}; its output is above): it may have been released already, or be another's"
+        )));
+    }
     aws.attestations(config)
         .record_saying(
             Kind::Unlock,
@@ -148,22 +164,6 @@ pub async fn run(config: &Config, aws: &Aws, args: UnlockArgs) -> Result<(), Fai
         )
         .await?;
     note!(
-        "releasing lock {lock_id} of {}/{} as {}",
-        key.project,
-        key.environment,
-        me.arn
-    );
-    let region = environment
-        .region
-        .clone()
-        .or_else(|| config.aws.region.clone());
-    let code = run_job(&job, env, region.as_deref()).await?;
-    if code != 0 {
-        return Err(Failure::refused(format!(
-            "terraform force-unlock did not release lock {lock_id} (the runner exited {code}; its output is above): it may have been released already, or be another's"
-        )));
-    }
-    note!(
         "released lock {lock_id} of {}/{}; `relctl retry --project {} --env {}` runs its failed deployment again",
         key.project,
         key.environment,
@@ -173,31 +173,58 @@ pub async fn run(config: &Config, aws: &Aws, args: UnlockArgs) -> Result<(), Fai
     Ok(())
 }
 
-/// The lock the environment's last run could not take, as its output named it: in the
-/// run record's message, else the newest deployment's status.
-async fn found_lock(
+/// Refuses while the environment's running run may be alive: a local runner's until its
+/// heartbeat is older than the time it takes to stop by itself; an ECS task's until
+/// ECS says the task stopped (a task has no keepalive: its heartbeat says only whether
+/// a controller follows it).
+async fn alive(
     config: &Config,
     aws: &Aws,
     key: &EnvKey,
-    record: Option<&crate::store::runs::RunRecord>,
-) -> Result<String, Failure> {
-    if let Some(id) = record
-        .and_then(|r| r.message.as_deref())
-        .and_then(lock::held_lock)
-    {
-        return Ok(id);
+    runner: &RunnerConfig,
+    run: &crate::store::runs::RunRecord,
+    grace: std::time::Duration,
+) -> Result<(), Failure> {
+    let may_be_alive = |why: String| {
+        Failure::refused(format!(
+            "a run of {}/{} may still be alive ({} by {}: {why}), and the lock may be its own. Wait for it to end (`relctl logs --project {} --env {}`), or cancel its deployment (`relctl cancel`); nothing was unlocked",
+            key.project, key.environment, run.run_id, run.owner, key.project, key.environment,
+        ))
+    };
+    if let (RunnerConfig::EcsTask(task), Some(arn)) = (runner, &run.task_arn) {
+        let found = aws
+            .ecs(config)
+            .describe_tasks()
+            .cluster(&task.cluster)
+            .tasks(arn)
+            .send()
+            .await
+            .map_err(|e| {
+                may_be_alive(format!(
+                    "its ECS task {arn} could not be looked at: ecs:DescribeTasks: {}",
+                    crate::aws::error_message(&e)
+                ))
+            })?;
+        return match found.tasks().iter().find(|t| t.task_arn() == Some(arn)) {
+            // ECS forgets a stopped task within the hour: gone is stopped.
+            None => Ok(()),
+            Some(t) if t.last_status() == Some("STOPPED") => Ok(()),
+            Some(t) => Err(may_be_alive(format!(
+                "its ECS task {arn} is {}",
+                t.last_status().unwrap_or("PENDING")
+            ))),
+        };
     }
-    let newest = past::deployments(config, &aws.releases(), key, 1).await?;
-    newest
-        .first()
-        .and_then(|(past, _)| past.status_message.as_deref())
-        .and_then(lock::held_lock)
-        .ok_or_else(|| {
-            Failure::refused(format!(
-                "the last run of {}/{} names no state lock it could not take; give the lock's ID with --lock-id (Terraform's `Lock Info: ID:`); nothing was unlocked",
-                key.project, key.environment
-            ))
-        })
+    let settle = settle(config.lease.duration, grace);
+    let since = lookup::now_ms() - run.heartbeat_ms;
+    if since < settle.as_millis() as i64 {
+        return Err(may_be_alive(format!(
+            "its heartbeat {}; a runner stops by itself within {} of its controller going away",
+            lookup::ago(since),
+            humantime::format_duration(settle)
+        )));
+    }
+    Ok(())
 }
 
 /// Where the commands run: a directory given, or a scratch one removed at the end.

@@ -124,6 +124,19 @@ TF_IN_AUTOMATION = "1"
         "{message}"
     );
 
+    // The controller's record of that run: failed, its output naming the lock.
+    let failed_run = h
+        .dynamodb
+        .get_item()
+        .table_name(&h.config.tables.state)
+        .key("pk", AttributeValue::S("run#tre#prod".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the run record");
+
     // A run another replica follows may be alive (its heartbeat is fresh): refused.
     run_record(&h, now_ms()).await;
     let (code, _, err) = h
@@ -161,20 +174,36 @@ TF_IN_AUTOMATION = "1"
     assert!(err.contains("is not a Terraform lock ID"), "{err}");
     assert!(locked(&s3).await);
 
-    // Its heartbeat stopped ten minutes ago: the run is over. The lock is found in the
-    // failed deployment's status, released, and who did it is recorded.
+    // A run whose heartbeat stopped ten minutes ago is over; its record names no lock,
+    // so one must be given (a releases-table field is never taken for it).
     run_record(&h, now_ms() - 600_000).await;
-    let (code, _, err) = h
-        .run(&[
-            "unlock",
-            "--project",
-            "tre",
-            "--env",
-            "prod",
-            "--reason",
-            "host lost",
-        ])
-        .await;
+    let unlock = [
+        "unlock",
+        "--project",
+        "tre",
+        "--env",
+        "prod",
+        "--reason",
+        "host lost",
+    ];
+    let (code, _, err) = h.run(&unlock).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("names no state lock it could not take; give the lock's ID with --lock-id"),
+        "{err}"
+    );
+    assert!(locked(&s3).await);
+
+    // The failed run's own record names the lock: it is released, and who did it is
+    // recorded.
+    h.dynamodb
+        .put_item()
+        .table_name(&h.config.tables.state)
+        .set_item(Some(failed_run))
+        .send()
+        .await
+        .unwrap();
+    let (code, _, err) = h.run(&unlock).await;
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&format!("released lock {LOCK} of tre/prod")),

@@ -79,11 +79,27 @@ async fn invoke(
         "images": deployment.images,
         "hook": phase,
     });
+    // The hook's own timeout, not the controller's per-call one (a smoke test may run
+    // for minutes), and never retried: a migration must not run twice because an
+    // answer was slow.
+    let bound = hook.timeout + std::time::Duration::from_secs(5);
     let call = client
         .invoke()
         .function_name(function)
         .invocation_type(aws_sdk_lambda::types::InvocationType::RequestResponse)
         .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+        .customize()
+        .config_override(
+            aws_sdk_lambda::config::Builder::default()
+                .timeout_config(
+                    aws_sdk_lambda::config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(bound)
+                        .operation_attempt_timeout(bound)
+                        .read_timeout(bound)
+                        .build(),
+                )
+                .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled()),
+        )
         .send();
     let output = match tokio::time::timeout(hook.timeout, call).await {
         Err(_) => {
@@ -100,10 +116,16 @@ async fn invoke(
         }
         Ok(Ok(output)) => output,
     };
-    let answer: Option<serde_json::Value> = output
+    let raw = output
         .payload
         .as_ref()
-        .and_then(|p| serde_json::from_slice(p.as_ref()).ok());
+        .map(|p| p.as_ref())
+        .unwrap_or_default();
+    let answer: Option<serde_json::Value> = if raw.is_empty() {
+        Some(serde_json::Value::Null)
+    } else {
+        serde_json::from_slice(raw).ok()
+    };
     let said = |field: &str| {
         answer
             .as_ref()
@@ -118,12 +140,27 @@ async fn invoke(
             said("errorMessage").unwrap_or_else(|| "(no message)".into())
         ));
     }
-    if answer
-        .as_ref()
-        .and_then(|a| a.get("ok"))
-        .is_some_and(|ok| ok == &serde_json::Value::Bool(false))
+    // It passed by answering nothing (null) or an object that does not say otherwise:
+    // `ok` other than true, or an HTTP-style `statusCode` of 400 or more, fails it, and
+    // so does an answer that is not JSON at all.
+    let Some(answer_value) = answer.as_ref() else {
+        return Err("answered something that is not JSON".into());
+    };
+    if answer_value
+        .get("ok")
+        .is_some_and(|ok| ok != &serde_json::Value::Bool(true))
     {
-        return Err(said("message").unwrap_or_else(|| "it answered ok: false".into()));
+        return Err(
+            said("message").unwrap_or_else(|| format!("it answered ok: {}", answer_value["ok"]))
+        );
+    }
+    if let Some(code) = answer_value.get("statusCode").and_then(|c| c.as_u64())
+        && code >= 400
+    {
+        return Err(said("message").or_else(|| said("body")).map_or_else(
+            || format!("it answered statusCode {code}"),
+            |m| format!("statusCode {code}: {m}"),
+        ));
     }
     Ok(())
 }

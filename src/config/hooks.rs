@@ -79,8 +79,9 @@ pub struct Hook {
     pub command: Vec<String>,
     /// Or a Lambda function (name or ARN) in the environment's account and Region,
     /// invoked synchronously with the deployment as JSON (`project`, `environment`,
-    /// `release_id`, `images`, `hook`): it fails by raising, or by returning
-    /// `{"ok": false, "message": "…"}`.
+    /// `release_id`, `images`, `hook`): it fails by raising, by answering `ok` other
+    /// than true (`{"ok": false, "message": "…"}`) or a `statusCode` of 400 or more, or
+    /// with an answer that is not JSON. Bounded by `timeout`, never retried.
     #[serde(default)]
     pub function: Option<String>,
     #[serde(default)]

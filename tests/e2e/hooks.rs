@@ -103,6 +103,7 @@ name = "Observed"
 async fn a_hook_function_is_invoked_with_the_deployment_and_its_verdict_counts_as_configured() {
     let stub = LambdaStub::start(Arc::new(|name, _| match name {
         "prepare" => (json!({ "ok": true }), None),
+        "strict" => (json!({ "ok": "no" }), None),
         "smoke" => (
             json!({ "errorMessage": "checkout returned 500", "errorType": "Error" }),
             Some("Unhandled"),
@@ -133,6 +134,13 @@ function = "prepare"
 function = "smoke"
 
 [[projects.environments]]
+id = "qa"
+name = "QA"
+
+[[projects.environments.hooks.after]]
+function = "strict"
+
+[[projects.environments]]
 id = "prod"
 name = "Production"
 
@@ -154,8 +162,17 @@ mode = "observe"
         why.starts_with("after hook smoke failed: raised Unhandled: checkout returned 500"),
         "{why}"
     );
+    // An answer that does not say ok: true fails an enforced hook.
+    assert_eq!(h.run(&["deploy", "r1", "--env", "qa"]).await.0, 0);
+    let qa = h.finished(TABLE, "r1", 1).await;
+    assert_eq!(qa.status, Some(Status::Failed), "{qa:?}");
+    let why = qa.status_message.unwrap_or_default();
+    assert!(
+        why.starts_with("after hook strict failed: it answered ok: \"no\""),
+        "{why}"
+    );
     assert_eq!(h.run(&["deploy", "r1", "--env", "prod"]).await.0, 0);
-    let prod = h.finished(TABLE, "r1", 1).await;
+    let prod = h.finished(TABLE, "r1", 2).await;
     assert_eq!(prod.status, Some(Status::Succeeded), "{prod:?}");
     let said = prod.status_message.unwrap_or_default();
     assert!(
@@ -171,6 +188,7 @@ mode = "observe"
         [
             "prepare",
             "smoke",
+            "strict",
             "arn:aws:lambda:eu-west-1:123456789012:function:canary:live"
         ]
     );

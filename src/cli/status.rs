@@ -79,20 +79,26 @@ pub async fn run(
     }
     use std::io::{IsTerminal as _, Write as _};
     let terminal = std::io::stdout().is_terminal();
-    loop {
-        if terminal {
-            // Home and clear: the table is redrawn in place.
-            print!("\u{1b}[H\u{1b}[2J");
-            let _ = std::io::stdout().flush();
+    // Not faster than this: each showing reads every environment's state.
+    let interval = args.interval.max(std::time::Duration::from_millis(500));
+    let watch = async {
+        loop {
+            if terminal {
+                // Home and clear: the table is redrawn in place.
+                print!("\u{1b}[H\u{1b}[2J");
+                let _ = std::io::stdout().flush();
+            }
+            once(config, aws, &args, output).await?;
+            if !terminal {
+                out!("");
+            }
+            tokio::time::sleep(interval).await;
         }
-        once(config, aws, &args, output).await?;
-        if !terminal {
-            out!("");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(args.interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
+    };
+    // Ctrl-C ends the watch whenever it comes, a read under way too.
+    tokio::select! {
+        result = watch => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }
 

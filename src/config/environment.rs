@@ -402,17 +402,12 @@ impl Environment {
         {
             problems.push(format!("{at}.role_arn: {arn:?} is not an ARN"));
         }
-        if let Some(region) = &self.region {
-            let valid = region.len() <= 32
-                && region.split('-').count() >= 3
-                && region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !valid {
-                problems.push(format!(
-                    "{at}.region: {region:?} is not an AWS Region (such as \"eu-west-2\" or \"us-east-1\")"
-                ));
-            }
+        if let Some(region) = &self.region
+            && !is_region(region)
+        {
+            problems.push(format!(
+                "{at}.region: {region:?} is not an AWS Region (such as \"eu-west-2\" or \"us-east-1\")"
+            ));
         }
         for (key, list) in [
             ("approvers", &self.approvers),
@@ -481,4 +476,15 @@ impl Environment {
             ));
         }
     }
+}
+
+/// An AWS Region's name: lower-case letters, digits and dashes, in at least three
+/// parts (`eu-west-2`, `us-gov-west-1`).
+pub fn is_region(region: &str) -> bool {
+    region.len() <= 32
+        && region.split('-').count() >= 3
+        && region.split('-').all(|part| !part.is_empty())
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }

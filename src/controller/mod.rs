@@ -6,6 +6,7 @@
 //! (bounded by `controller.drain_timeout`), and the lease is released for a standby.
 
 mod leader;
+mod pages;
 pub mod tables;
 
 use std::{
@@ -25,7 +26,7 @@ use crate::{
     context::Context,
     metrics::Metrics,
     model::EnvKey,
-    store::{StateStore, StoreError, lease::Leases, state::EnvState},
+    store::{StateStore, StoreError, lease::Leases},
     watcher::WatchError,
 };
 
@@ -90,93 +91,6 @@ impl Shared {
                 metrics.in_flight.set(0);
             }
         }
-    }
-}
-
-/// The status page's view: every configured environment's state, read in batches and
-/// kept for [`PAGE_CACHE`], one read at a time however many pages are loading, so
-/// reloading the page cannot eat the API budget the lease and deployments need.
-struct Environments {
-    config: Arc<Config>,
-    state: StateStore,
-    releases: crate::store::ReleaseStore,
-    cached: tokio::sync::Mutex<Option<(tokio::time::Instant, View)>>,
-    /// Releases the board names (for their descriptions), each read at most once per
-    /// [`RELEASE_CACHE`].
-    described: tokio::sync::Mutex<
-        std::collections::HashMap<String, (tokio::time::Instant, Option<crate::model::Release>)>,
-    >,
-}
-
-/// How long a release read for the board is reused.
-const RELEASE_CACHE: Duration = Duration::from_secs(60);
-/// The most releases the board reads in one load (the rest show no description).
-const RELEASES_PER_LOAD: usize = 50;
-
-/// Every configured environment with its state.
-type View = Vec<(EnvKey, EnvState)>;
-
-/// How long the status page's view is reused.
-const PAGE_CACHE: Duration = Duration::from_secs(2);
-
-#[async_trait::async_trait]
-impl crate::http::StatusSource for Environments {
-    async fn environments(&self) -> Result<Vec<(EnvKey, EnvState)>, String> {
-        let mut cached = self.cached.lock().await;
-        if let Some((at, states)) = cached.as_ref()
-            && at.elapsed() < PAGE_CACHE
-        {
-            return Ok(states.clone());
-        }
-        let keys: Vec<EnvKey> = self.config.keys().collect();
-        let states = self
-            .state
-            .get_many(&keys)
-            .await
-            .map_err(|e| e.to_string())?;
-        let states: Vec<(EnvKey, EnvState)> = keys.into_iter().zip(states).collect();
-        *cached = Some((tokio::time::Instant::now(), states.clone()));
-        Ok(states)
-    }
-
-    async fn releases(
-        &self,
-        wanted: &[(String, String)],
-    ) -> std::collections::HashMap<String, crate::model::Release> {
-        let mut described = self.described.lock().await;
-        described.retain(|_, (at, _)| at.elapsed() < RELEASE_CACHE);
-        let mut read = 0;
-        for (project, id) in wanted {
-            if described.contains_key(id) || read >= RELEASES_PER_LOAD {
-                continue;
-            }
-            let Some(project) = self.config.project(project) else {
-                continue;
-            };
-            read += 1;
-            let table = self.config.releases_table(project);
-            // A release that cannot be read now is shown without its description.
-            let found = self.releases.get(table, id).await.ok().flatten();
-            described.insert(id.clone(), (tokio::time::Instant::now(), found));
-        }
-        wanted
-            .iter()
-            .filter_map(|(_, id)| Some((id.clone(), described.get(id)?.1.clone()?)))
-            .collect()
-    }
-
-    async fn release(&self, id: &str) -> Result<Option<crate::model::Release>, String> {
-        for table in self.config.releases_tables() {
-            if let Some(release) = self
-                .releases
-                .get(&table, id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                return Ok(Some(release));
-            }
-        }
-        Ok(None)
     }
 }
 
@@ -251,12 +165,13 @@ pub async fn run(
         health: health.clone(),
         registry: Arc::new(registry),
         refresh: Arc::new(move || gauges.refresh_gauges()),
-        status: Arc::new(Environments {
+        status: Arc::new(pages::Environments {
             config: config.clone(),
             state: shared.state.clone(),
             releases: crate::store::ReleaseStore::new(shared.dynamodb.clone()),
             cached: Default::default(),
             described: Default::default(),
+            reads: tokio::sync::Semaphore::new(pages::RELEASE_READS),
         }),
         layout: Arc::new(crate::http::view::Layout::of(&config)),
     };

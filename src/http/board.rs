@@ -123,6 +123,13 @@ pub(super) fn cell(card: &Card, now: Timestamp) -> String {
             said(error)
         );
     }
+    if let Some(error) = &card.resync_error {
+        let _ = write!(
+            html,
+            "<div class=\"error\"><small>resync failed: {}</small></div>",
+            said(error)
+        );
+    }
     if !card.drift.is_empty() {
         let _ = write!(
             html,

@@ -220,6 +220,10 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("<img"), "{html}");
+        assert!(
+            html.contains("resync failed: table t cannot be used: &lt;b&gt;"),
+            "{html}"
+        );
         let view = crate::http::view::environment(cards[0].clone(), &state, at);
         let page = crate::http::pages::environment(&view, at);
         assert!(page.contains("&lt;script&gt;"), "{page}");

@@ -2,7 +2,9 @@
 //! configuration's layout and the environments' state: each environment's card (what
 //! runs, what is wanted, the status as people read it, how far behind the environment
 //! before it), a release's place in every environment, an environment's history.
-//! The HTML and the API are two renderings of these values.
+//! The HTML and the API are two renderings of these values; both are readable by
+//! anyone who reaches the page, so every text from a record or an error is held
+//! here without AWS account ids (as `…`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,6 +14,11 @@ use crate::{
     config::Config,
     model::{EnvKey, Release, Timestamp, state::EnvState},
 };
+
+/// `text` without AWS account ids.
+fn plain(text: &str) -> String {
+    crate::model::shown::without_account_ids(text).into_owned()
+}
 
 /// The projects and their environments, each project's in promotion order: an
 /// environment comes after those it `requires` or is `auto_promote_from`, and
@@ -110,6 +117,8 @@ pub struct Card {
     pub since: Option<String>,
     pub message: Option<String>,
     pub last_error: Option<String>,
+    /// Why the last resync of this environment failed.
+    pub resync_error: Option<String>,
     pub drift: Vec<String>,
     pub drift_by_plan: Option<String>,
     pub rolled_back: Vec<String>,
@@ -184,7 +193,7 @@ pub fn cards(
                     release_id: o.release_id.clone(),
                     description: releases
                         .get(&o.release_id)
-                        .and_then(|r| r.description.clone()),
+                        .and_then(|r| r.description.as_deref().map(plain)),
                     since: o.since.to_wire(),
                 }),
                 desired_release: state.desired.as_ref().map(|d| d.release_id.clone()),
@@ -192,14 +201,18 @@ pub fn cards(
                 phase: state.activity.phase().map(str::to_owned),
                 status: state.activity.status().map(|s| s.as_str().to_owned()),
                 since: state.activity.since().map(|s| s.to_wire()),
-                message: state.activity.message().map(str::to_owned),
+                message: state.activity.message().map(plain),
                 last_error: state
                     .activity
                     .last_error()
                     .filter(|e| state.activity.message() != Some(*e))
-                    .map(str::to_owned),
+                    .map(plain),
+                resync_error: state.resync_error.as_deref().map(plain),
                 drift: state.drift.clone(),
-                drift_by_plan: state.plan_drift.as_ref().and_then(|p| p.found.clone()),
+                drift_by_plan: state
+                    .plan_drift
+                    .as_ref()
+                    .and_then(|p| p.found.as_deref().map(plain)),
                 rolled_back: state
                     .rolled_back
                     .iter()
@@ -276,9 +289,13 @@ pub fn release(layout: &Layout, release: &Release, states: &[(EnvKey, EnvState)]
     ReleaseView {
         release_id: release.release_id.clone(),
         project_id: release.project_id.clone(),
-        description: release.description.clone(),
+        description: release.description.as_deref().map(plain),
         date_created: release.date_created.map(|d| d.to_wire()),
-        images: release.images.clone(),
+        images: release
+            .images
+            .iter()
+            .map(|(s, i)| (s.clone(), i.as_deref().map(plain)))
+            .collect(),
         deployments: release
             .deployments
             .iter()
@@ -289,12 +306,12 @@ pub fn release(layout: &Layout, release: &Release, states: &[(EnvKey, EnvState)]
                 requested_by: d
                     .requested_by
                     .as_ref()
-                    .and_then(|p| p.name.clone().or(p.id.clone())),
+                    .and_then(|p| p.name.as_deref().or(p.id.as_deref()).map(plain)),
                 status: d
                     .status
                     .map_or("pending", crate::model::Status::as_str)
                     .to_owned(),
-                status_message: d.status_message.clone(),
+                status_message: d.status_message.as_deref().map(plain),
             })
             .collect(),
         running_in,
@@ -330,10 +347,10 @@ pub fn environment(card: Card, state: &EnvState, now: Timestamp) -> EnvView {
             .map(|h| HistoryView {
                 kind: h.kind.as_str().to_owned(),
                 release_id: h.release_id.clone(),
-                requested_by: h.requested_by.clone(),
+                requested_by: h.requested_by.as_deref().map(plain),
                 at: h.at.to_wire(),
                 status: h.status.as_str().to_owned(),
-                message: h.message.clone(),
+                message: plain(&h.message),
                 rolled_back: state.rolled_back(&h.release_id).is_some(),
             })
             .collect(),

@@ -77,7 +77,7 @@ fn a_manifest_with_problems_is_refused_naming_their_lines_and_nothing_is_written
     let manifest = dir.path().join(".wellcome_project");
     std::fs::write(
         &manifest,
-        "catalogue:\n  name: Catalogue\n  role_arn: admin\n  environments:\n    - id: stage\n    - name: Production\n",
+        "catalogue:\n  name: Catalogue\n  role_arn: admin\n  aws_region_name: evil.example/x\n  environments:\n    - id: stage\n    - name: Production\n",
     )
     .unwrap();
     let out = dir.path().join("relctl.toml");
@@ -91,8 +91,9 @@ fn a_manifest_with_problems_is_refused_naming_their_lines_and_nothing_is_written
     assert_eq!(code, 1, "{err}");
     for said in [
         "line 3: project \"catalogue\": \"role_arn\" must be an ARN string",
-        "line 5: project \"catalogue\": environment \"stage\" is missing \"name\"",
-        "line 6: project \"catalogue\": environments[1] has no \"id\"",
+        "line 4: project \"catalogue\": \"aws_region_name\" must be an AWS Region",
+        "line 6: project \"catalogue\": environment \"stage\" is missing \"name\"",
+        "line 7: project \"catalogue\": environments[1] has no \"id\"",
     ] {
         assert!(err.contains(said), "{said}\n{err}");
     }

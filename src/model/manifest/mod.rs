@@ -82,11 +82,13 @@ pub fn check(manifest: &Value, configured: Option<&BTreeMap<String, Vec<String>>
             );
         }
         if let Some(region) = project.get("aws_region_name")
-            && !region.is_string()
+            && !region
+                .as_str()
+                .is_some_and(crate::config::environment::is_region)
         {
             found.push(
                 &[id, "aws_region_name"],
-                format!("{at}: \"aws_region_name\" must be a string"),
+                format!("{at}: \"aws_region_name\" must be an AWS Region, such as \"eu-west-1\""),
             );
         }
         if let Some(account) = project.get("account_id")

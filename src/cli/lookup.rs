@@ -150,6 +150,20 @@ pub fn project_of<'a>(config: &'a Config, id: &str) -> Result<&'a Project, Failu
     })
 }
 
+/// The release with exactly this id (an id relctl read from a record, never a prefix).
+pub async fn exact(
+    config: &Config,
+    store: &ReleaseStore,
+    release_id: &str,
+) -> Result<Option<(String, Release)>, Failure> {
+    for table in config.releases_tables() {
+        if let Some(release) = store.get(&table, release_id).await? {
+            return Ok(Some((table, release)));
+        }
+    }
+    Ok(None)
+}
+
 /// How many of each project's newest releases a short id is looked for among.
 const PREFIX_WINDOW: usize = 5000;
 /// The shortest prefix taken for a release id (as git takes 4 for a commit).
@@ -163,10 +177,8 @@ pub async fn find(
     store: &ReleaseStore,
     release_id: &str,
 ) -> Result<(String, Release), Failure> {
-    for table in config.releases_tables() {
-        if let Some(release) = store.get(&table, release_id).await? {
-            return Ok((table, release));
-        }
+    if let Some(found) = exact(config, store, release_id).await? {
+        return Ok(found);
     }
     let not_found = || {
         Failure::refused(format!(

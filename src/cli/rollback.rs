@@ -46,7 +46,14 @@ pub async fn run(config: &Config, aws: &Aws, args: RollbackArgs) -> Result<(), F
                         args.environment
                     ))
                 })?;
-            lookup::find(config, &store, &succeeded.0.release_id).await?
+            lookup::exact(config, &store, &succeeded.0.release_id)
+                .await?
+                .ok_or_else(|| {
+                    Failure::refused(format!(
+                        "release {} (the last that succeeded in {}) is no longer in its table; name one with --to RELEASE",
+                        succeeded.0.release_id, args.environment
+                    ))
+                })?
         }
     };
     let description = format!(

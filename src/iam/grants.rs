@@ -261,6 +261,11 @@ fn grant_environment(policy: &mut Policy, project: &Project, env: &Environment, 
             .filter_map(|h| h.function.as_deref())
             .flat_map(|f| match f.starts_with("arn:") {
                 true => vec![f.to_owned()],
+                // A partial ARN: `account:function:name`.
+                false if f.contains(":function:") => vec![format!(
+                    "arn:{}:lambda:{}:{f}",
+                    scope.partition, scope.region
+                )],
                 // A name may carry its version or alias (`smoke:live`).
                 false if f.contains(':') => vec![scope.arn("lambda", &format!("function:{f}"))],
                 false => vec![

@@ -229,6 +229,8 @@ region = "us-east-1"
 function = "prepare"
 [[projects.environments.hooks.after]]
 function = "smoke:live"
+[[projects.environments.hooks.after]]
+function = "123456789012:function:partial"
 [[projects.environments.hooks.on_rollback]]
 function = "arn:aws:lambda:us-east-1:123456789012:function:page"
 "#,
@@ -252,6 +254,7 @@ function = "arn:aws:lambda:us-east-1:123456789012:function:page"
             statement["Resource"],
             json!([
                 format!("{arn}:page"),
+                format!("{arn}:partial"),
                 format!("{arn}:prepare"),
                 format!("{arn}:prepare:*"),
                 format!("{arn}:smoke:live"),

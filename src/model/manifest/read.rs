@@ -55,7 +55,7 @@ impl Read {
             }
         })?;
         let mut lines = HashMap::new();
-        let value = convert(&node, String::new(), &mut lines);
+        let value = convert(&node, String::new(), &mut lines, 0)?;
         Ok(Self {
             form: Form::Yaml,
             value,
@@ -98,35 +98,50 @@ fn error_line(error: &marked_yaml::LoadError) -> Option<usize> {
     }
 }
 
+/// How deep a manifest nests (it needs four levels; a hostile one could need a stack).
+const DEEPEST: usize = 16;
+
 /// The node as JSON, every node's line recorded under its JSON pointer.
-fn convert(node: &Node, at: String, lines: &mut HashMap<String, usize>) -> Value {
-    if let Some(line) = node.span().start().map(|m| m.line()) {
+fn convert(
+    node: &Node,
+    at: String,
+    lines: &mut HashMap<String, usize>,
+    depth: usize,
+) -> Result<Value, String> {
+    let line = node.span().start().map(|m| m.line());
+    if depth > DEEPEST {
+        return Err(format!(
+            "line {}: nested deeper than a manifest is ({DEEPEST} levels)",
+            line.unwrap_or(0)
+        ));
+    }
+    if let Some(line) = line {
         lines.insert(at.clone(), line);
     }
-    match node {
+    Ok(match node {
         Node::Scalar(scalar) => Value::String(scalar.as_str().to_owned()),
         Node::Sequence(items) => Value::Array(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| convert(item, format!("{at}/{i}"), lines))
-                .collect(),
+                .map(|(i, item)| convert(item, format!("{at}/{i}"), lines, depth + 1))
+                .collect::<Result<_, _>>()?,
         ),
         Node::Mapping(map) => Value::Object(
             map.iter()
                 .map(|(key, value)| {
                     let name = key.as_str().to_owned();
                     let here = format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
-                    let value = convert(value, here.clone(), lines);
+                    let value = convert(value, here.clone(), lines, depth + 1)?;
                     // The key's own line, not its value's (a nested mapping starts below).
                     if let Some(line) = key.span().start().map(|m| m.line()) {
                         lines.insert(here, line);
                     }
-                    (name, value)
+                    Ok((name, value))
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
         ),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -174,6 +189,12 @@ catalogue_api:
         assert!(error.starts_with("line 3: not YAML"), "{error}");
         let error = Read::parse("a:\n  name: [x\n").unwrap_err();
         assert!(error.starts_with("line "), "{error}");
+        let deep = format!("a: {}1{}\n", "[".repeat(40), "]".repeat(40));
+        let error = Read::parse(&deep).unwrap_err();
+        assert!(
+            error.contains("nested deeper than a manifest is"),
+            "{error}"
+        );
         let error = Read::parse("{ \"a\": }").unwrap_err();
         assert!(error.starts_with("line 1: not JSON"), "{error}");
     }

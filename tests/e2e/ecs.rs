@@ -638,6 +638,21 @@ async fn a_cancelled_rollout_is_no_longer_followed_and_says_what_it_left() {
         |n| *n == 1,
     )
     .await;
+    // Followed, it says how far the rollout is (what `deploy --wait` shows).
+    let following = h
+        .until_entry(TABLE, "r2", 0, |e| {
+            e.status_message
+                .as_deref()
+                .is_some_and(|m| m.contains("tasks running)"))
+        })
+        .await;
+    assert!(
+        following
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("waiting for ECS deployments: hatching-stage (")),
+        "{following:?}"
+    );
     let (code, _, err) = h
         .run(&["cancel", "r2", "--env", "stage", "--reason", "bad config"])
         .await;

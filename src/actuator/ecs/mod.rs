@@ -288,7 +288,11 @@ impl Actuator for Ecs {
                     });
                 }
                 Some(DeploymentRolloutState::Completed) => {}
-                _ => waiting.push(name.clone()),
+                // What a person following it reads: how far each rollout is.
+                _ => waiting.push(format!(
+                    "{name} ({}/{} tasks running)",
+                    primary.running_count, primary.desired_count
+                )),
             }
         }
         if !waiting.is_empty() {

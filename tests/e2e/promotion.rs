@@ -298,17 +298,18 @@ async fn a_rollback_on_a_protected_environment_waits_for_its_approval_then_resto
     assert_eq!(code, 0, "{err}");
     let forced = h.finished(TABLE, "r2", 2).await;
     assert_eq!(forced.status, Some(Status::Succeeded), "{forced:?}");
-    // The state is saved just after the entry's status: waited for, not raced.
+    // The state is saved just after the entry's status: waited for, not raced — and
+    // whole (moto applies an UpdateItem's SETs and REMOVEs one by one, so a reader can
+    // see the new activity before the mark is removed; DynamoDB applies them at once).
+    // Deployed on purpose, the release is no longer held back.
     let state = h
         .until_state("shop", "prod", |s| {
             s.activity.status() == Some(Status::Succeeded)
                 && s.activity.intent().is_some_and(|i| i.release_id == "r2")
+                && s.rolled_back.is_empty()
         })
         .await;
-    assert!(
-        state.rolled_back.is_empty(),
-        "deployed on purpose: no longer held back"
-    );
+    assert!(state.rolled_back.is_empty());
     controller.stop().await;
 }
 

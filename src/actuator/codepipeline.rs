@@ -25,7 +25,8 @@ pub struct CodePipeline {
 
 impl CodePipeline {
     /// "awaiting approval in stage X (action Y)", if the execution waits on one.
-    async fn pending_approval(&self, execution: &str) -> Result<Option<String>, ActuatorError> {
+    /// Where `execution` is: an approval it waits for, else the stage it runs in.
+    async fn position(&self, execution: &str) -> Result<Position, ActuatorError> {
         let state = self
             .client
             .get_pipeline_state()
@@ -33,15 +34,17 @@ impl CodePipeline {
             .send()
             .await
             .map_err(|e| ActuatorError::aws("GetPipelineState", e))?;
+        let mut running = None;
         for stage in state.stage_states.unwrap_or_default() {
             let ours = stage
                 .latest_execution
                 .as_ref()
-                .is_some_and(|l| l.pipeline_execution_id == execution);
-            if !ours {
+                .filter(|l| l.pipeline_execution_id == execution);
+            let Some(latest) = ours else {
                 continue;
-            }
-            for action in stage.action_states.unwrap_or_default() {
+            };
+            let in_progress = latest.status.as_str() == "InProgress";
+            for action in stage.action_states.as_deref().unwrap_or_default() {
                 let waiting = action.latest_execution.as_ref().is_some_and(|l| {
                     l.status
                         .as_ref()
@@ -49,16 +52,26 @@ impl CodePipeline {
                         && l.token.is_some()
                 });
                 if waiting {
-                    return Ok(Some(format!(
+                    return Ok(Position::Approval(format!(
                         "awaiting approval in stage {} (action {})",
                         stage.stage_name.as_deref().unwrap_or("?"),
                         action.action_name.as_deref().unwrap_or("?")
                     )));
                 }
             }
+            if in_progress && running.is_none() {
+                running = stage.stage_name.clone();
+            }
         }
-        Ok(None)
+        Ok(running.map_or(Position::Unknown, Position::Stage))
     }
+}
+
+/// Where an execution is, as the pipeline's state says.
+enum Position {
+    Approval(String),
+    Stage(String),
+    Unknown,
 }
 
 #[async_trait]
@@ -160,13 +173,20 @@ impl Actuator for CodePipeline {
                 message: format!("pipeline {name} execution {handle} succeeded"),
             },
             Some(PipelineExecutionStatus::InProgress | PipelineExecutionStatus::Stopping)
-            | None => match self.pending_approval(handle).await? {
-                Some(waiting) => Progress::AwaitingApproval {
+            | None => match self.position(handle).await? {
+                Position::Approval(waiting) => Progress::AwaitingApproval {
                     after: self.poll_interval,
                     plan: None,
                     message: format!("pipeline {name}: {waiting}"),
                 },
-                None => Progress::Waiting {
+                Position::Stage(stage) => Progress::Waiting {
+                    after: self.poll_interval,
+                    message: format!(
+                        "pipeline {name} execution {handle} in progress: stage {}",
+                        crate::model::text::message(&stage)
+                    ),
+                },
+                Position::Unknown => Progress::Waiting {
                     after: self.poll_interval,
                     message: format!("pipeline {name} execution {handle} in progress"),
                 },

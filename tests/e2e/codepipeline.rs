@@ -231,6 +231,13 @@ async fn a_cancelled_deployment_stops_its_pipeline_execution_and_is_recorded_can
     while stub.count("StartPipelineExecution") == 0 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Followed, it says which stage runs (what `deploy --wait` shows).
+    h.until_entry(TABLE, "r1", 0, |e| {
+        e.status_message
+            .as_deref()
+            .is_some_and(|m| m.ends_with("execution exec-1 in progress: stage Apply"))
+    })
+    .await;
     let (code, _, err) = h
         .run(&["cancel", "r1", "--env", "stage", "--reason", "wrong build"])
         .await;

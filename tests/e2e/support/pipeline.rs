@@ -84,10 +84,18 @@ pub fn handle(state: &Mutex<Pipeline>, op: &str, body: Value) -> Result<Value, s
                     "latestExecution": { "status": "InProgress", "token": "approval-token" } }),
                 None => json!({ "actionName": "ManualApproval" }),
             };
+            // An execution running its script (not waiting for an approval) is in Apply.
+            let applying = p
+                .executions
+                .last()
+                .filter(|e| matches!(e.2.front(), Some(&"InProgress" | &"Hold")))
+                .map(|e| e.0.clone());
             Ok(json!({ "pipelineName": body["name"], "stageStates": [
                 { "stageName": "Source", "latestExecution": { "pipelineExecutionId": "old", "status": "Succeeded" } },
                 { "stageName": "Approve", "actionStates": [action],
                   "latestExecution": { "pipelineExecutionId": waiting.unwrap_or_default(), "status": "InProgress" } },
+                { "stageName": "Apply",
+                  "latestExecution": { "pipelineExecutionId": applying.unwrap_or_default(), "status": "InProgress" } },
             ]}))
         }
         "StopPipelineExecution" => {

@@ -182,7 +182,7 @@ pub async fn find(
     }
     let not_found = || {
         Failure::refused(format!(
-            "release {release_id} was not found; `relctl release list --project P` lists releases"
+            "release {release_id} was not found (as a whole id, or as the start of one among each project's {PREFIX_WINDOW} newest); `relctl release list --project P` lists releases"
         ))
     };
     if release_id.chars().count() < PREFIX_MIN {

@@ -73,7 +73,7 @@ async fn refusals_say_what_to_do_and_exit_one_without_writing() {
     let (code, _, err) = relctl(&h, &["deploy", "no-such-release", "--env", "stage"]).await;
     assert_eq!(code, 1);
     assert!(
-        err.contains("release no-such-release was not found; `relctl release list"),
+        err.contains("release no-such-release was not found (as a whole id, or as the start of one among each project's 5000 newest); `relctl release list"),
         "{err}"
     );
 

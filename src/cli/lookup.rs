@@ -107,16 +107,7 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// "3s ago", "4 min ago", "2 h ago", "5 days ago".
-pub fn ago(ms: i64) -> String {
-    let secs = (ms.max(0) as f64 / 1000.0).round() as i64;
-    match secs {
-        0..=59 => format!("{secs}s ago"),
-        60..=3599 => format!("{} min ago", secs / 60),
-        3600..=172_799 => format!("{} h ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86_400),
-    }
-}
+pub use crate::model::shown::ago;
 
 /// A warning for people when no controller holds the lease, or None when one does.
 pub fn no_controller(holder: Option<&Holder>) -> Option<String> {
@@ -156,12 +147,7 @@ pub async fn exact(
     store: &ReleaseStore,
     release_id: &str,
 ) -> Result<Option<(String, Release)>, Failure> {
-    for table in config.releases_tables() {
-        if let Some(release) = store.get(&table, release_id).await? {
-            return Ok(Some((table, release)));
-        }
-    }
-    Ok(None)
+    Ok(store.find_in(&config.releases_tables(), release_id).await?)
 }
 
 /// How many of each project's newest releases a short id is looked for among.

@@ -139,7 +139,7 @@ pub fn age(at: &str, now_ms: i64) -> String {
         return at.to_owned();
     }
     match Timestamp::parse(at) {
-        Ok(t) => super::lookup::ago(now_ms - t.as_utc().timestamp_millis()),
+        Ok(t) => shown::ago(now_ms - t.as_utc().timestamp_millis()),
         Err(_) => at.to_owned(),
     }
 }

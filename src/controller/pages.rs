@@ -105,22 +105,15 @@ impl crate::http::StatusSource for Environments {
         {
             return Ok(found.clone());
         }
-        let mut found = None;
-        {
+        let found = {
             // A page anyone can ask for: a few reads at a time, whatever they ask.
             let _turn = self.reads.acquire().await;
-            for table in self.config.releases_tables() {
-                if let Some(release) = self
-                    .releases
-                    .get(&table, id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    found = Some(release);
-                    break;
-                }
-            }
-        }
+            self.releases
+                .find_in(&self.config.releases_tables(), id)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|(_, release)| release)
+        };
         remember(
             &mut *self.described.lock().await,
             vec![(id.to_owned(), found.clone())],

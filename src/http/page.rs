@@ -45,7 +45,7 @@ pub(super) fn frame(title: &str, refresh: Option<u32>, body: &str) -> String {
 /// A time as people read it ("12 min ago"), the exact time on hover.
 pub(super) fn age(at: &str, now: Timestamp) -> String {
     let shown = match Timestamp::parse(at) {
-        Ok(t) => ago((now.as_utc() - t.as_utc()).num_milliseconds()),
+        Ok(t) => crate::model::shown::ago((now.as_utc() - t.as_utc()).num_milliseconds()),
         Err(_) => at.to_owned(),
     };
     format!(
@@ -54,16 +54,6 @@ pub(super) fn age(at: &str, now: Timestamp) -> String {
         escape(at),
         escape(&shown)
     )
-}
-
-fn ago(ms: i64) -> String {
-    let secs = ms.max(0) / 1000;
-    match secs {
-        0..=59 => format!("{secs}s ago"),
-        60..=3599 => format!("{} min ago", secs / 60),
-        3600..=172_799 => format!("{} h ago", secs / 3600),
-        _ => format!("{} days ago", secs / 86_400),
-    }
 }
 
 /// A release id as a link to its page: its first 8 characters, the whole on hover.

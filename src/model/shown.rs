@@ -76,6 +76,18 @@ pub fn who(text: &str) -> &str {
         .unwrap_or(text)
 }
 
+/// An age as people say it: "3s ago", "4 min ago", "2 h ago", "5 days ago" (from
+/// milliseconds; the CLI's tables and the board's pages both show ages so).
+pub fn ago(ms: i64) -> String {
+    let secs = (ms.max(0) as f64 / 1000.0).round() as i64;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=172_799 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
 /// `text` with every AWS account id (a run of exactly twelve digits) replaced by
 /// `…`: what a page shows of an error, to anyone who can reach it.
 pub fn without_account_ids(text: &str) -> Cow<'_, str> {

@@ -80,6 +80,21 @@ impl ReleaseStore {
     }
 
     /// Writes a new release item; refuses to overwrite an existing `release_id`.
+    /// The release with exactly this id in the first of `tables` that holds it, and
+    /// that table.
+    pub async fn find_in(
+        &self,
+        tables: &[String],
+        release_id: &str,
+    ) -> Result<Option<(String, Release)>, StoreError> {
+        for table in tables {
+            if let Some(release) = self.get(table, release_id).await? {
+                return Ok(Some((table.clone(), release)));
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn create(&self, table: &str, release: &Release) -> Result<(), StoreError> {
         let item: Item = serde_dynamo::to_item(release).map_err(|e| StoreError::Encode {
             what: "release",

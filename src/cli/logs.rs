@@ -80,10 +80,7 @@ pub async fn run(
         phase: activity.phase().map(str::to_owned),
         since: activity.since().map(|t| t.to_wire()),
         message: activity.message().map(str::to_owned),
-        last_error: activity
-            .last_error()
-            .filter(|e| activity.message() != Some(*e))
-            .map(str::to_owned),
+        last_error: activity.error_beside_message().map(str::to_owned),
         run: run.map(|r| Run {
             run_id: r.run_id,
             owner: r.owner,

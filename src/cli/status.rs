@@ -123,11 +123,7 @@ async fn once(
             phase: env.activity.phase().map(str::to_owned),
             status: env.activity.status().map(|s| s.as_str().to_owned()),
             since: env.activity.since().map(|s| s.to_wire()),
-            last_error: env
-                .activity
-                .last_error()
-                .filter(|e| env.activity.message() != Some(*e))
-                .map(str::to_owned),
+            last_error: env.activity.error_beside_message().map(str::to_owned),
             message: env.activity.message().map(str::to_owned),
             drift: env.drift,
             plan_drift: env.plan_drift,

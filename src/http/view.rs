@@ -202,11 +202,7 @@ pub fn cards(
                 status: state.activity.status().map(|s| s.as_str().to_owned()),
                 since: state.activity.since().map(|s| s.to_wire()),
                 message: state.activity.message().map(plain),
-                last_error: state
-                    .activity
-                    .last_error()
-                    .filter(|e| state.activity.message() != Some(*e))
-                    .map(plain),
+                last_error: state.activity.error_beside_message().map(plain),
                 resync_error: state.resync_error.as_deref().map(plain),
                 drift: state.drift.clone(),
                 drift_by_plan: state

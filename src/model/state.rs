@@ -432,6 +432,12 @@ impl Activity {
         }
     }
 
+    /// The last error where it says more than the message does (a failed attempt's,
+    /// while the message says what is being tried now): what a reader is shown beside it.
+    pub fn error_beside_message(&self) -> Option<&str> {
+        self.last_error().filter(|e| self.message() != Some(*e))
+    }
+
     /// The actuator run being followed.
     pub fn run(&self) -> Option<&Run> {
         match self {

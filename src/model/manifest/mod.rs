@@ -20,10 +20,12 @@ pub struct Problem {
 }
 
 fn pointer(parts: &[&str]) -> String {
-    parts
-        .iter()
-        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
-        .collect()
+    parts.iter().map(|p| format!("/{}", segment(p))).collect()
+}
+
+/// One JSON pointer segment (RFC 6901: `~` and `/` escaped).
+pub(crate) fn segment(part: &str) -> String {
+    part.replace('~', "~0").replace('/', "~1")
 }
 
 /// A `name` that is a non-empty string.

@@ -131,7 +131,7 @@ fn convert(
             map.iter()
                 .map(|(key, value)| {
                     let name = key.as_str().to_owned();
-                    let here = format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+                    let here = format!("{at}/{}", super::segment(&name));
                     let value = convert(value, here.clone(), lines, depth + 1)?;
                     // The key's own line, not its value's (a nested mapping starts below).
                     if let Some(line) = key.span().start().map(|m| m.line()) {

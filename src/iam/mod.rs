@@ -178,6 +178,14 @@ mod tests {
         assert_eq!(account_of("relctl-deploy"), None);
     }
 
+    fn scope() -> Scope {
+        Scope {
+            partition: "aws".into(),
+            region: "eu-west-1".into(),
+            account: "123456789012".into(),
+        }
+    }
+
     #[test]
     fn a_terraform_source_grants_reading_exactly_its_objects() {
         let config = crate::config::Config::from_toml(
@@ -192,11 +200,7 @@ actuator = { kind = "terraform", source = { s3 = "s3://team-envs/envs/{environme
 "#,
         )
         .unwrap();
-        let scope = Scope {
-            partition: "aws".into(),
-            region: "eu-west-1".into(),
-            account: "123456789012".into(),
-        };
+        let scope = scope();
         let document = grants::controller(&config, &scope).document();
         let statement = document["Statement"]
             .as_array()
@@ -236,11 +240,7 @@ function = "arn:aws:lambda:us-east-1:123456789012:function:page"
 "#,
         )
         .unwrap();
-        let scope = Scope {
-            partition: "aws".into(),
-            region: "eu-west-1".into(),
-            account: "123456789012".into(),
-        };
+        let scope = scope();
         let document = grants::controller(&config, &scope).document();
         let statement = document["Statement"]
             .as_array()

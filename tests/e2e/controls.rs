@@ -9,7 +9,8 @@ use serde_json::json;
 
 const TABLE: &str = "relctl-releases";
 
-async fn releases(h: &Harness, ids: &[&str]) {
+/// Releases `ids` of project `shop`, each with its own `web` image (hooks.rs too).
+pub(crate) async fn releases(h: &Harness, ids: &[&str]) {
     for id in ids {
         h.put_release(
             TABLE,

@@ -5,25 +5,14 @@
 
 use std::sync::Arc;
 
-use crate::support::{Harness, lambda::LambdaStub, release};
+use crate::{
+    controls::releases,
+    support::{Harness, lambda::LambdaStub},
+};
 use relctl::model::Status;
 use serde_json::json;
 
 const TABLE: &str = "relctl-releases";
-
-async fn releases(h: &Harness, ids: &[&str]) {
-    for id in ids {
-        h.put_release(
-            TABLE,
-            release(
-                id,
-                "shop",
-                json!({ "web": format!("registry.example/web:{id}") }),
-            ),
-        )
-        .await;
-    }
-}
 
 /// Hooks around a deployment: `before` runs with the deployment in its environment
 /// before anything is pinned; an `after` hook that fails fails the deployment, unless
